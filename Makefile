@@ -1,0 +1,67 @@
+# The pipeline's DAG. `make all` installs what is missing, builds, and runs every stage on
+# CONFIG; each stage target builds what is upstream first. Stages reuse a published artifact
+# when its key (config section + input keys + stage version) is unchanged, so rerunning is cheap.
+#
+#   make all                              the whole pipeline on configs/default.yaml
+#   make ingest CONFIG=configs/x.yaml     one stage (and what it needs) on another config
+#   make all SET="seed=7 ingest.validation_fraction=0.2"   overrides, one key=value per word
+#   make status | config | clean | gc | test
+
+CONFIG ?= configs/default.yaml
+SET ?=
+ARTIFACTS ?= artifacts
+# onnxruntime-node's install script downloads CUDA files when it thinks CUDA is present; skip
+# that by default (the CPU binaries ship in the package). On a CUDA 12 host: ORT_INSTALL=cuda12.
+ORT_INSTALL ?= skip
+
+NODE ?= node
+ARGS = --config $(CONFIG) --artifacts $(ARTIFACTS) $(foreach s,$(SET),--set $(s))
+STAGE = $(NODE) dist/stages/$(1).js $(ARGS)
+
+SOURCES := $(shell find stages pipeline scripts test types -name '*.ts' 2>/dev/null) tsconfig.json
+INSTALLED := node_modules/.installed
+BUILT := dist/.built
+DEMO_DATA := data/demo/SOURCE.md
+
+.PHONY: all install build demo-data ingest status config clean gc test
+
+# One planner process answers "would anything run?"; only then are the stage targets walked.
+# That keeps a no-op `make all` to one Node start-up instead of one per stage.
+all: $(BUILT) $(DEMO_DATA)
+	@if $(NODE) dist/scripts/status.js $(ARGS) --check; then \
+	  echo "all stages up to date for $(CONFIG) (make status explains, make clean forgets the run)"; \
+	else \
+	  $(MAKE) --no-print-directory ingest; \
+	fi
+
+install: $(INSTALLED)
+$(INSTALLED): package.json package-lock.json
+	ONNXRUNTIME_NODE_INSTALL=$(ORT_INSTALL) npm ci --no-audit --no-fund
+	@touch $@
+
+build: $(BUILT)
+$(BUILT): $(INSTALLED) $(SOURCES)
+	npx tsc -p tsconfig.json
+	@touch $@
+
+demo-data: $(DEMO_DATA)
+$(DEMO_DATA): $(BUILT) pipeline/ingest/demo.ts
+	$(NODE) dist/scripts/generate-demo-data.js --out data/demo
+
+ingest: $(BUILT) $(DEMO_DATA)
+	@$(call STAGE,ingest)
+
+status: $(BUILT)
+	@$(NODE) dist/scripts/status.js $(ARGS)
+
+config: $(BUILT)
+	@$(NODE) dist/scripts/config.js $(ARGS)
+
+clean: $(BUILT)
+	@$(NODE) dist/scripts/clean.js $(ARGS)
+
+gc: $(BUILT)
+	@$(NODE) dist/scripts/gc.js --artifacts $(ARTIFACTS)
+
+test: $(BUILT)
+	$(NODE) --test --test-concurrency=2 dist/test/

@@ -1,0 +1,60 @@
+import { hashValue } from '../hash.js';
+import type { LoadedConfig } from '../config/index.js';
+import type { ArtifactStore } from './store.js';
+
+/** What the store needs to know about a stage to compute its key. */
+export interface StageSpec {
+  name: string;
+  /** Bump when the stage's code changes what it writes: every key of the stage changes. */
+  version: number;
+  inputs: readonly string[];
+  /**
+   * The config fields that can change the output, keyed by their config path
+   * (`{ ingest: {...}, seed }`); batch sizes for inference, threads and progress display are left out.
+   */
+  params(loaded: LoadedConfig): unknown;
+  /** Content hashes of the files the stage reads from outside the store (data, models). */
+  sources?(loaded: LoadedConfig, store: ArtifactStore): Promise<Record<string, string>>;
+}
+
+export interface PlannedStage {
+  spec: StageSpec;
+  key: string;
+  params: unknown;
+  inputs: Record<string, string>;
+  sources: Record<string, string>;
+}
+
+/**
+ * Computes the key of `target` and of everything upstream of it. A key hashes the stage's name
+ * and version, its params, its source files and its inputs' keys, so a change anywhere upstream
+ * changes every key below it, and a change to `train.*` changes no key above train.
+ */
+export async function planStages(
+  specs: readonly StageSpec[],
+  loaded: LoadedConfig,
+  store: ArtifactStore,
+  target?: string,
+): Promise<Map<string, PlannedStage>> {
+  const byName = new Map(specs.map((s) => [s.name, s]));
+  const planned = new Map<string, PlannedStage>();
+  const visit = async (name: string): Promise<PlannedStage> => {
+    const done = planned.get(name);
+    if (done) return done;
+    const spec = byName.get(name);
+    if (!spec) throw new Error(`unknown stage ${name}`);
+    const inputs: Record<string, string> = {};
+    for (const input of spec.inputs) inputs[input] = (await visit(input)).key;
+    const params = spec.params(loaded);
+    const sources = spec.sources ? await spec.sources(loaded, store) : {};
+    const key = hashValue({ stage: spec.name, version: spec.version, params, inputs, sources }).slice(0, 16);
+    const stage = { spec, key, params, inputs, sources };
+    planned.set(name, stage);
+    return stage;
+  };
+  for (const spec of specs) {
+    await visit(spec.name);
+    if (spec.name === target) break;
+  }
+  return planned;
+}

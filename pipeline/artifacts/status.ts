@@ -1,0 +1,70 @@
+import { stableStringify } from '../hash.js';
+import type { PlannedStage } from './plan.js';
+import type { ArtifactStore } from './store.js';
+
+/** True when every stage is built and the run already points at it: `make all` has nothing to do. */
+export function allUpToDate(statuses: StageStatus[], pointers: Record<string, string>): boolean {
+  return statuses.every((s) => s.built && pointers[s.stage] === s.key);
+}
+
+export interface StageStatus {
+  stage: string;
+  key: string;
+  built: boolean;
+  /** Why the stage would run (empty when it is up to date). */
+  reasons: string[];
+}
+
+/**
+ * Says, per stage, whether its artifact exists and, if not, what changed since the artifact
+ * the run last used (as `dvc status` does): a param, an input's key, a source file, the code.
+ */
+export function explainStatus(plan: Map<string, PlannedStage>, store: ArtifactStore, pointers: Record<string, string>): StageStatus[] {
+  const statuses: StageStatus[] = [];
+  for (const stage of plan.values()) {
+    const name = stage.spec.name;
+    const built = store.readManifest(name, stage.key) !== undefined;
+    const reasons: string[] = [];
+    if (!built) {
+      const previousKey = pointers[name];
+      const previous = previousKey ? store.readManifest(name, previousKey) : undefined;
+      if (!previousKey) reasons.push('never built for this run');
+      else if (!previous) reasons.push(`the artifact it used (${previousKey}) is gone`);
+      else {
+        if (previous.stage_version !== stage.spec.version) reasons.push(`stage code changed (version ${previous.stage_version} -> ${stage.spec.version})`);
+        for (const change of diffValues(previous.params, stage.params)) reasons.push(change);
+        for (const [input, key] of Object.entries(stage.inputs)) {
+          if (previous.inputs[input] !== key) reasons.push(`input ${input} changed (${previous.inputs[input] ?? 'none'} -> ${key})`);
+        }
+        for (const [source, hash] of Object.entries(stage.sources)) {
+          if (previous.sources[source] !== hash) reasons.push(`source ${source} changed`);
+        }
+        if (!reasons.length) reasons.push('key changed');
+      }
+    }
+    statuses.push({ stage: name, key: stage.key, built, reasons });
+  }
+  return statuses;
+}
+
+/** Lists `a.b: old -> new` for every leaf that differs between two config sections. */
+export function diffValues(before: unknown, after: unknown, prefix = ''): string[] {
+  const changes: string[] = [];
+  const walk = (a: unknown, b: unknown, path: string): void => {
+    if (isObject(a) && isObject(b)) {
+      for (const key of new Set([...Object.keys(a), ...Object.keys(b)])) walk(a[key], b[key], path ? `${path}.${key}` : key);
+    } else if (stableStringify(a) !== stableStringify(b)) {
+      changes.push(`${path}: ${show(a)} -> ${show(b)}`);
+    }
+  };
+  walk(before, after, prefix);
+  return changes;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+function show(value: unknown): string {
+  return value === undefined ? '(unset)' : JSON.stringify(value);
+}

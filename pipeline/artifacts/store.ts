@@ -1,0 +1,146 @@
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync, openSync, fsyncSync, closeSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { sha256File } from '../hash.js';
+import { acquireLock } from './lock.js';
+
+export const MANIFEST = 'manifest.json';
+
+export interface FileEntry {
+  bytes: number;
+  sha256: string;
+}
+
+/** What a stage records about one artifact. A folder without this file does not exist. */
+export interface Manifest {
+  stage: string;
+  key: string;
+  stage_version: number;
+  created_at: string;
+  /** The stage's own config section, as it went into the key. */
+  params: unknown;
+  /** Upstream stage -> key. */
+  inputs: Record<string, string>;
+  /** Source files (data, models) -> sha256, as they went into the key. */
+  sources: Record<string, string>;
+  files: Record<string, FileEntry>;
+  rows: Record<string, number>;
+  timings: Record<string, number>;
+  versions: Record<string, string>;
+  /** Anything else the stage wants to say (backend, execution provider, statistics). */
+  details: Record<string, unknown>;
+}
+
+export type ManifestBody = Pick<Manifest, 'rows'> & Partial<Pick<Manifest, 'timings' | 'versions' | 'details'>>;
+
+export interface BuildContext {
+  /** The folder to write into; it becomes the artifact when `build` returns. */
+  dir: string;
+  /** True when an earlier, interrupted build of this key left its work in `dir`. */
+  resumed: boolean;
+}
+
+/**
+ * The content-addressed artifact store: `<root>/<stage>/<key>/` with a manifest. Writers build
+ * into `<root>/<stage>/.partial-<key>/` under a lock, then publish with one rename.
+ */
+export class ArtifactStore {
+  constructor(readonly root: string) {}
+
+  keyDir(stage: string, key: string): string {
+    return join(this.root, stage, key);
+  }
+
+  readManifest(stage: string, key: string): Manifest | undefined {
+    const path = join(this.keyDir(stage, key), MANIFEST);
+    if (!existsSync(path)) return undefined;
+    return JSON.parse(readFileSync(path, 'utf8')) as Manifest;
+  }
+
+  /** Keys of a stage that are published (have a manifest). */
+  listKeys(stage: string): string[] {
+    const dir = join(this.root, stage);
+    if (!existsSync(dir)) return [];
+    return readdirSync(dir).filter((name) => !name.startsWith('.') && !name.endsWith('.lock') && existsSync(join(dir, name, MANIFEST)));
+  }
+
+  cacheDir(name: string): string {
+    const dir = join(this.root, '.cache', name);
+    mkdirSync(dir, { recursive: true });
+    return dir;
+  }
+
+  /**
+   * Returns the published artifact for (stage, key), building it first if needed. Two processes
+   * asking for the same key never both build it: the second waits, then finds it published.
+   * `resumable` keeps an interrupted build's partial folder for the next attempt.
+   */
+  async ensure(
+    header: Pick<Manifest, 'stage' | 'key' | 'stage_version' | 'params' | 'inputs' | 'sources'>,
+    build: (ctx: BuildContext) => Promise<ManifestBody>,
+    options: { resumable?: boolean } = {},
+  ): Promise<{ manifest: Manifest; dir: string; built: boolean }> {
+    const { stage, key } = header;
+    const dir = this.keyDir(stage, key);
+    const existing = this.readManifest(stage, key);
+    if (existing) return { manifest: existing, dir, built: false };
+
+    mkdirSync(join(this.root, stage), { recursive: true });
+    const lock = await acquireLock(join(this.root, stage, `${key}.lock`), `${stage} ${key}`);
+    try {
+      const published = this.readManifest(stage, key);
+      if (published) return { manifest: published, dir, built: false };
+      // A folder without a manifest at the key path is debris from a foreign tool; it is not ours.
+      if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
+
+      const partial = join(this.root, stage, `.partial-${key}`);
+      const resumed = Boolean(options.resumable) && existsSync(partial);
+      if (!resumed) rmSync(partial, { recursive: true, force: true });
+      mkdirSync(partial, { recursive: true });
+
+      const started = performance.now();
+      const body = await build({ dir: partial, resumed });
+      const manifest: Manifest = {
+        ...header,
+        created_at: new Date().toISOString(),
+        files: await describeFiles(partial),
+        rows: body.rows,
+        timings: { seconds: round((performance.now() - started) / 1000), ...body.timings },
+        versions: { node: process.version, ...body.versions },
+        details: body.details ?? {},
+      };
+      writeDurably(join(partial, MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`);
+      renameSync(partial, dir);
+      return { manifest, dir, built: true };
+    } finally {
+      lock.release();
+    }
+  }
+}
+
+function round(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}
+
+async function describeFiles(root: string): Promise<Record<string, FileEntry>> {
+  const files: Record<string, FileEntry> = {};
+  const walk = async (dir: string): Promise<void> => {
+    for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) await walk(path);
+      else if (entry.name !== MANIFEST) files[relative(root, path)] = { bytes: statSync(path).size, sha256: await sha256File(path) };
+    }
+  };
+  await walk(root);
+  return files;
+}
+
+/** Writes a file and flushes it to disk, so that a published manifest is never empty after a crash. */
+export function writeDurably(path: string, text: string | Uint8Array): void {
+  writeFileSync(path, text);
+  const fd = openSync(path, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}

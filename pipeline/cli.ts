@@ -1,0 +1,33 @@
+import yargs, { type Argv } from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { UserError } from './errors.js';
+
+/** The options every stage and command shares. */
+export interface CommonArgs {
+  config: string;
+  set: string[];
+  artifacts: string;
+}
+
+/**
+ * Parses a command line with the shared options plus the command's own. Unknown options are
+ * errors, as unknown config keys are.
+ */
+export async function parseArgs<T>(command: string, describe: string, extend: (y: Argv<CommonArgs>) => Argv<T> = (y) => y as unknown as Argv<T>): Promise<T & CommonArgs> {
+  const base = yargs(hideBin(process.argv))
+    .scriptName(command)
+    .usage(`$0 [options]\n\n${describe}`)
+    .option('config', { type: 'string', default: 'configs/default.yaml', describe: 'YAML config file' })
+    .option('set', { type: 'string', array: true, default: [] as string[], describe: 'override a config value: --set train.lr=0.0003' })
+    .option('artifacts', { type: 'string', default: process.env.PIPELINE_ARTIFACTS ?? 'artifacts', describe: 'artifact store folder' })
+    .strict()
+    .help()
+    .fail((message, error) => {
+      if (error) throw error;
+      throw new UserError(`${command}: ${message} (see --help)`);
+    }) as unknown as Argv<CommonArgs>;
+  const argv = (await extend(base).parseAsync()) as T & CommonArgs;
+  // `make ... SET="a=1 b=2"` arrives as one --set per word; an empty SET arrives as "".
+  argv.set = (argv.set ?? []).flatMap((s) => String(s).split(/\s+/)).filter(Boolean);
+  return argv;
+}

@@ -1,0 +1,158 @@
+import { readFileSync, existsSync } from 'node:fs';
+import { basename, dirname, extname, isAbsolute, resolve } from 'node:path';
+import YAML from 'yaml';
+import { z } from 'zod';
+import { UserError } from '../errors.js';
+import { configSchema, type Config } from './schema.js';
+
+export { configSchema, type Config, type IngestConfig } from './schema.js';
+
+/** A loaded config: the validated values, where they came from, and the folder relative paths start from. */
+export interface LoadedConfig {
+  config: Config;
+  /** The config file as given. */
+  path: string;
+  /** Relative paths in the config (data sources, models) are resolved against this folder. */
+  baseDir: string;
+}
+
+/**
+ * Loads a YAML config: follows `extends:` (objects merge, lists replace), applies `--set`
+ * overrides, then validates. Any mistake is one UserError naming the file and field.
+ */
+export function loadConfig(path: string, overrides: string[] = []): LoadedConfig {
+  const raw = readWithExtends(resolve(path), []);
+  for (const override of overrides) applyOverride(raw, override);
+  const result = configSchema.safeParse(raw, { reportInput: true });
+  if (!result.success) throw new UserError(`${path}: ${formatIssues(result.error.issues)}`);
+  const config = { ...result.data, run: result.data.run ?? basename(path, extname(path)) };
+  return { config, path, baseDir: dirname(resolve(path)) };
+}
+
+/** Resolves a path written in a config file. URLs are returned as they are. */
+export function resolveConfigPath(loaded: LoadedConfig, path: string): string {
+  if (/^[a-z]+:\/\//i.test(path) || isAbsolute(path)) return path;
+  return resolve(loaded.baseDir, path);
+}
+
+function readWithExtends(path: string, chain: string[]): Record<string, unknown> {
+  if (chain.includes(path)) throw new UserError(`${chain[0]}: "extends" forms a cycle through ${path}`);
+  if (!existsSync(path)) {
+    const from = chain.length ? ` (extended by ${chain[chain.length - 1]})` : '';
+    throw new UserError(`config file not found: ${path}${from}`);
+  }
+  const doc = YAML.parseDocument(readFileSync(path, 'utf8'), { prettyErrors: true });
+  if (doc.errors.length) {
+    const e = doc.errors[0]!;
+    const where = e.linePos ? `:${e.linePos[0].line}:${e.linePos[0].col}` : '';
+    throw new UserError(`${path}${where}: invalid YAML: ${e.message.split('\n')[0]}`);
+  }
+  const value = doc.toJS() ?? {};
+  if (typeof value !== 'object' || Array.isArray(value)) throw new UserError(`${path}: expected a mapping of config keys at the top level`);
+  const { extends: parent, ...own } = value as Record<string, unknown>;
+  if (parent === undefined) return own;
+  if (typeof parent !== 'string') throw new UserError(`${path}: extends: expected a file path, got ${JSON.stringify(parent)}`);
+  const base = readWithExtends(resolve(dirname(path), parent), [...chain, path]);
+  return deepMerge(base, own);
+}
+
+function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [key, value] of Object.entries(over)) {
+    const prev = out[key];
+    out[key] = isPlainObject(prev) && isPlainObject(value) ? deepMerge(prev, value) : value;
+  }
+  return out;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+/** `train.layers[1].units=256`: the value is read as YAML, so numbers, booleans and lists work. */
+export function applyOverride(target: Record<string, unknown>, override: string): void {
+  const eq = override.indexOf('=');
+  if (eq <= 0) throw new UserError(`--set ${override}: expected key=value, e.g. --set train.lr=0.0003`);
+  const keyPath = parseKeyPath(override.slice(0, eq), `--set ${override}`);
+  let value: unknown;
+  try {
+    value = YAML.parse(override.slice(eq + 1));
+  } catch {
+    value = override.slice(eq + 1);
+  }
+  setPath(target, keyPath, value);
+}
+
+/** Parses `a.b[2].c` into ['a', 'b', 2, 'c']. */
+export function parseKeyPath(text: string, where: string): (string | number)[] {
+  const parts: (string | number)[] = [];
+  const re = /([^.[\]]+)|\[(\d+)\]/g;
+  let consumed = '';
+  for (const m of text.matchAll(re)) {
+    parts.push(m[1] !== undefined ? m[1] : Number(m[2]));
+    consumed += m[0];
+  }
+  if (!parts.length || consumed.length !== text.replace(/\./g, '').length) {
+    throw new UserError(`${where}: cannot read the key path "${text}" (expected e.g. train.layers[0].units)`);
+  }
+  return parts;
+}
+
+export function setPath(target: Record<string, unknown>, path: (string | number)[], value: unknown): void {
+  let node: any = target;
+  for (let i = 0; i < path.length - 1; i++) {
+    const key = path[i]!;
+    if (node[key] === undefined || node[key] === null || typeof node[key] !== 'object') {
+      node[key] = typeof path[i + 1] === 'number' ? [] : {};
+    }
+    node = node[key];
+  }
+  node[path[path.length - 1]!] = value;
+}
+
+export function getPath(target: unknown, path: (string | number)[]): unknown {
+  let node: any = target;
+  for (const key of path) {
+    if (node === null || typeof node !== 'object') return undefined;
+    node = node[key];
+  }
+  return node;
+}
+
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const part of path) out += typeof part === 'number' ? `[${part}]` : `${out ? '.' : ''}${String(part)}`;
+  return out || '(top level)';
+}
+
+function describe(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  const text = JSON.stringify(value);
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
+
+/** One line per problem: `train.layers[1].units: expected positive integer, got "big"`. */
+export function formatIssues(issues: readonly z.core.$ZodIssue[]): string {
+  const lines = issues.map((issue) => {
+    const path = formatPath(issue.path);
+    switch (issue.code) {
+      case 'unrecognized_keys':
+        return issue.keys.map((k) => `${formatPath([...issue.path, k])}: unknown key`).join('\n  ');
+      case 'invalid_type':
+        if (issue.input === undefined) return `${path}: required (expected ${issue.expected})`;
+        return `${path}: expected ${expectedOf(issue)}, got ${describe(issue.input)}`;
+      case 'too_small':
+      case 'too_big':
+        return `${path}: ${issue.message.replace(/^Too (small|big): expected \w+ to (have|be) /, 'expected ')}, got ${describe(issue.input)}`;
+      case 'invalid_value':
+        return `${path}: expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}, got ${describe(issue.input)}`;
+      default:
+        return `${path}: ${issue.message}${issue.input !== undefined && issue.code !== 'custom' ? `, got ${describe(issue.input)}` : ''}`;
+    }
+  });
+  return lines.length === 1 ? lines[0]! : `${lines.length} problems:\n  ${lines.join('\n  ')}`;
+}
+
+function expectedOf(issue: z.core.$ZodIssueInvalidType): string {
+  return issue.expected === 'int' ? 'integer' : issue.expected;
+}

@@ -1,0 +1,80 @@
+/**
+ * What a practitioner watches while a stage runs. On a terminal a progress line is redrawn in
+ * place; in CI logs (no TTY) a plain line is printed every `plainEverySeconds`.
+ */
+const isTty = Boolean(process.stderr.isTTY) && !process.env.CI;
+
+export function info(message: string): void {
+  process.stderr.write(`${message}\n`);
+}
+
+export function formatCount(n: number): string {
+  return Math.round(n).toLocaleString('en-US');
+}
+
+export function formatSeconds(seconds: number): string {
+  if (!Number.isFinite(seconds)) return '?';
+  if (seconds < 60) return `${seconds.toFixed(seconds < 10 ? 1 : 0)}s`;
+  const m = Math.floor(seconds / 60);
+  const s = Math.round(seconds % 60);
+  return m < 60 ? `${m}m${String(s).padStart(2, '0')}s` : `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`;
+}
+
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
+}
+
+export interface Progress {
+  /** Adds `n` done units; `extra` is appended to the line (e.g. tokens/s). */
+  tick(n: number, extra?: string): void;
+  /** Prints the final line with the total rate. */
+  done(extra?: string): void;
+}
+
+export function progress(label: string, total: number | undefined, unit = 'rows', plainEverySeconds = 10): Progress {
+  const start = performance.now();
+  let done = 0;
+  let lastDraw = 0;
+  let lastPlain = start;
+  let lastExtra = '';
+
+  const line = (final: boolean): string => {
+    const seconds = (performance.now() - start) / 1000;
+    const rate = seconds > 0 ? done / seconds : 0;
+    const parts = [`${label}`];
+    parts.push(total !== undefined ? `${formatCount(done)}/${formatCount(total)} ${unit}` : `${formatCount(done)} ${unit}`);
+    parts.push(`${formatCount(rate)} ${unit}/s`);
+    if (lastExtra) parts.push(lastExtra);
+    if (final) parts.push(`in ${formatSeconds(seconds)}`);
+    else if (total !== undefined && rate > 0) parts.push(`ETA ${formatSeconds((total - done) / rate)}`);
+    return parts.join('  ');
+  };
+
+  return {
+    tick(n, extra) {
+      done += n;
+      if (extra !== undefined) lastExtra = extra;
+      const now = performance.now();
+      if (isTty) {
+        if (now - lastDraw > 100) {
+          process.stderr.write(`\r\x1b[2K${line(false)}`);
+          lastDraw = now;
+        }
+      } else if (now - lastPlain > plainEverySeconds * 1000) {
+        process.stderr.write(`${line(false)}\n`);
+        lastPlain = now;
+      }
+    },
+    done(extra) {
+      if (extra !== undefined) lastExtra = extra;
+      process.stderr.write(`${isTty ? '\r\x1b[2K' : ''}${line(true)}\n`);
+    },
+  };
+}

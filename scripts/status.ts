@@ -1,0 +1,36 @@
+/**
+ * status: per stage, its key, whether it is built, and what would rerun and why
+ * (a changed param, input, source file or stage version), as `dvc status` does.
+ */
+import { runMain } from '../pipeline/errors.js';
+import { parseArgs } from '../pipeline/cli.js';
+import { openStage } from '../pipeline/stage.js';
+import { allUpToDate, explainStatus } from '../pipeline/artifacts/status.js';
+import { runPointers } from '../pipeline/artifacts/runs.js';
+import { STAGES } from '../pipeline/stages.js';
+
+runMain(async () => {
+  const args = await parseArgs('status', 'Show which stages are built and why others would rerun.', (y) =>
+    y
+      .option('json', { type: 'boolean', default: false, describe: 'print JSON' })
+      .option('check', { type: 'boolean', default: false, describe: 'print nothing; exit 0 when nothing would run, 3 otherwise' }),
+  );
+  const last = STAGES[STAGES.length - 1]!.name;
+  const { loaded, store, plan } = await openStage(last, args);
+  const pointers = runPointers(store, loaded.config.run);
+  const statuses = explainStatus(plan, store, pointers);
+  if (args.check) {
+    process.exitCode = allUpToDate(statuses, pointers) ? 0 : 3;
+    return;
+  }
+  if (args.json) {
+    process.stdout.write(`${JSON.stringify({ run: loaded.config.run, stages: statuses }, null, 2)}\n`);
+    return;
+  }
+  const lines = [`run ${loaded.config.run} (${args.config})`];
+  for (const s of statuses) {
+    lines.push(`  ${s.stage.padEnd(10)} ${s.key}  ${s.built ? 'built' : 'would run'}`);
+    for (const reason of s.reasons) lines.push(`      ${reason}`);
+  }
+  process.stdout.write(`${lines.join('\n')}\n`);
+});

@@ -1,0 +1,77 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig } from '../pipeline/config/index.js';
+import { UserError } from '../pipeline/errors.js';
+
+function writeConfigs(files: Record<string, string>): string {
+  const dir = mkdtempSync(join(tmpdir(), 'config-'));
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
+  return dir;
+}
+
+const minimal = 'ingest:\n  source: data\n';
+
+test('defaults fill every optional field and the run is named after the file', () => {
+  const dir = writeConfigs({ 'small.yaml': minimal });
+  const { config } = loadConfig(join(dir, 'small.yaml'));
+  assert.equal(config.run, 'small');
+  assert.equal(config.seed, 42);
+  assert.equal(config.ingest.validation_fraction, 0.1);
+  assert.equal(config.ingest.max_reject_fraction, 0.01);
+  assert.equal(config.ingest.files.train, 'train_data.txt');
+});
+
+test('an unknown key is an error naming its path', () => {
+  const dir = writeConfigs({ 'c.yaml': `${minimal}  bogus: 1\n` });
+  assert.throws(() => loadConfig(join(dir, 'c.yaml')), (e: Error) => e instanceof UserError && /ingest\.bogus: unknown key/.test(e.message));
+});
+
+test('a wrong type names the field and the value it got', () => {
+  const dir = writeConfigs({ 'c.yaml': `${minimal}  validation_fraction: big\n` });
+  assert.throws(() => loadConfig(join(dir, 'c.yaml')), /c\.yaml: ingest\.validation_fraction: expected number, got "big"/);
+});
+
+test('a value out of range names the field', () => {
+  const dir = writeConfigs({ 'c.yaml': `${minimal}  max_reject_fraction: 1.5\n` });
+  assert.throws(() => loadConfig(join(dir, 'c.yaml')), /ingest\.max_reject_fraction: expected number to be <=1, got 1\.5|ingest\.max_reject_fraction: .*1\.5/);
+});
+
+test('a missing config file is one clear error', () => {
+  assert.throws(() => loadConfig('/nonexistent/x.yaml'), /config file not found: \/nonexistent\/x\.yaml/);
+});
+
+test('invalid YAML names the file, line and column', () => {
+  const dir = writeConfigs({ 'c.yaml': 'ingest:\n  source: [unclosed\n' });
+  assert.throws(() => loadConfig(join(dir, 'c.yaml')), /c\.yaml:\d+:\d+: invalid YAML/);
+});
+
+test('extends merges objects and lets the child win', () => {
+  const dir = writeConfigs({ 'base.yaml': `seed: 1\n${minimal}  validation_fraction: 0.2\n`, 'child.yaml': 'extends: base.yaml\nseed: 5\n' });
+  const { config } = loadConfig(join(dir, 'child.yaml'));
+  assert.equal(config.seed, 5);
+  assert.equal(config.ingest.validation_fraction, 0.2);
+  assert.equal(config.ingest.source, 'data');
+});
+
+test('an extends cycle is an error', () => {
+  const dir = writeConfigs({ 'a.yaml': 'extends: b.yaml\n', 'b.yaml': 'extends: a.yaml\n' });
+  assert.throws(() => loadConfig(join(dir, 'a.yaml')), /cycle/);
+});
+
+test('--set overrides are typed as YAML and validated like the file', () => {
+  const dir = writeConfigs({ 'c.yaml': minimal });
+  const { config } = loadConfig(join(dir, 'c.yaml'), ['seed=7', 'ingest.files.test=null', 'ingest.validation_fraction=0.25']);
+  assert.equal(config.seed, 7);
+  assert.equal(config.ingest.files.test, null);
+  assert.equal(config.ingest.validation_fraction, 0.25);
+  assert.throws(() => loadConfig(join(dir, 'c.yaml'), ['ingest.nope=1']), /ingest\.nope: unknown key/);
+  assert.throws(() => loadConfig(join(dir, 'c.yaml'), ['seed']), /expected key=value/);
+});
+
+test('a URL source without a pinned checksum is refused', () => {
+  const dir = writeConfigs({ 'c.yaml': 'ingest:\n  source: https://example.org/data.zip\n' });
+  assert.throws(() => loadConfig(join(dir, 'c.yaml')), /ingest\.sha256: required when ingest\.source is a URL/);
+});
