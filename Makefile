@@ -23,7 +23,7 @@ INSTALLED := node_modules/.installed
 BUILT := dist/.built
 DEMO_DATA := data/demo/SOURCE.md
 
-.PHONY: all install build demo-data ingest status config clean gc test
+.PHONY: all install build demo-data ingest status config clean gc test bench bench-ingest
 
 # One planner process answers "would anything run?"; only then are the stage targets walked.
 # That keeps a no-op `make all` to one Node start-up instead of one per stage.
@@ -65,3 +65,9 @@ gc: $(BUILT)
 
 test: $(BUILT)
 	$(NODE) --test --test-concurrency=2 dist/test/
+
+# Benchmarks print their figures and write JSON under $(ARTIFACTS)/bench/ (not tests: CI is noisy).
+bench: bench-ingest
+
+bench-ingest: $(BUILT) $(DEMO_DATA)
+	$(NODE) dist/scripts/bench-ingest.js --artifacts $(ARTIFACTS)

@@ -104,7 +104,7 @@ export class ArtifactStore {
         created_at: new Date().toISOString(),
         files: await describeFiles(partial),
         rows: body.rows,
-        timings: { seconds: round((performance.now() - started) / 1000), ...body.timings },
+        timings: { seconds: round((performance.now() - started) / 1000), peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024), ...body.timings },
         versions: { node: process.version, ...body.versions },
         details: body.details ?? {},
       };

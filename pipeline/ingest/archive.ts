@@ -96,7 +96,7 @@ function openZip(path: string): Promise<yauzl.ZipFile> {
   );
 }
 
-function readZipEntries(zip: yauzl.ZipFile): Promise<yauzl.Entry[]> {
+function readZipEntries(zip: yauzl.ZipFile, archivePath: string): Promise<yauzl.Entry[]> {
   return new Promise((ok, fail) => {
     const entries: yauzl.Entry[] = [];
     zip.on('entry', (entry: yauzl.Entry) => {
@@ -104,7 +104,10 @@ function readZipEntries(zip: yauzl.ZipFile): Promise<yauzl.Entry[]> {
       zip.readEntry();
     });
     zip.on('end', () => ok(entries));
-    zip.on('error', fail);
+    // yauzl itself stops at an entry named with `..` or an absolute path: that is a refusal too.
+    zip.on('error', (error: Error) =>
+      fail(/relative path|absolute path|invalid characters/.test(error.message) ? new UserError(`${archivePath}: refusing entry: ${error.message}`) : error),
+    );
     zip.readEntry();
   });
 }
@@ -112,7 +115,7 @@ function readZipEntries(zip: yauzl.ZipFile): Promise<yauzl.Entry[]> {
 async function extractZip(archive: string, dest: string, maxBytes: number): Promise<void> {
   const zip = await openZip(archive);
   try {
-    const entries = await readZipEntries(zip);
+    const entries = await readZipEntries(zip, archive);
     const checks = entries.map((entry) => {
       const mode = (entry.externalFileAttributes >>> 16) & 0o170000;
       const isDirectory = entry.fileName.endsWith('/');

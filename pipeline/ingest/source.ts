@@ -42,6 +42,14 @@ export async function ingestSources(loaded: LoadedConfig, store: ArtifactStore):
 
 /** Downloads and extracts as needed, and returns the data files to read. */
 export async function resolveSource(loaded: LoadedConfig): Promise<ResolvedSource> {
+  const source = await findSource(loaded);
+  const { files, root } = source;
+  if (!files.test && !files.test_solution) info(`ingest: no test file found under ${root}: the artifact has no test split`);
+  else if (!files.test_solution) info(`ingest: no ${loaded.config.ingest.files.test_solution ?? 'solution file'} found: the test split has no genres`);
+  return source;
+}
+
+async function findSource(loaded: LoadedConfig): Promise<ResolvedSource> {
   const ingest = loaded.config.ingest;
   let path: string;
   if (isUrl(ingest.source)) {
@@ -92,8 +100,6 @@ function locateFiles(loaded: LoadedConfig, root: string): Partial<Record<Role, s
     if (found.length === 1) files[role] = found[0];
     else if (role === 'train') throw new UserError(`ingest.files.train: "${name}" not found under ${root}`);
   }
-  if (!files.test && !files.test_solution) info(`ingest: no test file found under ${root}: the artifact has no test split`);
-  else if (!files.test_solution) info(`ingest: no ${names.test_solution ?? 'solution file'} found: the test split has no genres`);
   return files;
 }
 

@@ -1,0 +1,77 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The repository root (tests run from dist/test/). */
+export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+
+/** A temporary folder with a data folder, a config and an artifact store, as a user would have. */
+export interface Workspace {
+  dir: string;
+  artifacts: string;
+  config: string;
+  cache: string;
+  write(path: string, content: string | Buffer): string;
+}
+
+export function workspace(configYaml = ''): Workspace {
+  const dir = mkdtempSync(join(tmpdir(), 'pipeline-test-'));
+  const ws: Workspace = {
+    dir,
+    artifacts: join(dir, 'artifacts'),
+    config: join(dir, 'config.yaml'),
+    cache: join(dir, 'cache'),
+    write(path, content) {
+      const full = join(dir, path);
+      mkdirSync(dirname(full), { recursive: true });
+      writeFileSync(full, content);
+      return full;
+    },
+  };
+  if (configYaml) ws.write('config.yaml', configYaml);
+  return ws;
+}
+
+/** The command line of a program, with the workspace's config and store unless `args` names its own. */
+function commandLine(ws: Workspace, program: string, args: string[]): string[] {
+  const defaults = [...(args.includes('--config') ? [] : ['--config', ws.config]), ...(args.includes('--artifacts') ? [] : ['--artifacts', ws.artifacts])];
+  return [join(REPO, 'dist', `${program}.js`), ...defaults, ...args];
+}
+
+export interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs one of the project's programs (e.g. 'stages/ingest') the way make does. */
+export function runProgram(ws: Workspace, program: string, args: string[] = []): RunResult {
+  const result = spawnSync(process.execPath, commandLine(ws, program, args), {
+    cwd: ws.dir,
+    encoding: 'utf8',
+    env: { ...process.env, PIPELINE_CACHE: ws.cache, CI: '1' },
+  });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+export function startProgram(ws: Workspace, program: string, args: string[] = []) {
+  return spawn(process.execPath, commandLine(ws, program, args), {
+    cwd: ws.dir,
+    env: { ...process.env, PIPELINE_CACHE: ws.cache, CI: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
+
+/** Lines in the Kaggle format: `ID ::: TITLE ::: GENRE ::: DESCRIPTION`. */
+export function kaggleLines(rows: { id: number | string; title?: string; genre?: string; text?: string }[], withGenre = true): string {
+  return rows.map((r) => [r.id, r.title ?? `Movie ${r.id} (2001)`, ...(withGenre ? [r.genre ?? 'drama'] : []), r.text ?? `A plot about thing ${r.id}.`].join(' ::: ')).join('\n') + '\n';
+}
+
+/** A small, valid data set of `n` train rows over a few genres plus a solution file. */
+export function smallDataset(n = 60, genres = ['drama', 'comedy', 'horror']) {
+  const train = Array.from({ length: n }, (_, i) => ({ id: i + 1, genre: genres[i % genres.length], text: `Plot number ${i} about ${genres[i % genres.length]}.` }));
+  const test = Array.from({ length: Math.ceil(n / 3) }, (_, i) => ({ id: i + 1, genre: genres[i % genres.length], text: `Test plot ${i}.` }));
+  return { train: kaggleLines(train), test: kaggleLines(test, false), solution: kaggleLines(test) };
+}

@@ -1,0 +1,41 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { REPO, smallDataset, workspace } from './helpers/workspace.js';
+
+function make(args: string[], env: Record<string, string>) {
+  const started = performance.now();
+  const result = spawnSync('make', ['--no-print-directory', ...args], { cwd: REPO, encoding: 'utf8', env: { ...process.env, ...env } });
+  return { code: result.status, output: `${result.stdout}${result.stderr}`, seconds: (performance.now() - started) / 1000 };
+}
+
+test('a second `make all` with nothing changed does no stage work', () => {
+  const ws = workspace('ingest:\n  source: data\n');
+  const data = smallDataset(60);
+  ws.write('data/train_data.txt', data.train);
+  ws.write('data/test_data_solution.txt', data.solution);
+  const vars = [`CONFIG=${ws.config}`, `ARTIFACTS=${ws.artifacts}`];
+  const env = { PIPELINE_CACHE: ws.cache };
+  const first = make(['all', ...vars], env);
+  assert.equal(first.code, 0, first.output);
+  assert.match(first.output, /ingest: built/);
+  const second = make(['all', ...vars], env);
+  assert.equal(second.code, 0, second.output);
+  assert.match(second.output, /all stages up to date/);
+  assert.doesNotMatch(second.output, /built|npm|tsc/);
+  // Timing is reported, not asserted: CI machines are noisy (the floor is checked by `make bench`).
+  process.stderr.write(`no-op make all: ${second.seconds.toFixed(2)}s\n`);
+});
+
+test('`make ingest SET=...` applies overrides and a config error stops make with the field named', () => {
+  const ws = workspace('ingest:\n  source: data\n');
+  const data = smallDataset(60);
+  ws.write('data/train_data.txt', data.train);
+  const vars = [`CONFIG=${ws.config}`, `ARTIFACTS=${ws.artifacts}`];
+  const ok = make(['ingest', ...vars, 'SET=seed=3 ingest.validation_fraction=0.2'], { PIPELINE_CACHE: ws.cache });
+  assert.equal(ok.code, 0, ok.output);
+  assert.match(ok.output, /ingest: built/);
+  const bad = make(['ingest', ...vars, 'SET=ingest.validation_fraction=lots'], { PIPELINE_CACHE: ws.cache });
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.output, /ingest\.validation_fraction: expected number, got "lots"/);
+});
