@@ -23,7 +23,8 @@ INSTALLED := node_modules/.installed
 BUILT := dist/.built
 DEMO_DATA := data/demo/SOURCE.md
 
-.PHONY: all install build demo-data ingest status config clean gc test bench bench-ingest
+PHONY_STAGES := ingest tokenize embed
+.PHONY: all install build demo-data $(PHONY_STAGES) status config clean gc test bench bench-ingest
 
 # One planner process answers "would anything run?"; only then are the stage targets walked.
 # That keeps a no-op `make all` to one Node start-up instead of one per stage.
@@ -31,7 +32,7 @@ all: $(BUILT) $(DEMO_DATA)
 	@if $(NODE) dist/scripts/status.js $(ARGS) --check; then \
 	  echo "all stages up to date for $(CONFIG) (make status explains, make clean forgets the run)"; \
 	else \
-	  $(MAKE) --no-print-directory ingest; \
+	  $(MAKE) --no-print-directory embed; \
 	fi
 
 install: $(INSTALLED)
@@ -50,6 +51,12 @@ $(DEMO_DATA): $(BUILT) pipeline/ingest/demo.ts
 
 ingest: $(BUILT) $(DEMO_DATA)
 	@$(call STAGE,ingest)
+
+tokenize: ingest
+	@$(call STAGE,tokenize)
+
+embed: tokenize
+	@$(call STAGE,embed)
 
 status: $(BUILT)
 	@$(NODE) dist/scripts/status.js $(ARGS)

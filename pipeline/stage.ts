@@ -38,8 +38,12 @@ export async function openStage(stage: string, args: CommonArgs) {
 export async function runStage(
   stage: string,
   args: CommonArgs,
-  build: (run: StageRun) => Promise<ManifestBody>,
-  options: { resumable?: boolean } = {},
+  build: (run: StageRun) => Promise<ManifestBody> | ManifestBody,
+  options: {
+    resumable?: boolean;
+    /** Publish under another name (an `embed-slice`), outside the run: a part, not the stage's artifact. */
+    publishAs?: (planned: PlannedStage) => { stage: string; key: string };
+  } = {},
 ): Promise<UpstreamArtifact & { built: boolean; loaded: LoadedConfig; store: ArtifactStore }> {
   const { loaded, store, planned } = await openStage(stage, args);
   const inputs: Record<string, UpstreamArtifact> = {};
@@ -48,14 +52,18 @@ export async function runStage(
     if (!manifest) throw new UserError(`${stage} needs the ${input} artifact ${key}, which is not built: run \`make ${input} CONFIG=${args.config}\` first`);
     inputs[input] = { dir: store.keyDir(input, key), manifest };
   }
+  const target = options.publishAs?.(planned) ?? { stage, key: planned.key };
   const { manifest, dir, built } = await store.ensure(
-    { stage, key: planned.key, stage_version: planned.spec.version, params: planned.params, inputs: planned.inputs, sources: planned.sources },
-    (ctx) => build({ ...ctx, loaded, store, planned, inputs }),
+    { stage: target.stage, key: target.key, stage_version: planned.spec.version, params: planned.params, inputs: planned.inputs, sources: planned.sources },
+    async (ctx) => build({ ...ctx, loaded, store, planned, inputs }),
     options,
   );
-  recordRun(store, loaded.config.run, stage, planned.key, loaded.config);
-  const where = `${runDir(store, loaded.config.run)}/${stage}`;
-  info(built ? `${stage}: built ${planned.key} in ${manifest.timings.seconds}s -> ${where}` : `${stage}: up to date (${planned.key}) -> ${where}`);
+  let where = dir;
+  if (!options.publishAs) {
+    recordRun(store, loaded.config.run, stage, planned.key, loaded.config);
+    where = `${runDir(store, loaded.config.run)}/${stage}`;
+  }
+  info(built ? `${target.stage}: built ${target.key} in ${manifest.timings.seconds}s -> ${where}` : `${target.stage}: up to date (${target.key}) -> ${where}`);
   return { manifest, dir, built, loaded, store };
 }
 

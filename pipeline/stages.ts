@@ -1,5 +1,6 @@
 import type { StageSpec } from './artifacts/plan.js';
 import { ingestSources } from './ingest/source.js';
+import { modelSources, NETWORK_FILES, TOKENIZER_FILES } from './model/index.js';
 
 /**
  * The stages in DAG order, with what makes up each one's key. The Makefile runs them in this
@@ -17,5 +18,21 @@ export const STAGES: readonly StageSpec[] = [
       return { ingest: params, seed: config.seed };
     },
     sources: ingestSources,
+  },
+  {
+    name: 'tokenize',
+    version: 1,
+    inputs: ['ingest'],
+    // Worker count cannot change the ids.
+    params: ({ config }) => ({ tokenize: { max_length: config.tokenize.max_length } }),
+    sources: (loaded, store) => modelSources(loaded, store, TOKENIZER_FILES),
+  },
+  {
+    name: 'embed',
+    version: 1,
+    inputs: ['tokenize'],
+    // Providers, threads, batch and shard sizes change how fast, not what: they stay out of the key.
+    params: ({ config }) => ({ embed: { pooling: config.embed.pooling }, model: { precision: config.model.precision } }),
+    sources: (loaded, store) => modelSources(loaded, store, NETWORK_FILES(loaded)),
   },
 ];

@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { UserError } from '../errors.js';
 import { configSchema, type Config } from './schema.js';
 
-export { configSchema, type Config, type IngestConfig } from './schema.js';
+export { configSchema, type Config, type IngestConfig, type ModelConfig, type EmbedConfig } from './schema.js';
 
 /** A loaded config: the validated values, where they came from, and the folder relative paths start from. */
 export interface LoadedConfig {

@@ -6,6 +6,7 @@ import { z } from 'zod';
  */
 
 const GiB = 1024 ** 3;
+const sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lower-case hex characters');
 
 const columns = z.strictObject({
   id: z.string().min(1).default('id'),
@@ -18,10 +19,7 @@ export const ingestSchema = z.strictObject({
   /** A local file or folder, an archive (.zip, .tar, .tar.gz, .tgz), or an https:// URL. */
   source: z.string().min(1),
   /** Required for URLs: the download is checked against it and cached by it. */
-  sha256: z
-    .string()
-    .regex(/^[0-9a-f]{64}$/, 'expected 64 lower-case hex characters')
-    .optional(),
+  sha256: sha256.optional(),
   format: z.enum(['auto', 'text', 'csv', 'jsonl']).default('auto'),
   /** File names inside the source folder or archive (found in sub-folders too). */
   files: z
@@ -44,6 +42,53 @@ export const ingestSchema = z.strictObject({
     .prefault({}),
 });
 
+/**
+ * A model folder: model.onnx (optionally model_quantized.onnx), tokenizer.json,
+ * tokenizer_config.json and config.json. Either a local `path`, or files of a hub repository
+ * (an ONNX export of bert-base-uncased, say) pinned by revision and checksum.
+ */
+export const modelSchema = z
+  .strictObject({
+    path: z.string().min(1).optional(),
+    hub: z
+      .strictObject({
+        repo: z.string().regex(/^[\w.-]+\/[\w.-]+$/, 'expected owner/name'),
+        revision: z.string().min(1),
+        /** Where the hub lives; files are fetched from `<base_url>/<repo>/resolve/<revision>/<file>`. */
+        base_url: z.string().regex(/^https?:\/\//, 'expected an http(s) URL').default('https://huggingface.co'),
+        /** Repository file -> sha256. Each lands in the model folder under its base name. */
+        files: z.record(z.string().min(1), sha256),
+      })
+      .optional(),
+    /** Which ONNX file to run: `fp32` (model.onnx) or `int8` (model_quantized.onnx). */
+    precision: z.enum(['fp32', 'int8']).default('fp32'),
+  })
+  .check((ctx) => {
+    const { path, hub } = ctx.value;
+    if (Boolean(path) === Boolean(hub)) {
+      ctx.issues.push({ code: 'custom', path: [], message: 'set exactly one of model.path (a local folder) or model.hub (a pinned download)', input: ctx.value });
+    }
+  });
+
+export const tokenizeSchema = z.strictObject({
+  /** Tokens per description, [CLS] and [SEP] included; longer ones are cut as BertTokenizerFast cuts them. */
+  max_length: z.number().int().min(8).max(8192).default(128),
+  /** Worker threads ("auto": one per core). Not part of the key. */
+  workers: z.union([z.literal('auto'), z.number().int().min(1).max(64)]).default('auto'),
+});
+
+export const embedSchema = z.strictObject({
+  pooling: z.enum(['mean', 'cls', 'pooler']).default('mean'),
+  /** Execution providers to try, in order; the first that loads runs. Not part of the key. */
+  providers: z.array(z.enum(['cuda', 'cpu'])).min(1).default(['cuda', 'cpu']),
+  /** ONNX Runtime intra-op threads ("auto": one per core). Not part of the key. */
+  threads: z.union([z.literal('auto'), z.number().int().min(1).max(256)]).default('auto'),
+  /** Padded tokens per batch: rows of similar length are batched up to this budget. Not part of the key. */
+  batch_tokens: z.number().int().min(128).default(8192),
+  /** Rows per shard: the unit of resumption and of `--shard i/n` slices. Not part of the key. */
+  shard_rows: z.number().int().min(16).default(2048),
+});
+
 export const configSchema = z
   .strictObject({
     /** Name of the run folder under artifacts/runs/ (default: the config file's name). */
@@ -53,6 +98,9 @@ export const configSchema = z
       .optional(),
     seed: z.number().int().min(0).default(42),
     ingest: ingestSchema,
+    model: modelSchema,
+    tokenize: tokenizeSchema.prefault({}),
+    embed: embedSchema.prefault({}),
   })
   .check((ctx) => {
     const ingest = ctx.value.ingest;
@@ -68,3 +116,5 @@ export const configSchema = z
 
 export type Config = z.output<typeof configSchema> & { run: string };
 export type IngestConfig = Config['ingest'];
+export type ModelConfig = Config['model'];
+export type EmbedConfig = Config['embed'];

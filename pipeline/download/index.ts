@@ -27,10 +27,12 @@ export interface DownloadOptions {
   retryDelayMs?: number;
   /** What the file is for, in messages (e.g. "ingest.source"). */
   field: string;
+  /** What to do without network, in the error message. */
+  offlineHint: string;
 }
 
 export async function download(url: string, options: DownloadOptions): Promise<string> {
-  const { sha256, retries = 3, timeoutS = 60, retryDelayMs = 1000, field } = options;
+  const { sha256, retries = 3, timeoutS = 60, retryDelayMs = 1000, field, offlineHint } = options;
   const dir = join(cacheRoot(), 'downloads', sha256);
   const name = basename(new URL(url).pathname) || 'download';
   const target = join(dir, name);
@@ -69,8 +71,7 @@ export async function download(url: string, options: DownloadOptions): Promise<s
     }
   }
   throw new UserError(
-    `${field}: cannot download ${url}: ${lastError}. ` +
-      `If this machine is offline, download the file elsewhere and point ${field} at the local copy.`,
+    `${field}: cannot download ${url}: ${lastError}. If this machine is offline, ${offlineHint}.`,
   );
 }
 

@@ -58,6 +58,7 @@ async function findSource(loaded: LoadedConfig): Promise<ResolvedSource> {
       retries: ingest.download.retries,
       timeoutS: ingest.download.timeout_s,
       field: 'ingest.source',
+      offlineHint: 'download the file elsewhere and point ingest.source at the local copy',
     });
   } else {
     path = localPath(loaded);

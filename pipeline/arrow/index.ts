@@ -1,0 +1,104 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { Bool, Field, FixedSizeList, Float32, Int32, List, Table, makeData, makeVector, tableFromIPC, tableToIPC, type Data, type Vector } from 'apache-arrow';
+
+/**
+ * Arrow IPC (file format) for the dense tensors between stages: token ids per row, and one
+ * `FixedSizeList<Float32>[hidden]` vector per row. pyarrow (`pa.ipc.open_file`), polars
+ * (`read_ipc`) and DuckDB read them. Buffers are built directly, without per-row objects.
+ */
+
+export interface TokenTable {
+  /** All rows' ids, concatenated; row i is ids[offsets[i] .. offsets[i + 1]). */
+  ids: Int32Array;
+  offsets: Int32Array;
+  /** Whether the row was cut at max_length. */
+  truncated: Uint8Array;
+}
+
+export const rowCount = (tokens: TokenTable) => tokens.offsets.length - 1;
+export const lengthOf = (tokens: TokenTable, row: number) => tokens.offsets[row + 1]! - tokens.offsets[row]!;
+
+export function writeTokens(path: string, tokens: TokenTable): void {
+  const rows = rowCount(tokens);
+  const lengths = new Int32Array(rows);
+  for (let i = 0; i < rows; i++) lengths[i] = lengthOf(tokens, i);
+  const idsData = makeData({ type: new List(new Field('item', new Int32(), false)), length: rows, nullCount: 0, valueOffsets: tokens.offsets, child: makeData({ type: new Int32(), length: tokens.ids.length, data: tokens.ids }) });
+  const table = new Table({
+    input_ids: makeVector(idsData),
+    length: makeVector(lengths),
+    truncated: makeVector(makeData({ type: new Bool(), length: rows, nullCount: 0, data: packBits(tokens.truncated) })),
+  });
+  writeFileSync(path, tableToIPC(table, 'file'));
+}
+
+export function readTokens(path: string): TokenTable {
+  const table = tableFromIPC(readFileSync(path));
+  const column = table.getChild('input_ids')!;
+  const rows = table.numRows;
+  const offsets = new Int32Array(rows + 1);
+  const parts: Int32Array[] = [];
+  let row = 0;
+  let total = 0;
+  for (const data of column.data as Data<List<Int32>>[]) {
+    const base = data.valueOffsets[data.offset]!;
+    for (let i = 0; i < data.length; i++) offsets[++row] = total + data.valueOffsets[data.offset + i + 1]! - base;
+    const values = data.children[0]!.values as Int32Array;
+    const end = data.valueOffsets[data.offset + data.length]!;
+    parts.push(values.subarray(base, end));
+    total += end - base;
+  }
+  const ids = new Int32Array(total);
+  let at = 0;
+  for (const part of parts) {
+    ids.set(part, at);
+    at += part.length;
+  }
+  const truncatedColumn = table.getChild('truncated')!;
+  const truncated = new Uint8Array(rows);
+  for (let i = 0; i < rows; i++) truncated[i] = truncatedColumn.get(i) ? 1 : 0;
+  return { ids, offsets, truncated };
+}
+
+/** Row-major vectors, one per row; `rowIndex` (optional) says which row each one belongs to. */
+export interface EmbeddingTable {
+  vectors: Float32Array;
+  hidden: number;
+  rowIndex?: Int32Array;
+}
+
+export function embeddingVector(vectors: Float32Array, hidden: number): Vector<FixedSizeList<Float32>> {
+  const rows = vectors.length / hidden;
+  const child = makeData({ type: new Float32(), length: vectors.length, data: vectors });
+  return makeVector(makeData({ type: new FixedSizeList(hidden, new Field('item', new Float32(), false)), length: rows, nullCount: 0, child }));
+}
+
+export function writeEmbeddings(path: string, table: EmbeddingTable): void {
+  const columns: Record<string, Vector> = {};
+  if (table.rowIndex) columns.row = makeVector(table.rowIndex);
+  columns.embedding = embeddingVector(table.vectors, table.hidden);
+  writeFileSync(path, tableToIPC(new Table(columns), 'file'));
+}
+
+export function readEmbeddings(path: string): EmbeddingTable {
+  const table = tableFromIPC(readFileSync(path));
+  const column = table.getChild('embedding');
+  if (!column) throw new Error(`${path}: no embedding column`);
+  const hidden = (column.type as FixedSizeList).listSize;
+  const vectors = new Float32Array(table.numRows * hidden);
+  let at = 0;
+  for (const data of column.data) {
+    const values = data.children[0]!.values as Float32Array;
+    const start = data.offset * hidden;
+    vectors.set(values.subarray(start, start + data.length * hidden), at);
+    at += data.length * hidden;
+  }
+  const rowColumn = table.getChild('row');
+  const rowIndex = rowColumn ? Int32Array.from(rowColumn.toArray() as Int32Array) : undefined;
+  return { vectors, hidden, rowIndex };
+}
+
+function packBits(flags: Uint8Array): Uint8Array {
+  const bits = new Uint8Array(Math.ceil(flags.length / 8));
+  for (let i = 0; i < flags.length; i++) if (flags[i]) bits[i >> 3]! |= 1 << (i & 7);
+  return bits;
+}

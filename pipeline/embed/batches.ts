@@ -1,0 +1,45 @@
+/**
+ * How rows become batches. Rows are sorted by length (ties by row), cut into fixed shards (the
+ * unit of resumption and of `--shard i/n` slices, so every way of running computes the same
+ * batches), and each shard into batches that fill a token budget, each padded only to its own
+ * longest row.
+ */
+export interface Shard {
+  index: number;
+  /** Global row indices, sorted by length. */
+  rows: Int32Array;
+}
+
+export interface Batch {
+  /** Positions in the shard's `rows`. */
+  start: number;
+  end: number;
+  /** Padded sequence length: the longest row in the batch. */
+  length: number;
+}
+
+export function planShards(lengths: Int32Array, shardRows: number): Shard[] {
+  const order = Int32Array.from(lengths.keys()).sort((a, b) => lengths[a]! - lengths[b]! || a - b);
+  const shards: Shard[] = [];
+  for (let start = 0, index = 0; start < order.length; start += shardRows, index++) shards.push({ index, rows: order.subarray(start, start + shardRows) });
+  return shards;
+}
+
+/** Batches of a shard whose rows are sorted by length: each batch holds at most `batchTokens` padded tokens. */
+export function planBatches(shard: Shard, lengths: Int32Array, batchTokens: number, maxRows = 512): Batch[] {
+  const batches: Batch[] = [];
+  let start = 0;
+  while (start < shard.rows.length) {
+    let end = start + 1;
+    // Rows are sorted, so the last row of a batch is its longest.
+    while (end < shard.rows.length && end - start < maxRows && (end - start + 1) * lengths[shard.rows[end]!]! <= batchTokens) end++;
+    batches.push({ start, end, length: lengths[shard.rows[end - 1]!]! });
+    start = end;
+  }
+  return batches;
+}
+
+/** Tokens fed to the model, padding included, for a set of batches. */
+export function paddedTokens(batches: Batch[]): number {
+  return batches.reduce((sum, b) => sum + (b.end - b.start) * b.length, 0);
+}

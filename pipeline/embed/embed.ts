@@ -1,0 +1,220 @@
+import { cpSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { UserError } from '../errors.js';
+import { formatCount, formatSeconds, info, progress } from '../log.js';
+import { concatTokens } from '../tokenizer/index.js';
+import { lengthOf, readEmbeddings, readTokens, rowCount, writeEmbeddings, type TokenTable } from '../arrow/index.js';
+import { readModelInfo, resolveModel, type ModelInfo } from '../model/index.js';
+import { onnxRuntimeVersion, openSession, ort, type OpenSession } from '../onnx/session.js';
+import type { ArtifactStore, ManifestBody } from '../artifacts/store.js';
+import type { StageRun } from '../stage.js';
+import { paddedTokens, planBatches, planShards, type Shard } from './batches.js';
+import { bertFlops, poolBatch } from './pooling.js';
+
+export interface Slice {
+  index: number;
+  count: number;
+}
+
+const SPLITS = ['train', 'test'] as const;
+const shardFile = (dir: string, index: number) => join(dir, 'shards', `shard-${String(index).padStart(5, '0')}.arrow`);
+
+/** The rows of both splits as one table (train first), with each split's row count. */
+function readAllTokens(tokenizeDir: string): { tokens: TokenTable; counts: Record<(typeof SPLITS)[number], number> } {
+  const parts = SPLITS.map((split) => readTokens(join(tokenizeDir, `${split}.arrow`)));
+  return { tokens: concatTokens(parts), counts: { train: rowCount(parts[0]!), test: rowCount(parts[1]!) } };
+}
+
+/** Ids the model cannot take are a user error here, not a crash inside ONNX Runtime. */
+function checkFitsModel(tokens: TokenTable, counts: Record<string, number>, model: ModelInfo, configPath: string): void {
+  const where = (row: number) => (row < counts.train! ? `train row ${row}` : `test row ${row - counts.train!}`);
+  for (let row = 0; row < rowCount(tokens); row++) {
+    if (lengthOf(tokens, row) > model.maxPositions) {
+      throw new UserError(`embed: ${where(row)} has ${lengthOf(tokens, row)} tokens, more than the model's ${model.maxPositions} positions (${configPath}); lower tokenize.max_length`);
+    }
+  }
+  for (let i = 0; i < tokens.ids.length; i++) {
+    const id = tokens.ids[i]!;
+    if (id < 0 || id >= model.vocab) {
+      let row = 0;
+      while (tokens.offsets[row + 1]! <= i) row++;
+      throw new UserError(`embed: ${where(row)} has token id ${id}, outside the model's vocabulary of ${model.vocab} (${configPath}): the tokenizer does not belong to this model`);
+    }
+  }
+}
+
+interface RunFigures {
+  rows: number;
+  tokens: number;
+  padded: number;
+  sessionSeconds: number;
+  flops: number;
+}
+
+/**
+ * Embeds the shards that `slice` selects (all of them by default) into `<dir>/shards/`, each
+ * written whole or not at all, skipping shards an interrupted run already finished.
+ */
+async function embedShards(run: StageRun, shards: Shard[], tokens: TokenTable, lengths: Int32Array, model: ModelInfo, open: OpenSession): Promise<RunFigures> {
+  const { embed } = run.loaded.config;
+  mkdirSync(join(run.dir, 'shards'), { recursive: true });
+  const todo = shards.filter((s) => !existsSync(shardFile(run.dir, s.index)));
+  if (todo.length < shards.length) info(`embed: resuming, ${shards.length - todo.length} of ${shards.length} shards already done`);
+  const totalRows = todo.reduce((n, s) => n + s.rows.length, 0);
+  const bar = progress('embed', totalRows);
+  const figures: RunFigures = { rows: 0, tokens: 0, padded: 0, sessionSeconds: 0, flops: 0 };
+  const output = embed.pooling === 'pooler' ? 'pooler_output' : 'last_hidden_state';
+  const started = performance.now();
+
+  for (const shard of todo) {
+    const vectors = new Float32Array(shard.rows.length * model.hidden);
+    for (const batch of planBatches(shard, lengths, embed.batch_tokens)) {
+      const size = batch.end - batch.start;
+      const ids = new BigInt64Array(size * batch.length);
+      const mask = new BigInt64Array(size * batch.length);
+      const rowLengths = new Int32Array(size);
+      for (let b = 0; b < size; b++) {
+        const row = shard.rows[batch.start + b]!;
+        const start = tokens.offsets[row]!;
+        rowLengths[b] = lengthOf(tokens, row);
+        for (let t = 0; t < rowLengths[b]!; t++) {
+          ids[b * batch.length + t] = BigInt(tokens.ids[start + t]!);
+          mask[b * batch.length + t] = 1n;
+        }
+      }
+      const dims = [size, batch.length];
+      const feeds = {
+        input_ids: new ort.Tensor('int64', ids, dims),
+        attention_mask: new ort.Tensor('int64', mask, dims),
+        token_type_ids: new ort.Tensor('int64', new BigInt64Array(size * batch.length), dims),
+      };
+      const t0 = performance.now();
+      const result = await open.session.run(feeds, [output]);
+      figures.sessionSeconds += (performance.now() - t0) / 1000;
+      poolBatch(embed.pooling, result[output]!.data as Float32Array, size, batch.length, model.hidden, rowLengths, (b, vector) => vectors.set(vector, (batch.start + b) * model.hidden));
+      result[output]!.dispose?.();
+      const realTokens = rowLengths.reduce((a, n) => a + n, 0);
+      figures.rows += size;
+      figures.tokens += realTokens;
+      figures.padded += size * batch.length;
+      figures.flops += bertFlops(model, size, batch.length);
+      const seconds = (performance.now() - started) / 1000;
+      bar.tick(size, `${formatCount(figures.tokens / seconds)} tokens/s  ${(figures.flops / figures.sessionSeconds / 1e9).toFixed(0)} GFLOP/s`);
+    }
+    // Written whole, then renamed: a shard file that exists is complete.
+    const path = shardFile(run.dir, shard.index);
+    writeEmbeddings(`${path}.tmp`, { vectors, hidden: model.hidden, rowIndex: Int32Array.from(shard.rows) });
+    renameSync(`${path}.tmp`, path);
+  }
+  bar.done(`${formatCount(figures.tokens / Math.max(1e-9, (performance.now() - started) / 1000))} tokens/s`);
+  return figures;
+}
+
+/** Joins shard files into train.arrow and test.arrow, in ingest row order, and removes the shards. */
+function mergeShards(dir: string, counts: Record<string, number>, hidden: number, expectedShards: number): void {
+  const total = counts.train! + counts.test!;
+  const vectors = new Float32Array(total * hidden);
+  const filled = new Uint8Array(total);
+  const files = readdirSync(join(dir, 'shards')).filter((f) => f.endsWith('.arrow'));
+  if (files.length !== expectedShards) throw new Error(`expected ${expectedShards} shard files, found ${files.length}`);
+  for (const file of files.sort()) {
+    const shard = readEmbeddings(join(dir, 'shards', file));
+    if (shard.hidden !== hidden) throw new UserError(`embed: ${file} has vectors of ${shard.hidden}, not ${hidden}: the slices come from different models`);
+    shard.rowIndex!.forEach((row, i) => {
+      vectors.set(shard.vectors.subarray(i * hidden, (i + 1) * hidden), row * hidden);
+      filled[row] = 1;
+    });
+  }
+  const missing = filled.indexOf(0);
+  if (missing >= 0) throw new Error(`row ${missing} has no embedding after merging shards`);
+  writeEmbeddings(join(dir, 'train.arrow'), { vectors: vectors.subarray(0, counts.train! * hidden), hidden });
+  writeEmbeddings(join(dir, 'test.arrow'), { vectors: vectors.subarray(counts.train! * hidden), hidden });
+  rmSync(join(dir, 'shards'), { recursive: true, force: true });
+}
+
+/**
+ * The embed stage: one vector per row, pooled from the model's outputs. With `slice`, only that
+ * slice's shards are embedded (and published as an `embed-slice` artifact for a later merge).
+ */
+export async function embed(run: StageRun, slice?: Slice): Promise<ManifestBody> {
+  const { config } = run.loaded;
+  const files = await resolveModel(run.loaded);
+  const model = readModelInfo(files.config);
+  const { tokens, counts } = readAllTokens(run.inputs.tokenize!.dir);
+  checkFitsModel(tokens, counts, model, files.config);
+  const lengths = new Int32Array(rowCount(tokens));
+  for (let i = 0; i < lengths.length; i++) lengths[i] = lengthOf(tokens, i);
+  const shards = planShards(lengths, config.embed.shard_rows);
+  const mine = slice ? shards.filter((s) => s.index % slice.count === slice.index) : shards;
+
+  const open = await openSession(files.onnx, config.embed.providers, config.embed.threads);
+  if (model.random) info('embed: the model has RANDOM weights (the project\'s own test model): vectors carry tokens, not meaning');
+  const started = performance.now();
+  const figures = await embedShards(run, mine, tokens, lengths, model, open);
+  if (!slice) mergeShards(run.dir, counts, model.hidden, shards.length);
+  const wall = (performance.now() - started) / 1000;
+  const allBatches = mine.flatMap((s) => planBatches(s, lengths, config.embed.batch_tokens));
+  const rowsEmbedded = mine.reduce((n, s) => n + s.rows.length, 0);
+  const padded = paddedTokens(allBatches);
+  const realTokens = mine.reduce((n, s) => n + s.rows.reduce((a, r) => a + lengths[r]!, 0), 0);
+  info(
+    `embed: ${formatCount(figures.rows)} rows in ${formatSeconds(wall)} (${formatCount(figures.rows / wall)} rows/s), ` +
+      `${((figures.sessionSeconds / wall) * 100).toFixed(0)}% of the time inside session.run, ` +
+      `${((1 - realTokens / padded) * 100).toFixed(1)}% padding`,
+  );
+  return {
+    rows: slice ? { rows: rowsEmbedded, shards: mine.length } : { train: counts.train, test: counts.test },
+    timings: {
+      embed_seconds: round(wall),
+      session_seconds: round(figures.sessionSeconds),
+      rows_per_second: Math.round(figures.rows / wall),
+      tokens_per_second: Math.round(figures.tokens / wall),
+      gflops_per_second: round(figures.flops / Math.max(1e-9, figures.sessionSeconds) / 1e9),
+    },
+    versions: { onnxruntime: onnxRuntimeVersion() },
+    details: {
+      provider: open.provider,
+      threads: open.threads,
+      pooling: config.embed.pooling,
+      precision: config.model.precision,
+      hidden: model.hidden,
+      random_model: model.random,
+      batch_tokens: config.embed.batch_tokens,
+      shards: shards.length,
+      slice: slice ? `${slice.index}/${slice.count}` : undefined,
+      padded_fraction: round(1 - realTokens / padded),
+      rows_embedded_this_run: figures.rows,
+    },
+  };
+}
+
+/** Copies the shard files of every slice `i/count` into the artifact being built, then merges them. */
+export function mergeSlices(run: StageRun, store: ArtifactStore, count: number): ManifestBody {
+  const { tokens, counts } = readAllTokens(run.inputs.tokenize!.dir);
+  const lengths = new Int32Array(rowCount(tokens));
+  for (let i = 0; i < lengths.length; i++) lengths[i] = lengthOf(tokens, i);
+  const shards = planShards(lengths, run.loaded.config.embed.shard_rows);
+  const manifests = [];
+  for (let i = 0; i < count; i++) {
+    const key = sliceKey(run.planned.key, { index: i, count });
+    const manifest = store.readManifest('embed-slice', key);
+    if (!manifest) throw new UserError(`embed --merge ${count}: slice ${i}/${count} is missing (${store.keyDir('embed-slice', key)}); run \`embed --shard ${i}/${count}\` with the same config first`);
+    cpSync(join(store.keyDir('embed-slice', key), 'shards'), join(run.dir, 'shards'), { recursive: true });
+    manifests.push(manifest);
+  }
+  const hidden = manifests[0]!.details.hidden as number;
+  mergeShards(run.dir, counts, hidden, shards.length);
+  return {
+    rows: { train: counts.train, test: counts.test },
+    versions: manifests[0]!.versions,
+    details: { ...manifests[0]!.details, slice: undefined, merged_from_slices: count, providers: manifests.map((m) => m.details.provider) },
+  };
+}
+
+export function sliceKey(key: string, slice: Slice): string {
+  return `${key}-${slice.index}of${slice.count}`;
+}
+
+function round(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}

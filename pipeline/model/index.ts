@@ -1,0 +1,112 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { resolveConfigPath, type LoadedConfig } from '../config/index.js';
+import { UserError } from '../errors.js';
+import { download } from '../download/index.js';
+import { fingerprintFile } from '../artifacts/fingerprint.js';
+import type { ArtifactStore } from '../artifacts/store.js';
+
+/** The files of a model folder, found on disk (downloaded first for hub models). */
+export interface ModelFiles {
+  onnx: string;
+  tokenizer: string;
+  tokenizerConfig: string;
+  config: string;
+}
+
+/** What the pipeline needs from the model's `config.json`. */
+export interface ModelInfo {
+  hidden: number;
+  layers: number;
+  intermediate: number;
+  vocab: number;
+  maxPositions: number;
+  /** True for the project's own random-weight models: every report says so. */
+  random: boolean;
+}
+
+const onnxName = (loaded: LoadedConfig) => (loaded.config.model.precision === 'int8' ? 'model_quantized.onnx' : 'model.onnx');
+
+/** Which files each stage reads: tokenize needs the tokenizer, embed the network. */
+export const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'config.json'] as const;
+export const NETWORK_FILES = (loaded: LoadedConfig) => [onnxName(loaded), 'config.json'];
+
+/**
+ * The checksums of the named model files, for a stage's key. Hub files are identified by their
+ * pinned checksums, so nothing is downloaded to plan a run.
+ */
+export async function modelSources(loaded: LoadedConfig, store: ArtifactStore, names: readonly string[]): Promise<Record<string, string>> {
+  const { hub } = loaded.config.model;
+  const sources: Record<string, string> = {};
+  if (hub) {
+    const byName = new Map(Object.entries(hub.files).map(([file, sum]) => [basename(file), sum]));
+    for (const name of names) {
+      const sum = byName.get(name);
+      if (!sum) throw new UserError(`model.hub.files: no file named ${name} (the folder needs ${names.join(', ')})`);
+      sources[`model/${name}`] = sum;
+    }
+    return sources;
+  }
+  const dir = localFolder(loaded);
+  for (const name of names) sources[`model/${name}`] = await fingerprintFile(store, requireFile(dir, name, 'model.path'));
+  return sources;
+}
+
+/** The model's files on disk, downloading pinned hub files into the cache first. */
+export async function resolveModel(loaded: LoadedConfig): Promise<ModelFiles> {
+  const { hub } = loaded.config.model;
+  let find: (name: string) => string;
+  if (hub) {
+    const paths = new Map<string, string>();
+    for (const [file, sha256] of Object.entries(hub.files)) {
+      const url = `${hub.base_url.replace(/\/$/, '')}/${hub.repo}/resolve/${hub.revision}/${file}`;
+      const path = await download(url, {
+        sha256,
+        field: 'model.hub',
+        offlineHint: 'download the model folder elsewhere (model.onnx, tokenizer.json, tokenizer_config.json, config.json) and set model.path to it instead of model.hub',
+      });
+      paths.set(basename(file), path);
+    }
+    find = (name) => {
+      const path = paths.get(name);
+      if (!path) throw new UserError(`model.hub.files: no file named ${name}`);
+      return path;
+    };
+  } else {
+    const dir = localFolder(loaded);
+    find = (name) => requireFile(dir, name, 'model.path');
+  }
+  return { onnx: find(onnxName(loaded)), tokenizer: find('tokenizer.json'), tokenizerConfig: find('tokenizer_config.json'), config: find('config.json') };
+}
+
+export function readModelInfo(configPath: string): ModelInfo {
+  const raw = JSON.parse(readFileSync(configPath, 'utf8')) as Record<string, unknown>;
+  const number = (key: string, fallback?: number): number => {
+    const value = raw[key] ?? fallback;
+    if (typeof value !== 'number') throw new UserError(`${configPath}: ${key} missing or not a number`);
+    return value;
+  };
+  return {
+    hidden: number('hidden_size'),
+    layers: number('num_hidden_layers'),
+    intermediate: number('intermediate_size', 4 * number('hidden_size')),
+    vocab: number('vocab_size'),
+    maxPositions: number('max_position_embeddings', 512),
+    random: raw.random_weights === true,
+  };
+}
+
+function localFolder(loaded: LoadedConfig): string {
+  const dir = resolveConfigPath(loaded, loaded.config.model.path!);
+  if (!existsSync(dir)) throw new UserError(`model.path: no such folder: ${dir} (relative paths start at the config file's folder)`);
+  return dir;
+}
+
+function requireFile(dir: string, name: string, field: string): string {
+  const path = join(dir, name);
+  if (!existsSync(path)) {
+    const hint = name === 'model_quantized.onnx' ? ' (model.precision int8 needs it; use fp32 or add a quantized export)' : '';
+    throw new UserError(`${field}: ${path} not found${hint}`);
+  }
+  return path;
+}
