@@ -13,6 +13,12 @@ ARTIFACTS ?= artifacts
 # onnxruntime-node's install script downloads CUDA files when it thinks CUDA is present; skip
 # that by default (the CPU binaries ship in the package). On a CUDA 12 host: ORT_INSTALL=cuda12.
 ORT_INSTALL ?= skip
+# npm 11 runs a package's install script only when allowed; the CUDA variant needs onnxruntime-node's.
+NPM_SCRIPTS := $(if $(filter skip,$(ORT_INSTALL)),,--allow-scripts=onnxruntime-node)
+# For `make model-bert-base`: a bert-base-uncased tokenizer folder (its 30,522-token vocabulary).
+BERT_TOKENIZER ?= ../shared/models/bert-base-uncased-tokenizer
+BENCH_DATA ?= data/demo
+BENCH_MODEL ?= models/demo-bert-random
 
 NODE ?= node
 ARGS = --config $(CONFIG) --artifacts $(ARTIFACTS) $(foreach s,$(SET),--set $(s))
@@ -24,7 +30,7 @@ BUILT := dist/.built
 DEMO_DATA := data/demo/SOURCE.md
 
 PHONY_STAGES := ingest tokenize embed
-.PHONY: all install build demo-data $(PHONY_STAGES) status config clean gc test bench bench-ingest
+.PHONY: all install build demo-data $(PHONY_STAGES) status config clean gc test bench bench-ingest bench-embed model-demo model-bert-base check-tokenizer
 
 # One planner process answers "would anything run?"; only then are the stage targets walked.
 # That keeps a no-op `make all` to one Node start-up instead of one per stage.
@@ -37,7 +43,7 @@ all: $(BUILT) $(DEMO_DATA)
 
 install: $(INSTALLED)
 $(INSTALLED): package.json package-lock.json
-	ONNXRUNTIME_NODE_INSTALL=$(ORT_INSTALL) npm ci --no-audit --no-fund
+	ONNXRUNTIME_NODE_INSTALL=$(ORT_INSTALL) npm ci --no-audit --no-fund $(NPM_SCRIPTS)
 	@touch $@
 
 build: $(BUILT)
@@ -73,8 +79,26 @@ gc: $(BUILT)
 test: $(BUILT)
 	$(NODE) --test --test-concurrency=2 dist/test/
 
+# The committed random model (models/demo-bert-random) is rebuilt only on request.
+model-demo: $(BUILT) $(DEMO_DATA)
+	$(NODE) dist/scripts/make-bert-model.js --out models/demo-bert-random
+
+# A bert-base-sized RANDOM model for speed work (about 420 MB, git-ignored).
+model-bert-base: models/bert-base-random/model.onnx
+models/bert-base-random/model.onnx: $(BUILT)
+	$(NODE) dist/scripts/make-bert-model.js --out models/bert-base-random --layers 12 --hidden 768 --heads 12 --intermediate 3072 \
+	  $(if $(wildcard $(BERT_TOKENIZER)/tokenizer.json),--tokenizer $(BERT_TOKENIZER),--vocab-size 30522)
+
 # Benchmarks print their figures and write JSON under $(ARTIFACTS)/bench/ (not tests: CI is noisy).
-bench: bench-ingest
+#   make bench BENCH_DATA=../shared/data/imdb-genre-sample BENCH_MODEL=models/bert-base-random
+bench: bench-ingest bench-embed
+
+bench-embed: $(BUILT) $(DEMO_DATA)
+	$(NODE) dist/scripts/bench.js --data $(BENCH_DATA) --model $(BENCH_MODEL) --artifacts $(ARTIFACTS)
 
 bench-ingest: $(BUILT) $(DEMO_DATA)
 	$(NODE) dist/scripts/bench-ingest.js --artifacts $(ARTIFACTS)
+
+# Acceptance (reads ../shared): tokenizer ids against a reference WordPiece implementation.
+check-tokenizer: $(BUILT)
+	$(NODE) dist/scripts/check-tokenizer.js --tokenizer $(BERT_TOKENIZER)

@@ -32,7 +32,7 @@ export const STAGES: readonly StageSpec[] = [
     version: 1,
     inputs: ['tokenize'],
     // Providers, threads, batch and shard sizes change how fast, not what: they stay out of the key.
-    params: ({ config }) => ({ embed: { pooling: config.embed.pooling }, model: { precision: config.model.precision } }),
+    params: ({ config }) => ({ embed: { pooling: config.embed.pooling }, model: { precision: config.model?.precision } }),
     sources: (loaded, store) => modelSources(loaded, store, NETWORK_FILES(loaded)),
   },
 ];

@@ -4,7 +4,10 @@
  */
 import { runMain } from '../pipeline/errors.js';
 import { parseArgs } from '../pipeline/cli.js';
-import { openStage } from '../pipeline/stage.js';
+import { resolve } from 'node:path';
+import { loadConfig } from '../pipeline/config/index.js';
+import { ArtifactStore } from '../pipeline/artifacts/store.js';
+import { planAvailable } from '../pipeline/artifacts/plan.js';
 import { allUpToDate, explainStatus } from '../pipeline/artifacts/status.js';
 import { runPointers } from '../pipeline/artifacts/runs.js';
 import { STAGES } from '../pipeline/stages.js';
@@ -15,16 +18,17 @@ runMain(async () => {
       .option('json', { type: 'boolean', default: false, describe: 'print JSON' })
       .option('check', { type: 'boolean', default: false, describe: 'print nothing; exit 0 when nothing would run, 3 otherwise' }),
   );
-  const last = STAGES[STAGES.length - 1]!.name;
-  const { loaded, store, plan } = await openStage(last, args);
+  const loaded = loadConfig(args.config, args.set);
+  const store = new ArtifactStore(resolve(args.artifacts));
+  const { plan, blocked } = await planAvailable(STAGES, loaded, store);
   const pointers = runPointers(store, loaded.config.run);
   const statuses = explainStatus(plan, store, pointers);
   if (args.check) {
-    process.exitCode = allUpToDate(statuses, pointers) ? 0 : 3;
+    process.exitCode = !blocked && allUpToDate(statuses, pointers) ? 0 : 3;
     return;
   }
   if (args.json) {
-    process.stdout.write(`${JSON.stringify({ run: loaded.config.run, stages: statuses }, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify({ run: loaded.config.run, stages: statuses, blocked }, null, 2)}\n`);
     return;
   }
   const lines = [`run ${loaded.config.run} (${args.config})`];
@@ -32,5 +36,6 @@ runMain(async () => {
     lines.push(`  ${s.stage.padEnd(10)} ${s.key}  ${s.built ? 'built' : 'would run'}`);
     for (const reason of s.reasons) lines.push(`      ${reason}`);
   }
+  if (blocked) lines.push(`  ${blocked.stage.padEnd(10)} cannot be planned: ${blocked.reason}`);
   process.stdout.write(`${lines.join('\n')}\n`);
 });

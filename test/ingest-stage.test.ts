@@ -266,7 +266,8 @@ test('status says what would rerun and why', () => {
   assert.equal(runProgram(ws, 'stages/ingest').code, 0);
   const before = runProgram(ws, 'scripts/status');
   assert.match(before.stdout, /ingest\s+[0-9a-f]{16}\s+built/);
-  assert.equal(runProgram(ws, 'scripts/status', ['--check']).code, 0);
+  assert.match(before.stdout, /tokenize\s+cannot be planned: .*model: required from tokenize on/);
+  assert.equal(runProgram(ws, 'scripts/status', ['--check']).code, 3, 'a config that cannot run every stage has work left');
   const after = runProgram(ws, 'scripts/status', ['--set', 'ingest.validation_fraction=0.3', '--set', 'seed=9']);
   assert.match(after.stdout, /would run\n\s+ingest\.validation_fraction: 0\.1 -> 0\.3\n\s+seed: 1 -> 9/);
   assert.equal(runProgram(ws, 'scripts/status', ['--check', '--set', 'seed=9']).code, 3);

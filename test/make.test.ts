@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import { REPO, smallDataset, workspace } from './helpers/workspace.js';
 
 function make(args: string[], env: Record<string, string>) {
@@ -10,7 +11,7 @@ function make(args: string[], env: Record<string, string>) {
 }
 
 test('a second `make all` with nothing changed does no stage work', () => {
-  const ws = workspace('ingest:\n  source: data\n');
+  const ws = workspace(`ingest:\n  source: data\nmodel:\n  path: ${join(REPO, 'models', 'demo-bert-random')}\nembed:\n  providers: [cpu]\n`);
   const data = smallDataset(60);
   ws.write('data/train_data.txt', data.train);
   ws.write('data/test_data_solution.txt', data.solution);
@@ -19,6 +20,7 @@ test('a second `make all` with nothing changed does no stage work', () => {
   const first = make(['all', ...vars], env);
   assert.equal(first.code, 0, first.output);
   assert.match(first.output, /ingest: built/);
+  assert.match(first.output, /embed: built/);
   const second = make(['all', ...vars], env);
   assert.equal(second.code, 0, second.output);
   assert.match(second.output, /all stages up to date/);

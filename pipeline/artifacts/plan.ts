@@ -1,4 +1,5 @@
 import { hashValue } from '../hash.js';
+import { UserError } from '../errors.js';
 import type { LoadedConfig } from '../config/index.js';
 import type { ArtifactStore } from './store.js';
 
@@ -57,4 +58,21 @@ export async function planStages(
     if (spec.name === target) break;
   }
   return planned;
+}
+
+/**
+ * Plans as far as the config allows: a stage that cannot be planned (its config section or a
+ * source file is missing) ends the plan, with the reason, instead of failing the whole status.
+ */
+export async function planAvailable(specs: readonly StageSpec[], loaded: LoadedConfig, store: ArtifactStore): Promise<{ plan: Map<string, PlannedStage>; blocked?: { stage: string; reason: string } }> {
+  let plan = new Map<string, PlannedStage>();
+  for (const spec of specs) {
+    try {
+      plan = await planStages(specs, loaded, store, spec.name);
+    } catch (error) {
+      if (!(error instanceof UserError)) throw error;
+      return { plan, blocked: { stage: spec.name, reason: error.message } };
+    }
+  }
+  return { plan };
 }

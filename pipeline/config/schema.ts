@@ -89,6 +89,61 @@ export const embedSchema = z.strictObject({
   shard_rows: z.number().int().min(16).default(2048),
 });
 
+const positiveInt = z.number().int().positive();
+
+export const layerSchema = z.strictObject({
+  units: positiveInt,
+  activation: z.enum(['relu', 'gelu', 'tanh', 'sigmoid', 'elu', 'selu', 'swish', 'linear']).default('relu'),
+  dropout: z.number().min(0).max(0.95).default(0.2),
+  batch_norm: z.boolean().default(false),
+  l2: z.number().min(0).default(0),
+});
+
+/** The classifier on top of the vectors. Defaults reproduce the reference notebook: 768 -> 512 -> 256 -> labels. */
+export const trainSchema = z.strictObject({
+  layers: z.array(layerSchema).default([{ units: 512, activation: 'relu', dropout: 0.2, batch_norm: false, l2: 0 }, { units: 256, activation: 'relu', dropout: 0.2, batch_norm: false, l2: 0 }]),
+  optimizer: z
+    .strictObject({
+      name: z.enum(['adam', 'sgd', 'rmsprop']).default('adam'),
+      lr: z.number().positive().max(10).default(1e-3),
+      /** sgd and rmsprop only. */
+      momentum: z.number().min(0).max(1).default(0.9),
+    })
+    .prefault({}),
+  schedule: z
+    .strictObject({
+      name: z.enum(['constant', 'step', 'cosine']).default('constant'),
+      /** step: multiply the rate by `gamma` every `step_epochs` epochs. */
+      step_epochs: positiveInt.default(10),
+      gamma: z.number().positive().max(1).default(0.5),
+      /** cosine: the rate at the last epoch. */
+      min_lr: z.number().min(0).default(0),
+    })
+    .prefault({}),
+  batch_size: positiveInt.default(64),
+  epochs: positiveInt.max(10_000).default(30),
+  early_stopping: z
+    .strictObject({
+      monitor: z.enum(['val_loss', 'val_macro_f1']).default('val_loss'),
+      patience: positiveInt.default(5),
+      restore_best: z.boolean().default(true),
+    })
+    .nullable()
+    .prefault({}),
+  class_weights: z.union([z.enum(['none', 'balanced']), z.record(z.string(), z.number().positive())]).default('none'),
+  label_smoothing: z.number().min(0).max(0.5).default(0),
+  standardize: z.boolean().default(true),
+  /** auto: tfjs-node-gpu, then tfjs-node when installed, else wasm, else cpu. Not part of the key. */
+  backend: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),
+});
+
+export const evaluateSchema = z.strictObject({
+  /** How many genres each prediction lists (and top-k accuracy uses). */
+  top_k: positiveInt.max(20).default(3),
+  /** Bins of the expected calibration error and the reliability diagram. */
+  calibration_bins: positiveInt.max(100).default(15),
+});
+
 export const configSchema = z
   .strictObject({
     /** Name of the run folder under artifacts/runs/ (default: the config file's name). */
@@ -98,9 +153,12 @@ export const configSchema = z
       .optional(),
     seed: z.number().int().min(0).default(42),
     ingest: ingestSchema,
-    model: modelSchema,
+    /** Needed from tokenize on; a config that only ingests may leave it out. */
+    model: modelSchema.optional(),
     tokenize: tokenizeSchema.prefault({}),
     embed: embedSchema.prefault({}),
+    train: trainSchema.prefault({}),
+    evaluate: evaluateSchema.prefault({}),
   })
   .check((ctx) => {
     const ingest = ctx.value.ingest;
@@ -116,5 +174,6 @@ export const configSchema = z
 
 export type Config = z.output<typeof configSchema> & { run: string };
 export type IngestConfig = Config['ingest'];
-export type ModelConfig = Config['model'];
+export type ModelConfig = NonNullable<Config['model']>;
 export type EmbedConfig = Config['embed'];
+export type TrainConfig = Config['train'];

@@ -60,8 +60,10 @@ async function embedShards(run: StageRun, shards: Shard[], tokens: TokenTable, l
   mkdirSync(join(run.dir, 'shards'), { recursive: true });
   const todo = shards.filter((s) => !existsSync(shardFile(run.dir, s.index)));
   if (todo.length < shards.length) info(`embed: resuming, ${shards.length - todo.length} of ${shards.length} shards already done`);
+  // Rows are sorted by length, so later rows cost more: progress and ETA count padded tokens.
   const totalRows = todo.reduce((n, s) => n + s.rows.length, 0);
-  const bar = progress('embed', totalRows);
+  const totalTokens = todo.reduce((n, s) => n + paddedTokens(planBatches(s, lengths, embed.batch_tokens)), 0);
+  const bar = progress('embed', totalTokens, 'tokens');
   const figures: RunFigures = { rows: 0, tokens: 0, padded: 0, sessionSeconds: 0, flops: 0 };
   const output = embed.pooling === 'pooler' ? 'pooler_output' : 'last_hidden_state';
   const started = performance.now();
@@ -99,14 +101,14 @@ async function embedShards(run: StageRun, shards: Shard[], tokens: TokenTable, l
       figures.padded += size * batch.length;
       figures.flops += bertFlops(model, size, batch.length);
       const seconds = (performance.now() - started) / 1000;
-      bar.tick(size, `${formatCount(figures.tokens / seconds)} tokens/s  ${(figures.flops / figures.sessionSeconds / 1e9).toFixed(0)} GFLOP/s`);
+      bar.tick(size * batch.length, `${formatCount(figures.rows)}/${formatCount(totalRows)} rows  ${formatCount(figures.rows / seconds)} rows/s  ${(figures.flops / figures.sessionSeconds / 1e9).toFixed(0)} GFLOP/s`);
     }
     // Written whole, then renamed: a shard file that exists is complete.
     const path = shardFile(run.dir, shard.index);
     writeEmbeddings(`${path}.tmp`, { vectors, hidden: model.hidden, rowIndex: Int32Array.from(shard.rows) });
     renameSync(`${path}.tmp`, path);
   }
-  bar.done(`${formatCount(figures.tokens / Math.max(1e-9, (performance.now() - started) / 1000))} tokens/s`);
+  bar.done(`${formatCount(figures.rows)} rows`);
   return figures;
 }
 
@@ -176,7 +178,7 @@ export async function embed(run: StageRun, slice?: Slice): Promise<ManifestBody>
       provider: open.provider,
       threads: open.threads,
       pooling: config.embed.pooling,
-      precision: config.model.precision,
+      precision: config.model?.precision,
       hidden: model.hidden,
       random_model: model.random,
       batch_tokens: config.embed.batch_tokens,

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { resolveConfigPath, type LoadedConfig } from '../config/index.js';
+import { resolveConfigPath, type LoadedConfig, type ModelConfig } from '../config/index.js';
 import { UserError } from '../errors.js';
 import { download } from '../download/index.js';
 import { fingerprintFile } from '../artifacts/fingerprint.js';
@@ -25,7 +25,14 @@ export interface ModelInfo {
   random: boolean;
 }
 
-const onnxName = (loaded: LoadedConfig) => (loaded.config.model.precision === 'int8' ? 'model_quantized.onnx' : 'model.onnx');
+/** The config's model section; tokenize and embed cannot run without one. */
+export function modelConfig(loaded: LoadedConfig): ModelConfig {
+  const model = loaded.config.model;
+  if (!model) throw new UserError(`${loaded.path}: model: required from tokenize on (set model.path to a model folder, or model.hub)`);
+  return model;
+}
+
+const onnxName = (loaded: LoadedConfig) => (modelConfig(loaded).precision === 'int8' ? 'model_quantized.onnx' : 'model.onnx');
 
 /** Which files each stage reads: tokenize needs the tokenizer, embed the network. */
 export const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'config.json'] as const;
@@ -36,7 +43,7 @@ export const NETWORK_FILES = (loaded: LoadedConfig) => [onnxName(loaded), 'confi
  * pinned checksums, so nothing is downloaded to plan a run.
  */
 export async function modelSources(loaded: LoadedConfig, store: ArtifactStore, names: readonly string[]): Promise<Record<string, string>> {
-  const { hub } = loaded.config.model;
+  const { hub } = modelConfig(loaded);
   const sources: Record<string, string> = {};
   if (hub) {
     const byName = new Map(Object.entries(hub.files).map(([file, sum]) => [basename(file), sum]));
@@ -54,7 +61,7 @@ export async function modelSources(loaded: LoadedConfig, store: ArtifactStore, n
 
 /** The model's files on disk, downloading pinned hub files into the cache first. */
 export async function resolveModel(loaded: LoadedConfig): Promise<ModelFiles> {
-  const { hub } = loaded.config.model;
+  const { hub } = modelConfig(loaded);
   let find: (name: string) => string;
   if (hub) {
     const paths = new Map<string, string>();
@@ -97,7 +104,7 @@ export function readModelInfo(configPath: string): ModelInfo {
 }
 
 function localFolder(loaded: LoadedConfig): string {
-  const dir = resolveConfigPath(loaded, loaded.config.model.path!);
+  const dir = resolveConfigPath(loaded, modelConfig(loaded).path!);
   if (!existsSync(dir)) throw new UserError(`model.path: no such folder: ${dir} (relative paths start at the config file's folder)`);
   return dir;
 }

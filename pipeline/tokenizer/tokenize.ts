@@ -7,7 +7,7 @@ import { lengthOf, rowCount, writeTokens, type TokenTable } from '../arrow/index
 import { readModelInfo, resolveModel } from '../model/index.js';
 import type { ManifestBody } from '../artifacts/store.js';
 import type { StageRun } from '../stage.js';
-import { resolveWorkers, tokenizeParallel } from './index.js';
+import { resolveWorkers, TokenizerPool } from './index.js';
 
 /** Length statistics of one split, for the manifest and the report's histogram. */
 export interface LengthStats {
@@ -22,6 +22,16 @@ export interface LengthStats {
   max: number;
   /** Rows per length bin of 8 tokens: histogram[k] counts lengths in [8k, 8k + 8). */
   histogram: number[];
+}
+
+/** Rows [from, to) of a token table, as a table of their own. */
+export function sliceTokens(tokens: TokenTable, from: number, to: number): TokenTable {
+  const base = tokens.offsets[from]!;
+  return {
+    ids: tokens.ids.subarray(base, tokens.offsets[to]!),
+    offsets: tokens.offsets.subarray(from, to + 1).map((o) => o - base),
+    truncated: tokens.truncated.subarray(from, to),
+  };
 }
 
 export function lengthStats(tokens: TokenTable): LengthStats {
@@ -59,25 +69,33 @@ export async function tokenize(run: StageRun): Promise<ManifestBody> {
     throw new UserError(`tokenize.max_length: ${maxLength} is more than the model's ${modelInfo.maxPositions} positions (${model.config})`);
   }
   const workers = resolveWorkers(config.tokenize.workers);
-  const splits = { train: 'train.parquet', test: 'test.parquet' } as const;
-  const texts: Record<string, string[]> = {};
-  for (const [split, file] of Object.entries(splits)) {
-    texts[split] = (await readParquet<{ description: string }>(join(run.inputs.ingest!.dir, file), ['description'])).map((r) => r.description);
+  // The workers load their tokenizer while the descriptions are read.
+  const pool = TokenizerPool.start({ tokenizer: model.tokenizer, config: model.tokenizerConfig }, maxLength, workers);
+  const texts: Record<'train' | 'test', string[]> = { train: [], test: [] };
+  for (const split of ['train', 'test'] as const) {
+    texts[split] = (await readParquet<{ description: string }>(join(run.inputs.ingest!.dir, `${split}.parquet`), ['description'])).map((r) => r.description);
   }
-  const total = texts.train!.length + texts.test!.length;
+  const total = texts.train.length + texts.test.length;
   const bar = progress('tokenize', total);
   let tokensDone = 0;
   const started = performance.now();
-  const stats: Record<string, LengthStats> = {};
-  for (const split of Object.keys(splits)) {
-    const table = await tokenizeParallel(texts[split]!, { tokenizer: model.tokenizer, config: model.tokenizerConfig }, maxLength, workers, (rows, tokens) => {
+  // Both splits in one pass, so the workers start once.
+  let all: TokenTable;
+  try {
+    all = await pool.tokenize([...texts.train, ...texts.test], (rows, tokens) => {
       tokensDone += tokens;
       bar.tick(rows, `${formatCount(tokensDone / ((performance.now() - started) / 1000))} tokens/s`);
     });
+  } finally {
+    await pool.close();
+  }
+  const seconds = (performance.now() - started) / 1000;
+  const stats: Record<string, LengthStats> = {};
+  const parts = { train: sliceTokens(all, 0, texts.train.length), test: sliceTokens(all, texts.train.length, total) };
+  for (const [split, table] of Object.entries(parts)) {
     writeTokens(join(run.dir, `${split}.arrow`), table);
     stats[split] = lengthStats(table);
   }
-  const seconds = (performance.now() - started) / 1000;
   bar.done(`${formatCount(tokensDone / seconds)} tokens/s, ${workers} worker${workers > 1 ? 's' : ''}`);
   writeFileSync(join(run.dir, 'stats.json'), `${JSON.stringify({ max_length: maxLength, splits: stats }, null, 2)}\n`);
   const truncated = (stats.train!.truncated_fraction * stats.train!.rows + stats.test!.truncated_fraction * stats.test!.rows) / Math.max(1, total);

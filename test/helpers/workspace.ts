@@ -1,4 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -54,6 +55,17 @@ export function runProgram(ws: Workspace, program: string, args: string[] = []):
     env: { ...process.env, PIPELINE_CACHE: ws.cache, CI: '1' },
   });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+/** As runProgram, without blocking this process (needed when this process also serves HTTP). */
+export async function runProgramAsync(ws: Workspace, program: string, args: string[] = []): Promise<RunResult> {
+  const child = startProgram(ws, program, args);
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => (stdout += d));
+  child.stderr.on('data', (d) => (stderr += d));
+  const [code] = (await once(child, 'exit')) as [number | null];
+  return { code, stdout, stderr };
 }
 
 export function startProgram(ws: Workspace, program: string, args: string[] = []) {

@@ -1,0 +1,134 @@
+/**
+ * bench: the tokenize and embed stages on a data folder and a model folder, run as a user runs
+ * them (separate processes, real artifacts in a temporary store). Prints and writes
+ * artifacts/bench/tokenize-embed.json: rows/s, tokens/s, padded-token fraction (and the same
+ * for padding every row to max_length), time inside session.run versus the stage's wall time,
+ * GFLOP/s, peak memory, and a bare ONNX Runtime loop at batch 32 x 128 for scale.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { runMain, UserError } from '../pipeline/errors.js';
+import { parseArgs } from '../pipeline/cli.js';
+import { formatCount, info } from '../pipeline/log.js';
+import { readTokens } from '../pipeline/arrow/index.js';
+import { bertFlops } from '../pipeline/embed/pooling.js';
+import { readModelInfo } from '../pipeline/model/index.js';
+import { openSession, ort } from '../pipeline/onnx/session.js';
+
+runMain(async () => {
+  const args = await parseArgs('bench', 'Benchmark the tokenize and embed stages.', (y) =>
+    y
+      .option('data', { type: 'string', default: 'data/demo', describe: 'folder with the Kaggle-format files' })
+      .option('model', { type: 'string', default: 'models/demo-bert-random' })
+      .option('tokenize-rows', { type: 'number', default: 50_000, describe: 'descriptions for the tokenize run (the data repeated)' })
+      .option('max-length', { type: 'number', default: 128 })
+      .option('threads', { type: 'number', default: 2 })
+      .option('only', { choices: ['tokenize', 'embed'] as const, describe: 'run one half of the benchmark' }),
+  );
+  for (const f of ['train_data.txt']) if (!existsSync(join(args.data, f))) throw new UserError(`bench: ${join(args.data, f)} not found`);
+  if (!existsSync(join(args.model, 'model.onnx'))) throw new UserError(`bench: ${args.model}/model.onnx not found (make model-bert-base builds a bert-base-sized one)`);
+  const work = mkdtempSync(join(tmpdir(), 'bench-'));
+  const stage = (name: string, config: string) => {
+    const result = spawnSync(process.execPath, [resolve(`dist/stages/${name}.js`), '--config', config, '--artifacts', join(work, 'artifacts')], { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, CI: '1' } });
+    if (result.status !== 0) throw new UserError(`bench: the ${name} stage failed`);
+    return JSON.parse(readFileSync(join(work, 'artifacts', 'runs', config.endsWith('big.yaml') ? 'big' : 'real', name, 'manifest.json'), 'utf8'));
+  };
+  const yaml = (source: string) =>
+    `ingest:\n  source: ${resolve(source)}\n  max_reject_fraction: 0.05\nmodel:\n  path: ${resolve(args.model)}\ntokenize:\n  max_length: ${args['max-length']}\n` +
+    `embed:\n  providers: [cuda, cpu]\n  threads: ${args.threads}\n`;
+  try {
+    const benchTokenize = () => {
+    // Tokenize: the data's training rows repeated to --tokenize-rows descriptions.
+      const lines = readFileSync(join(args.data, 'train_data.txt'), 'utf8').split('\n').filter((l) => l.split(' ::: ').length === 4);
+      const big: string[] = [];
+      for (let i = 0; i < args['tokenize-rows']; i++) big.push(`${i + 1} ::: ${lines[i % lines.length]!.split(' ::: ').slice(1).join(' ::: ')}`);
+      mkdirSync(join(work, 'big'));
+      writeFileSync(join(work, 'big', 'train_data.txt'), big.join('\n') + '\n');
+      writeFileSync(join(work, 'big.yaml'), yaml(join(work, 'big')));
+      info(`bench: tokenize ${formatCount(big.length)} descriptions from ${args.data}`);
+      stage('ingest', join(work, 'big.yaml'));
+      const t0 = performance.now();
+      const tok = stage('tokenize', join(work, 'big.yaml'));
+      const tokenizeWall = (performance.now() - t0) / 1000;
+      return {
+        descriptions: big.length,
+        descriptions_per_second_tokenizing: tok.timings.rows_per_second,
+        descriptions_per_second_stage_wall: Math.round(big.length / tokenizeWall),
+        tokens: tok.rows.tokens,
+        workers: tok.details.workers,
+        peak_rss_mb: tok.timings.peak_rss_mb,
+      };
+    };
+    const benchEmbed = async () => {
+    // Embed: the data set itself, as the pipeline would embed it.
+      writeFileSync(join(work, 'real.yaml'), yaml(args.data));
+      stage('ingest', join(work, 'real.yaml'));
+      stage('tokenize', join(work, 'real.yaml'));
+      const e0 = performance.now();
+      const emb = stage('embed', join(work, 'real.yaml'));
+      const embedWall = (performance.now() - e0) / 1000;
+      let rows = 0;
+      let real = 0;
+      for (const split of ['train', 'test']) {
+        const tokens = readTokens(join(work, 'artifacts', 'runs', 'real', 'tokenize', `${split}.arrow`));
+        rows += tokens.offsets.length - 1;
+        real += tokens.ids.length;
+      }
+      const padded = real / (1 - emb.details.padded_fraction);
+      const fixed = rows * args['max-length'];
+
+      // A bare ONNX Runtime loop at batch 32 x 128, for scale.
+      const modelInfo = readModelInfo(join(args.model, 'config.json'));
+      const open = await openSession(join(args.model, 'model.onnx'), ['cuda', 'cpu'], args.threads);
+      const dims = [32, 128];
+      const ids = BigInt64Array.from({ length: 32 * 128 }, (_, i) => BigInt(1 + ((i * 7919) % (modelInfo.vocab - 1))));
+      const feeds = { input_ids: new ort.Tensor('int64', ids, dims), attention_mask: new ort.Tensor('int64', new BigInt64Array(32 * 128).fill(1n), dims), token_type_ids: new ort.Tensor('int64', new BigInt64Array(32 * 128), dims) };
+      await open.session.run(feeds);
+      const loops = modelInfo.layers >= 12 ? 3 : 20;
+      const b0 = performance.now();
+      for (let i = 0; i < loops; i++) await open.session.run(feeds, ['last_hidden_state']);
+      const bareSeconds = (performance.now() - b0) / 1000;
+      return {
+        provider: emb.details.provider,
+        embed: {
+          rows,
+          rows_per_second: emb.timings.rows_per_second,
+          tokens_per_second: emb.timings.tokens_per_second,
+          session_run_share_of_stage_wall: Number((emb.timings.session_seconds / embedWall).toFixed(3)),
+          session_run_share_of_embed_loop: Number((emb.timings.session_seconds / emb.timings.embed_seconds).toFixed(3)),
+          stage_wall_seconds: Number(embedWall.toFixed(2)),
+          session_seconds: emb.timings.session_seconds,
+          gflops_per_second: emb.timings.gflops_per_second,
+          real_tokens: real,
+          padded_tokens_bucketed: Math.round(padded),
+          padded_tokens_fixed_max_length: fixed,
+          padding_tokens_bucketed: Math.round(padded - real),
+          padding_tokens_fixed_max_length: fixed - real,
+          fewer_tokens_than_fixed_padding: Number((1 - padded / fixed).toFixed(3)),
+          peak_rss_mb: emb.timings.peak_rss_mb,
+        },
+        bare_onnxruntime_batch_32x128: {
+          sequences_per_second: Number(((loops * 32) / bareSeconds).toFixed(2)),
+          gflops_per_second: Number(((loops * bertFlops(modelInfo, 32, 128)) / bareSeconds / 1e9).toFixed(1)),
+        },
+      };
+    };
+    const report = {
+      data: args.data,
+      model: args.model,
+      model_shape: readModelInfo(join(args.model, 'config.json')),
+      threads: args.threads,
+      tokenize: args.only === 'embed' ? undefined : benchTokenize(),
+      ...(args.only === 'tokenize' ? {} : await benchEmbed()),
+    };
+    mkdirSync(join(args.artifacts, 'bench'), { recursive: true });
+    const out = join(args.artifacts, 'bench', 'tokenize-embed.json');
+    writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+    info(`bench: -> ${out}`);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+});
