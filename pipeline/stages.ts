@@ -35,4 +35,20 @@ export const STAGES: readonly StageSpec[] = [
     params: ({ config }) => ({ embed: { pooling: config.embed.pooling }, model: { precision: config.model?.precision } }),
     sources: (loaded, store) => modelSources(loaded, store, NETWORK_FILES(loaded)),
   },
+  {
+    name: 'train',
+    version: 1,
+    inputs: ['ingest', 'embed'],
+    // The backend is left out: it changes speed, and only float rounding of the result.
+    params: ({ config }) => {
+      const { backend: _backend, ...train } = config.train;
+      return { train, seed: config.seed };
+    },
+  },
+  {
+    name: 'evaluate',
+    version: 1,
+    inputs: ['ingest', 'embed', 'train'],
+    params: ({ config }) => ({ evaluate: config.evaluate }),
+  },
 ];

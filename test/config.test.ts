@@ -36,7 +36,7 @@ test('a wrong type names the field and the value it got', () => {
 
 test('a value out of range names the field', () => {
   const dir = writeConfigs({ 'c.yaml': `${minimal}  max_reject_fraction: 1.5\n` });
-  assert.throws(() => loadConfig(join(dir, 'c.yaml')), /ingest\.max_reject_fraction: expected number to be <=1, got 1\.5|ingest\.max_reject_fraction: .*1\.5/);
+  assert.throws(() => loadConfig(join(dir, 'c.yaml')), /ingest\.max_reject_fraction: expected number <=1, got 1\.5/);
 });
 
 test('a missing config file is one clear error', () => {

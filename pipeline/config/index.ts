@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { UserError } from '../errors.js';
 import { configSchema, type Config } from './schema.js';
 
-export { configSchema, type Config, type IngestConfig, type ModelConfig, type EmbedConfig } from './schema.js';
+export { configSchema, type Config, type IngestConfig, type ModelConfig, type EmbedConfig, type TrainConfig } from './schema.js';
 
 /** A loaded config: the validated values, where they came from, and the folder relative paths start from. */
 export interface LoadedConfig {
@@ -142,8 +142,12 @@ export function formatIssues(issues: readonly z.core.$ZodIssue[]): string {
         if (issue.input === undefined) return `${path}: required (expected ${issue.expected})`;
         return `${path}: expected ${expectedOf(issue)}, got ${describe(issue.input)}`;
       case 'too_small':
-      case 'too_big':
-        return `${path}: ${issue.message.replace(/^Too (small|big): expected \w+ to (have|be) /, 'expected ')}, got ${describe(issue.input)}`;
+      case 'too_big': {
+        const op = issue.code === 'too_small' ? (issue.inclusive ? '>=' : '>') : issue.inclusive ? '<=' : '<';
+        const bound = String(issue.code === 'too_small' ? issue.minimum : issue.maximum);
+        const what = issue.origin === 'number' ? 'number' : `${issue.origin} length`;
+        return `${path}: expected ${what} ${op}${bound}, got ${describe(issue.input)}`;
+      }
       case 'invalid_value':
         return `${path}: expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}, got ${describe(issue.input)}`;
       default:

@@ -1,0 +1,48 @@
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { UserError } from '../errors.js';
+import { info } from '../log.js';
+
+export type BackendSetting = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
+
+/**
+ * Picks the TF.js backend. `auto` takes native TensorFlow (tfjs-node-gpu, then tfjs-node) when
+ * one is installed and loads, else WebAssembly, else plain JavaScript. The native packages are
+ * optional: their install downloads libtensorflow, which needs network this project may not have.
+ */
+export async function selectBackend(setting: BackendSetting, stage = 'train'): Promise<string> {
+  const tried: string[] = [];
+  if (setting === 'auto' || setting === 'tensorflow') {
+    for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
+      try {
+        await import(pkg);
+        if (await tf.setBackend('tensorflow')) return announce(stage, 'tensorflow', pkg);
+      } catch (error) {
+        tried.push(`${pkg}: ${(error as Error).message.split('\n')[0]}`);
+      }
+    }
+    if (setting === 'tensorflow') throw new UserError(`train.backend: tensorflow needs @tensorflow/tfjs-node or -gpu installed and loadable:\n  ${tried.join('\n  ')}`);
+  }
+  if (setting === 'auto' || setting === 'wasm') {
+    try {
+      const wasm = await import('@tensorflow/tfjs-backend-wasm');
+      // In Node the .wasm binaries are read from the package folder, not fetched.
+      wasm.setWasmPaths(join(dirname(createRequire(import.meta.url).resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist') + '/');
+      if (await tf.setBackend('wasm')) return announce(stage, 'wasm', '@tensorflow/tfjs-backend-wasm');
+    } catch (error) {
+      if (setting === 'wasm') throw new UserError(`train.backend: wasm could not start: ${(error as Error).message}`);
+      tried.push(`wasm: ${(error as Error).message}`);
+    }
+  }
+  await tf.setBackend('cpu');
+  return announce(stage, 'cpu', '@tensorflow/tfjs (pure JavaScript)');
+}
+
+async function announce(stage: string, name: string, from: string): Promise<string> {
+  await tf.ready();
+  info(`${stage}: TensorFlow.js ${tf.version.tfjs} on the ${name} backend (${from})`);
+  return name;
+}
+
+export { tf };

@@ -1,0 +1,124 @@
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { tf } from './backend.js';
+import type { TrainConfig } from '../config/index.js';
+
+/**
+ * Builds the classifier from the YAML layer list: per hidden layer a dense layer (seeded Glorot
+ * initialization, optional L2), optional batch norm, the activation, dropout; then a softmax
+ * over the labels.
+ */
+export function buildModel(inputDim: number, labels: number, train: TrainConfig, seed: number): tf.Sequential {
+  const model = tf.sequential();
+  train.layers.forEach((layer, i) => {
+    const dense = tf.layers.dense({
+      units: layer.units,
+      inputShape: i === 0 ? [inputDim] : undefined,
+      activation: layer.batch_norm ? 'linear' : (layer.activation as never),
+      kernelInitializer: tf.initializers.glorotUniform({ seed: seed + i }),
+      kernelRegularizer: layer.l2 > 0 ? tf.regularizers.l2({ l2: layer.l2 }) : undefined,
+      name: `hidden_${i}`,
+    });
+    model.add(dense);
+    if (layer.batch_norm) {
+      model.add(tf.layers.batchNormalization({ name: `batch_norm_${i}` }));
+      model.add(tf.layers.activation({ activation: layer.activation as never, name: `activation_${i}` }));
+    }
+    if (layer.dropout > 0) model.add(tf.layers.dropout({ rate: layer.dropout, name: `dropout_${i}` }));
+  });
+  model.add(
+    tf.layers.dense({
+      units: labels,
+      inputShape: train.layers.length ? undefined : [inputDim],
+      activation: 'softmax',
+      kernelInitializer: tf.initializers.glorotUniform({ seed: seed + train.layers.length }),
+      name: 'genre',
+    }),
+  );
+  return model;
+}
+
+/**
+ * Saves in TF.js's own layers format (model.json + weights.bin) through a handler of our own,
+ * so saving works on every backend (tfjs's `file://` handler exists only in tfjs-node).
+ */
+export async function saveModel(model: tf.LayersModel, dir: string): Promise<void> {
+  mkdirSync(dir, { recursive: true });
+  await model.save(
+    tf.io.withSaveHandler(async (artifacts) => {
+      const weights = artifacts.weightData instanceof ArrayBuffer ? artifacts.weightData : tf.io.concatenateArrayBuffers(artifacts.weightData as ArrayBuffer[]);
+      writeFileSync(join(dir, 'weights.bin'), Buffer.from(weights));
+      const json = {
+        format: artifacts.format,
+        generatedBy: artifacts.generatedBy,
+        convertedBy: artifacts.convertedBy,
+        modelTopology: artifacts.modelTopology,
+        weightsManifest: [{ paths: ['weights.bin'], weights: artifacts.weightSpecs }],
+      };
+      writeFileSync(join(dir, 'model.json'), JSON.stringify(json));
+      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON', weightDataBytes: weights.byteLength } };
+    }),
+  );
+}
+
+export async function loadModel(dir: string): Promise<tf.LayersModel> {
+  const json = JSON.parse(readFileSync(join(dir, 'model.json'), 'utf8'));
+  const weights = readFileSync(join(dir, 'weights.bin'));
+  return tf.loadLayersModel(
+    tf.io.fromMemory({
+      modelTopology: json.modelTopology,
+      weightSpecs: json.weightsManifest[0].weights,
+      weightData: weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.byteLength),
+    }),
+  );
+}
+
+/** Per-feature mean and standard deviation of the training rows, applied to every split. */
+export interface Standardization {
+  mean: number[];
+  std: number[];
+}
+
+export function fitStandardization(features: Float32Array, dim: number): Standardization {
+  const rows = features.length / dim;
+  const mean = new Float64Array(dim);
+  const sq = new Float64Array(dim);
+  for (let r = 0; r < rows; r++) {
+    for (let d = 0; d < dim; d++) {
+      const v = features[r * dim + d]!;
+      mean[d]! += v;
+      sq[d]! += v * v;
+    }
+  }
+  const std = new Float64Array(dim);
+  for (let d = 0; d < dim; d++) {
+    mean[d]! /= rows;
+    // A constant feature keeps its values (divided by 1) rather than becoming NaN.
+    std[d] = Math.sqrt(Math.max(0, sq[d]! / rows - mean[d]! * mean[d]!)) || 1;
+  }
+  return { mean: Array.from(mean), std: Array.from(std) };
+}
+
+export function standardize(features: Float32Array, dim: number, s: Standardization | null): Float32Array {
+  if (!s) return features;
+  const out = new Float32Array(features.length);
+  for (let i = 0; i < features.length; i++) {
+    const d = i % dim;
+    out[i] = (features[i]! - s.mean[d]!) / s.std[d]!;
+  }
+  return out;
+}
+
+/** Class probabilities for feature rows, in batches so that memory stays bounded. */
+export function predictProbabilities(model: tf.LayersModel, features: Float32Array, dim: number, batch = 4096): Float32Array {
+  const rows = features.length / dim;
+  const labels = (model.outputs[0]!.shape[1] as number) ?? 0;
+  const out = new Float32Array(rows * labels);
+  for (let start = 0; start < rows; start += batch) {
+    const n = Math.min(batch, rows - start);
+    const probs = tf.tidy(() => model.predict(tf.tensor2d(features.subarray(start * dim, (start + n) * dim), [n, dim])) as tf.Tensor);
+    out.set(probs.dataSync() as Float32Array, start * labels);
+    probs.dispose();
+  }
+  return out;
+}

@@ -1,0 +1,58 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { computeMetrics } from '../pipeline/metrics/index.js';
+
+const close = (actual: number, expected: number, what: string) => assert.ok(Math.abs(actual - expected) < 1e-9, `${what}: ${actual} vs ${expected}`);
+
+// Three labels; "c" occurs in neither the truth nor the predictions, "b" is never predicted.
+// rows: truth a a a b b ; predicted a a b a a (as argmax of the probabilities below)
+const labels = ['a', 'b', 'c'];
+const truth = [0, 0, 0, 1, 1];
+const probs = Float32Array.from([
+  0.7, 0.2, 0.1,
+  0.6, 0.3, 0.1,
+  0.3, 0.6, 0.1,
+  0.5, 0.4, 0.1,
+  0.8, 0.05, 0.15,
+]);
+
+test('per-class precision, recall and F1 as scikit-learn computes them', () => {
+  const m = computeMetrics(truth, probs, labels, { topK: 2, bins: 15, majority: 0 });
+  // a: predicted 4 times, 2 right -> P 0.5; support 3 -> R 2/3; F1 = 2*0.5*(2/3)/(0.5+2/3) = 4/7
+  close(m.per_class.a!.precision, 0.5, 'P(a)');
+  close(m.per_class.a!.recall, 2 / 3, 'R(a)');
+  close(m.per_class.a!.f1, 4 / 7, 'F1(a)');
+  // b: predicted once, wrong -> P 0; support 2, 0 found -> R 0; F1 0 (not NaN)
+  assert.deepEqual(m.per_class.b, { precision: 0, recall: 0, f1: 0, support: 2 });
+  // c: absent and never predicted -> zeros, left out of the averages
+  assert.deepEqual(m.per_class.c, { precision: 0, recall: 0, f1: 0, support: 0 });
+  close(m.accuracy, 2 / 5, 'accuracy');
+  close(m.macro.precision, 0.25, 'macro P over a and b');
+  close(m.macro.recall, 1 / 3, 'macro R');
+  close(m.macro.f1, 2 / 7, 'macro F1');
+  close(m.weighted.f1, (3 * (4 / 7)) / 5, 'weighted F1');
+  assert.deepEqual(m.confusion, [[2, 1, 0], [2, 0, 0], [0, 0, 0]]);
+});
+
+test('a class predicted but absent from the split counts in the macro average with precision 0', () => {
+  const m = computeMetrics([0, 0], Float32Array.from([0.9, 0.1, 0.2, 0.8]), ['a', 'b'], { topK: 1, bins: 10, majority: 0 });
+  assert.deepEqual(m.per_class.b, { precision: 0, recall: 0, f1: 0, support: 0 });
+  // a: P 1, R 0.5, F1 2/3; b: 0 -> macro F1 1/3
+  close(m.macro.f1, 1 / 3, 'macro F1');
+  close(m.weighted.f1, 2 / 3, 'weighted F1 (b has no weight)');
+});
+
+test('top-k accuracy, log loss, calibration error and the majority baseline', () => {
+  const m = computeMetrics(truth, probs, labels, { topK: 2, bins: 4, majority: 0 });
+  // top-2 misses only row 4 (truth b with p 0.05, third).
+  close(m.top_k_accuracy, 4 / 5, 'top-2');
+  const expectedLoss = -(Math.log(0.7) + Math.log(0.6) + Math.log(0.3) + Math.log(0.4) + Math.log(0.05)) / 5;
+  assert.ok(Math.abs(m.log_loss - expectedLoss) < 1e-6, `${m.log_loss} vs ${expectedLoss}`);
+  // Confidences 0.7 0.6 0.6 0.5 (right, right, wrong, wrong) fall in [0.5, 0.75): accuracy 0.5,
+  // confidence 0.6; 0.8 (wrong) in [0.75, 1]: accuracy 0, confidence 0.8.
+  const ece = (4 * Math.abs(0.5 - 0.6) + 1 * Math.abs(0 - 0.8)) / 5;
+  assert.ok(Math.abs(m.expected_calibration_error - ece) < 1e-6, `${m.expected_calibration_error} vs ${ece}`);
+  assert.equal(m.reliability.length, 4);
+  assert.deepEqual(m.reliability.map((b) => b.count), [0, 0, 4, 1]);
+  assert.deepEqual(m.majority_baseline, { label: 'a', accuracy: 3 / 5 });
+});
