@@ -19,10 +19,13 @@ export interface Slice {
 const SPLITS = ['train', 'test'] as const;
 const shardFile = (dir: string, index: number) => join(dir, 'shards', `shard-${String(index).padStart(5, '0')}.arrow`);
 
-/** The rows of both splits as one table (train first), with each split's row count. */
-function readAllTokens(tokenizeDir: string): { tokens: TokenTable; counts: Record<(typeof SPLITS)[number], number> } {
+/** The rows of both splits as one table (train first), each row's length, and each split's row count. */
+function readAllTokens(tokenizeDir: string): { tokens: TokenTable; lengths: Int32Array; counts: Record<(typeof SPLITS)[number], number> } {
   const parts = SPLITS.map((split) => readTokens(join(tokenizeDir, `${split}.arrow`)));
-  return { tokens: concatTokens(parts), counts: { train: rowCount(parts[0]!), test: rowCount(parts[1]!) } };
+  const tokens = concatTokens(parts);
+  const lengths = new Int32Array(rowCount(tokens));
+  for (let i = 0; i < lengths.length; i++) lengths[i] = lengthOf(tokens, i);
+  return { tokens, lengths, counts: { train: rowCount(parts[0]!), test: rowCount(parts[1]!) } };
 }
 
 /** Ids the model cannot take are a user error here, not a crash inside ONNX Runtime. */
@@ -142,10 +145,8 @@ export async function embed(run: StageRun, slice?: Slice): Promise<ManifestBody>
   const { config } = run.loaded;
   const files = await resolveModel(run.loaded);
   const model = readModelInfo(files.config);
-  const { tokens, counts } = readAllTokens(run.inputs.tokenize!.dir);
+  const { tokens, lengths, counts } = readAllTokens(run.inputs.tokenize!.dir);
   checkFitsModel(tokens, counts, model, files.config);
-  const lengths = new Int32Array(rowCount(tokens));
-  for (let i = 0; i < lengths.length; i++) lengths[i] = lengthOf(tokens, i);
   const shards = planShards(lengths, config.embed.shard_rows);
   const mine = slice ? shards.filter((s) => s.index % slice.count === slice.index) : shards;
 
@@ -192,9 +193,7 @@ export async function embed(run: StageRun, slice?: Slice): Promise<ManifestBody>
 
 /** Copies the shard files of every slice `i/count` into the artifact being built, then merges them. */
 export function mergeSlices(run: StageRun, store: ArtifactStore, count: number): ManifestBody {
-  const { tokens, counts } = readAllTokens(run.inputs.tokenize!.dir);
-  const lengths = new Int32Array(rowCount(tokens));
-  for (let i = 0; i < lengths.length; i++) lengths[i] = lengthOf(tokens, i);
+  const { lengths, counts } = readAllTokens(run.inputs.tokenize!.dir);
   const shards = planShards(lengths, run.loaded.config.embed.shard_rows);
   const manifests = [];
   for (let i = 0; i < count; i++) {
