@@ -29,7 +29,7 @@ INSTALLED := node_modules/.installed
 BUILT := dist/.built
 DEMO_DATA := data/demo/SOURCE.md
 
-PHONY_STAGES := ingest tokenize embed train evaluate
+PHONY_STAGES := ingest tokenize embed train evaluate report
 .PHONY: all install build demo-data $(PHONY_STAGES) status config clean gc test bench bench-ingest bench-embed bench-train model-demo model-bert-base check-tokenizer
 
 # One planner process answers "would anything run?"; only then are the stage targets walked.
@@ -38,7 +38,7 @@ all: $(BUILT) $(DEMO_DATA)
 	@if $(NODE) dist/scripts/status.js $(ARGS) --check; then \
 	  echo "all stages up to date for $(CONFIG) (make status explains, make clean forgets the run)"; \
 	else \
-	  $(MAKE) --no-print-directory evaluate; \
+	  $(MAKE) --no-print-directory report; \
 	fi
 
 install: $(INSTALLED)
@@ -69,6 +69,9 @@ train: embed
 
 evaluate: train
 	@$(call STAGE,evaluate)
+
+report: evaluate
+	@$(call STAGE,report)
 
 status: $(BUILT)
 	@$(NODE) dist/scripts/status.js $(ARGS)

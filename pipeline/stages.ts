@@ -1,5 +1,6 @@
 import type { StageSpec } from './artifacts/plan.js';
 import { ingestSources } from './ingest/source.js';
+import { reportSources } from './report/sources.js';
 import { modelSources, NETWORK_FILES, TOKENIZER_FILES } from './model/index.js';
 
 /**
@@ -50,5 +51,16 @@ export const STAGES: readonly StageSpec[] = [
     version: 1,
     inputs: ['ingest', 'embed', 'train'],
     params: ({ config }) => ({ evaluate: config.evaluate }),
+  },
+  {
+    name: 'report',
+    version: 1,
+    inputs: ['ingest', 'tokenize', 'embed', 'train', 'evaluate'],
+    // The posters folder is identified by its images' content (`sources`), not its path.
+    params: ({ config }) => {
+      const { images: _images, ...report } = config.report;
+      return { report, seed: config.seed, run: config.run };
+    },
+    sources: reportSources,
   },
 ];

@@ -144,6 +144,18 @@ export const evaluateSchema = z.strictObject({
   calibration_bins: positiveInt.max(100).default(15),
 });
 
+export const reportSchema = z.strictObject({
+  /** Test movies drawn at random (seeded) for the gallery, and most confident mistakes shown after them. */
+  gallery: z.number().int().min(0).max(200).default(12),
+  mistakes: z.number().int().min(0).max(100).default(6),
+  /** Characters of each description on a card. */
+  excerpt_chars: positiveInt.max(5000).default(280),
+  /** A folder of posters named by movie id (`<id>.jpg`, `.jpeg`, `.png` or `.webp`); cards without one get a drawn tile. */
+  images: z.string().min(1).nullable().default(null),
+  /** Posters are scaled down to this width (pixels) before they are embedded. */
+  image_width: positiveInt.max(1024).default(160),
+});
+
 export const configSchema = z
   .strictObject({
     /** Name of the run folder under artifacts/runs/ (default: the config file's name). */
@@ -159,6 +171,7 @@ export const configSchema = z
     embed: embedSchema.prefault({}),
     train: trainSchema.prefault({}),
     evaluate: evaluateSchema.prefault({}),
+    report: reportSchema.prefault({}),
   })
   .check((ctx) => {
     const ingest = ctx.value.ingest;
@@ -177,3 +190,4 @@ export type IngestConfig = Config['ingest'];
 export type ModelConfig = NonNullable<Config['model']>;
 export type EmbedConfig = Config['embed'];
 export type TrainConfig = Config['train'];
+export type ReportConfig = Config['report'];

@@ -1,0 +1,224 @@
+import * as vega from 'vega';
+import { compile, type TopLevelSpec } from 'vega-lite';
+import type { Metrics } from '../metrics/index.js';
+import type { EpochRecord } from '../mlp/train.js';
+
+/**
+ * The report's charts: Vega-Lite specs rendered to SVG in Node, so the page needs no script and
+ * no network. Hover text comes from each mark's `description`, which Vega writes as an
+ * aria-label; `renderChart` turns it into an SVG <title>, which browsers show as a tooltip.
+ */
+
+const FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, sans-serif';
+export const PALETTE = { model: '#3b5bdb', baseline: '#adb5bd', good: '#2b8a3e', bad: '#c92a2a', train: '#3b5bdb', test: '#f08c00' };
+
+const CONFIG = {
+  font: FONT,
+  view: { stroke: null },
+  axis: { labelFontSize: 11, titleFontSize: 12, titleFontWeight: 500, gridColor: '#eef0f3', domainColor: '#ced4da', tickColor: '#ced4da' },
+  legend: { labelFontSize: 11, titleFontSize: 12, orient: 'top' },
+  title: { fontSize: 13, fontWeight: 600, anchor: 'start' },
+} as const;
+
+export async function renderChart(spec: TopLevelSpec): Promise<string> {
+  const vegaSpec = compile({ ...spec, config: { ...CONFIG, ...(spec.config ?? {}) } } as TopLevelSpec).spec;
+  const view = new vega.View(vega.parse(vegaSpec), { renderer: 'none' });
+  const svg = await view.toSVG();
+  view.finalize();
+  return svg
+    .replace(/<path aria-label="([^"]*)" role="graphics-symbol"([^>]*?)\/>/g, '<path aria-label="$1" role="graphics-symbol"$2><title>$1</title></path>')
+    .replace(/^<svg /, '<svg role="img" ');
+}
+
+const percent = (x: number) => `${(100 * x).toFixed(1)}%`;
+
+/** Rows are the true genre, columns the predicted one; each row sums to 1 so rare genres stay readable. */
+export function confusionSpec(metrics: Metrics): TopLevelSpec {
+  const { labels, confusion } = metrics;
+  const values = labels.flatMap((truth, i) => {
+    const total = confusion[i]!.reduce((a, b) => a + b, 0);
+    return labels.map((predicted, j) => {
+      const count = confusion[i]![j]!;
+      const share = total ? count / total : 0;
+      return { truth, predicted, count, share, hover: `true ${truth}, predicted ${predicted}: ${count} of ${total} (${percent(share)})` };
+    });
+  });
+  const cell = labels.length > 20 ? 16 : 24;
+  return {
+    data: { values },
+    width: cell * labels.length,
+    height: cell * labels.length,
+    layer: [
+      {
+        mark: { type: 'rect' },
+        encoding: {
+          x: { field: 'predicted', type: 'nominal', sort: labels, title: 'predicted genre', axis: { labelAngle: -50 } },
+          y: { field: 'truth', type: 'nominal', sort: labels, title: 'true genre' },
+          color: { field: 'share', type: 'quantitative', title: 'share of row', scale: { scheme: 'blues', domain: [0, 1] } },
+          description: { field: 'hover' },
+        },
+      },
+      ...(labels.length <= 15
+        ? [
+            {
+              mark: { type: 'text' as const, fontSize: 9 },
+              transform: [{ filter: 'datum.count > 0' }],
+              encoding: {
+                x: { field: 'predicted', type: 'nominal' as const, sort: labels },
+                y: { field: 'truth', type: 'nominal' as const, sort: labels },
+                text: { field: 'count', type: 'quantitative' as const },
+                color: { condition: { test: 'datum.share > 0.5', value: 'white' }, value: '#212529' },
+              },
+            },
+          ]
+        : []),
+    ],
+  } as TopLevelSpec;
+}
+
+/** Loss, accuracy and validation macro-F1 per epoch, with a rule at the epoch whose weights were kept. */
+export function learningCurveSpec(history: EpochRecord[], keptEpoch: number | null): TopLevelSpec {
+  const long = history.flatMap((h) => [
+    { epoch: h.epoch, panel: 'loss', series: 'train', value: h.loss },
+    ...(h.val_loss !== null && h.val_loss !== undefined ? [{ epoch: h.epoch, panel: 'loss', series: 'validation', value: h.val_loss }] : []),
+    { epoch: h.epoch, panel: 'accuracy', series: 'train', value: h.accuracy },
+    ...(h.val_accuracy !== null && h.val_accuracy !== undefined ? [{ epoch: h.epoch, panel: 'accuracy', series: 'validation', value: h.val_accuracy }] : []),
+    ...(h.val_macro_f1 !== null && h.val_macro_f1 !== undefined ? [{ epoch: h.epoch, panel: 'validation macro-F1', series: 'validation', value: h.val_macro_f1 }] : []),
+  ]);
+  const panel = (name: string) => ({
+    width: 220,
+    height: 160,
+    title: name,
+    layer: [
+      {
+        data: { values: long.filter((d) => d.panel === name).map((d) => ({ ...d, hover: `epoch ${d.epoch} ${d.series} ${name}: ${d.value.toFixed(4)}` })) },
+        mark: { type: 'line' as const, point: true },
+        encoding: {
+          x: { field: 'epoch', type: 'quantitative' as const, axis: { tickMinStep: 1 } },
+          y: { field: 'value', type: 'quantitative' as const, title: null, scale: { zero: false } },
+          color: { field: 'series', type: 'nominal' as const, title: null, scale: { domain: ['train', 'validation'], range: [PALETTE.train, PALETTE.test] } },
+          description: { field: 'hover' },
+        },
+      },
+      ...(keptEpoch
+        ? [
+            {
+              data: { values: [{ epoch: keptEpoch, hover: `weights kept from epoch ${keptEpoch}` }] },
+              mark: { type: 'rule' as const, strokeDash: [4, 3], color: '#868e96' },
+              encoding: { x: { field: 'epoch', type: 'quantitative' as const }, description: { field: 'hover' } },
+            },
+          ]
+        : []),
+    ],
+  });
+  return { hconcat: ['loss', 'accuracy', 'validation macro-F1'].map(panel), resolve: { scale: { color: 'shared' } } } as TopLevelSpec;
+}
+
+/** Accuracy against mean confidence per bin; a calibrated model sits on the diagonal. */
+export function reliabilitySpec(metrics: Metrics): TopLevelSpec {
+  const bins = metrics.reliability.filter((b) => b.count > 0).map((b) => ({
+    ...b,
+    middle: (b.lower + b.upper) / 2,
+    hover: `confidence ${b.lower.toFixed(2)}–${b.upper.toFixed(2)}: ${b.count} rows, accuracy ${percent(b.accuracy)}, mean confidence ${percent(b.confidence)}`,
+  }));
+  return {
+    width: 260,
+    height: 220,
+    title: `expected calibration error ${metrics.expected_calibration_error.toFixed(3)}`,
+    layer: [
+      {
+        data: { values: bins },
+        mark: { type: 'bar', color: PALETTE.model, opacity: 0.85 },
+        encoding: {
+          x: { field: 'lower', type: 'quantitative', bin: 'binned', scale: { domain: [0, 1] }, title: 'confidence (top-1 probability)' },
+          x2: { field: 'upper' },
+          y: { field: 'accuracy', type: 'quantitative', scale: { domain: [0, 1] }, title: 'accuracy' },
+          description: { field: 'hover' },
+        },
+      },
+      {
+        data: { values: [{ x: 0, y: 0 }, { x: 1, y: 1 }] },
+        mark: { type: 'line', strokeDash: [4, 3], color: '#868e96' },
+        encoding: { x: { field: 'x', type: 'quantitative' }, y: { field: 'y', type: 'quantitative' } },
+      },
+    ],
+  } as TopLevelSpec;
+}
+
+/** Share of each genre in train and test, side by side. */
+export function classDistributionSpec(counts: Record<string, Record<string, number>>, labels: string[]): TopLevelSpec {
+  const totals: Record<string, number> = {};
+  for (const label of labels) for (const [split, n] of Object.entries(counts[label] ?? {})) totals[split] = (totals[split] ?? 0) + n;
+  const values = labels.flatMap((genre) =>
+    ['train', 'test']
+      .filter((split) => totals[split])
+      .map((split) => {
+        const n = counts[genre]?.[split] ?? 0;
+        return { genre, split, n, share: n / totals[split]!, hover: `${genre} in ${split}: ${n} rows (${percent(n / totals[split]!)})` };
+      }),
+  );
+  return {
+    data: { values },
+    width: Math.max(260, labels.length * 22),
+    height: 180,
+    mark: { type: 'bar' },
+    encoding: {
+      x: { field: 'genre', type: 'nominal', sort: labels, title: null, axis: { labelAngle: -50 } },
+      xOffset: { field: 'split', type: 'nominal', sort: ['train', 'test'] },
+      y: { field: 'share', type: 'quantitative', axis: { format: '%' }, title: 'share of split' },
+      color: { field: 'split', type: 'nominal', title: null, sort: ['train', 'test'], scale: { domain: ['train', 'test'], range: [PALETTE.train, PALETTE.test] } },
+      description: { field: 'hover' },
+    },
+  } as TopLevelSpec;
+}
+
+export interface LengthStats {
+  max_length: number;
+  splits: Record<string, { rows: number; truncated_fraction: number; histogram: number[] }>;
+}
+
+/** Tokens per description in bins of 8, with the truncation length marked. */
+export function tokenLengthSpec(stats: LengthStats): TopLevelSpec {
+  const values = Object.entries(stats.splits).flatMap(([split, s]) =>
+    s.histogram.map((n, k) => ({ split, lower: 8 * k, upper: 8 * k + 8, share: s.rows ? n / s.rows : 0, hover: `${split}: ${n} rows with ${8 * k}–${8 * k + 7} tokens` })),
+  );
+  const truncated = Object.entries(stats.splits).map(([split, s]) => `${split} ${percent(s.truncated_fraction)}`).join(', ');
+  return {
+    width: 420,
+    height: 180,
+    title: `truncated at ${stats.max_length} tokens: ${truncated}`,
+    layer: [
+      {
+        data: { values },
+        mark: { type: 'bar', opacity: 0.6, binSpacing: 0 },
+        encoding: {
+          x: { field: 'lower', type: 'quantitative', bin: 'binned', title: 'tokens per description (with [CLS] and [SEP])' },
+          x2: { field: 'upper' },
+          y: { field: 'share', type: 'quantitative', stack: null, axis: { format: '%' }, title: 'share of split' },
+          color: { field: 'split', type: 'nominal', title: null, scale: { domain: ['train', 'test'], range: [PALETTE.train, PALETTE.test] } },
+          description: { field: 'hover' },
+        },
+      },
+      {
+        data: { values: [{ x: stats.max_length, hover: `max_length ${stats.max_length}` }] },
+        mark: { type: 'rule', strokeDash: [4, 3], color: PALETTE.bad },
+        encoding: { x: { field: 'x', type: 'quantitative' }, description: { field: 'hover' } },
+      },
+    ],
+  } as TopLevelSpec;
+}
+
+/** Wall-clock seconds per stage. */
+export function timingSpec(stages: { stage: string; seconds: number }[]): TopLevelSpec {
+  return {
+    data: { values: stages.map((s) => ({ ...s, hover: `${s.stage}: ${s.seconds.toFixed(2)} s` })) },
+    width: 360,
+    height: 22 * stages.length,
+    mark: { type: 'bar', color: PALETTE.model },
+    encoding: {
+      y: { field: 'stage', type: 'nominal', sort: stages.map((s) => s.stage), title: null },
+      x: { field: 'seconds', type: 'quantitative', title: 'seconds (when the artifact was built)' },
+      description: { field: 'hover' },
+    },
+  } as TopLevelSpec;
+}

@@ -1,0 +1,95 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { UserError } from '../errors.js';
+import { Rng } from '../random.js';
+import { escapeHtml, pct } from './html.js';
+
+/**
+ * The gallery of predictions (the reference notebook's `print_pred`): cards for a seeded random
+ * sample of test movies, then the most confident mistakes, each with its poster when the data
+ * has one and a drawn tile when it does not.
+ */
+
+export interface GalleryMovie {
+  id: string;
+  title: string;
+  year: number | null;
+  description: string;
+  true_genre: string | null;
+  predicted_genre: string;
+  correct: boolean | null;
+  top: { genre: string; prob: number }[];
+}
+
+/** A seeded sample of `count` movies, and the `mistakes` wrong ones the model was surest of (not repeated). */
+export function pickGallery(movies: GalleryMovie[], count: number, mistakes: number, seed: number): { sample: GalleryMovie[]; mistakes: GalleryMovie[] } {
+  const sample = new Rng(seed, 'report.gallery').shuffle([...movies]).slice(0, count);
+  const shown = new Set(sample.map((m) => m.id));
+  const worst = movies
+    .filter((m) => m.correct === false && !shown.has(m.id))
+    .sort((a, b) => b.top[0]!.prob - a.top[0]!.prob || a.id.localeCompare(b.id))
+    .slice(0, mistakes);
+  return { sample, mistakes: worst };
+}
+
+const POSTER_EXTENSIONS = ['jpg', 'jpeg', 'png', 'webp'];
+
+/** The movie's poster from `<imagesDir>/<id>.<ext>`, scaled to `width` pixels and inlined as WebP; null when there is none. */
+export async function posterDataUri(imagesDir: string | null, id: string, width: number): Promise<string | null> {
+  if (!imagesDir) return null;
+  const path = POSTER_EXTENSIONS.map((ext) => join(imagesDir, `${id}.${ext}`)).find((p) => existsSync(p));
+  if (!path) return null;
+  try {
+    const webp = await sharp(readFileSync(path)).resize({ width, withoutEnlargement: true }).webp({ quality: 78 }).toBuffer();
+    return `data:image/webp;base64,${webp.toString('base64')}`;
+  } catch (error) {
+    throw new UserError(`${path}: not a readable JPEG, PNG or WebP image (${(error as Error).message}); fix or remove it (report.images)`);
+  }
+}
+
+/** A poster-shaped tile in a colour of the true genre, with the title's initials. */
+export function placeholderTile(id: string, title: string, genre: string | null): string {
+  let hash = 0;
+  for (const c of genre ?? title) hash = (Math.imul(hash, 31) + c.charCodeAt(0)) >>> 0;
+  const hue = hash % 360;
+  const gradient = `tile-${id.replace(/[^\w-]/g, '_')}`;
+  const initials = title.split(/\s+/).filter((w) => /^[\p{L}\p{N}]/u.test(w)).slice(0, 2).map((w) => w[0]!.toUpperCase()).join('') || '?';
+  return (
+    `<svg class="placeholder" viewBox="0 0 84 120" role="img" aria-label="no poster for ${escapeHtml(title)}">` +
+    `<defs><linearGradient id="${gradient}" x1="0" y1="0" x2="1" y2="1"><stop offset="0" stop-color="hsl(${hue},55%,62%)"/><stop offset="1" stop-color="hsl(${(hue + 40) % 360},55%,38%)"/></linearGradient></defs>` +
+    `<rect width="84" height="120" fill="url(#${gradient})"/>` +
+    `<text x="42" y="66" text-anchor="middle" font-size="28" font-family="system-ui,sans-serif" font-weight="700" fill="white" fill-opacity="0.92">${escapeHtml(initials)}</text>` +
+    `<text x="42" y="108" text-anchor="middle" font-size="9" font-family="system-ui,sans-serif" fill="white" fill-opacity="0.85">${escapeHtml(genre ?? '')}</text></svg>`
+  );
+}
+
+function excerpt(text: string, chars: number): string {
+  if (text.length <= chars) return text;
+  const cut = text.lastIndexOf(' ', chars);
+  return `${text.slice(0, cut > chars * 0.6 ? cut : chars)}…`;
+}
+
+export function card(movie: GalleryMovie, poster: string | null, excerptChars: number): string {
+  const verdict =
+    movie.correct === null
+      ? `predicted <b>${escapeHtml(movie.predicted_genre)}</b>`
+      : movie.correct
+        ? `<span class="ok">✓ right</span> · ${escapeHtml(movie.true_genre)}`
+        : `<span class="miss">✗ wrong</span> · true <b>${escapeHtml(movie.true_genre)}</b>, predicted <b>${escapeHtml(movie.predicted_genre)}</b>`;
+  const bars = movie.top
+    .map(
+      ({ genre, prob }) =>
+        `<span>${escapeHtml(genre)}</span><span class="track"><span class="fill${genre === movie.true_genre ? ' truth' : ''}" style="width:${(100 * prob).toFixed(1)}%;display:block"></span></span><span class="p">${pct(prob, 0)}</span>`,
+    )
+    .join('');
+  const image = poster ? `<img src="${poster}" alt="poster of ${escapeHtml(movie.title)}">` : placeholderTile(movie.id, movie.title, movie.true_genre ?? movie.predicted_genre);
+  return (
+    `<article class="card${movie.correct === false ? ' wrong' : ''}" data-id="${escapeHtml(movie.id)}" data-correct="${movie.correct}">` +
+    `<div class="poster">${image}</div>` +
+    `<div><h4>${escapeHtml(movie.title)} ${movie.year ? `<span class="year">(${movie.year})</span>` : ''}</h4>` +
+    `<div class="verdict">${verdict}</div>` +
+    `<p class="excerpt">${escapeHtml(excerpt(movie.description, excerptChars))}</p>` +
+    `<div class="topk">${bars}</div></div></article>`
+  );
+}

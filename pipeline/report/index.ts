@@ -1,0 +1,260 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem, platform, arch, release } from 'node:os';
+import { join } from 'node:path';
+import * as vega from 'vega';
+import { version as vegaLiteVersion } from 'vega-lite';
+import sharp from 'sharp';
+import YAML from 'yaml';
+import { info, formatCount } from '../log.js';
+import { readParquet } from '../parquet/index.js';
+import { resolveConfigPath } from '../config/index.js';
+import type { Manifest, ManifestBody } from '../artifacts/store.js';
+import type { StageRun } from '../stage.js';
+import type { LabelsFile } from '../ingest/index.js';
+import type { Metrics } from '../metrics/index.js';
+import type { EpochRecord } from '../mlp/train.js';
+import { confusionSpec, classDistributionSpec, learningCurveSpec, reliabilitySpec, renderChart, timingSpec, tokenLengthSpec, type LengthStats } from './charts.js';
+import { card, pickGallery, posterDataUri, type GalleryMovie } from './gallery.js';
+import { delta, escapeHtml, figure, fixed, page, pct, section } from './html.js';
+
+const PIPELINE = ['ingest', 'tokenize', 'embed', 'train', 'evaluate'] as const;
+
+/** What a model that always answers the most frequent training genre would score on the same rows. */
+export function majorityBaseline(metrics: Metrics, trainCounts: Record<string, number>) {
+  const bySize = [...metrics.labels].sort((a, b) => (trainCounts[b] ?? 0) - (trainCounts[a] ?? 0) || a.localeCompare(b));
+  const support = (label: string) => metrics.per_class[label]?.support ?? 0;
+  const share = support(bySize[0]!) / metrics.rows;
+  const f1 = share > 0 ? (2 * share) / (1 + share) : 0;
+  return {
+    label: bySize[0]!,
+    accuracy: share,
+    top_k_accuracy: bySize.slice(0, metrics.top_k).reduce((a, l) => a + support(l), 0) / metrics.rows,
+    macro_f1: f1 / metrics.labels.length,
+    weighted_f1: share * f1,
+  };
+}
+
+interface Headline {
+  name: string;
+  value: number;
+  baseline: number;
+}
+
+export function headline(metrics: Metrics, trainCounts: Record<string, number>): Headline[] {
+  const base = majorityBaseline(metrics, trainCounts);
+  return [
+    { name: 'accuracy', value: metrics.accuracy, baseline: base.accuracy },
+    { name: 'macro-F1', value: metrics.macro.f1, baseline: base.macro_f1 },
+    { name: 'weighted-F1', value: metrics.weighted.f1, baseline: base.weighted_f1 },
+    { name: `top-${metrics.top_k} accuracy`, value: metrics.top_k_accuracy, baseline: base.top_k_accuracy },
+  ];
+}
+
+/** Genres with test rows, by F1 (then support), best first. */
+export function rankGenres(metrics: Metrics): { genre: string; f1: number; precision: number; recall: number; support: number }[] {
+  return Object.entries(metrics.per_class)
+    .filter(([, m]) => m.support > 0)
+    .map(([genre, m]) => ({ genre, ...m }))
+    .sort((a, b) => b.f1 - a.f1 || b.support - a.support || a.genre.localeCompare(b.genre));
+}
+
+/** The CI job summary: the headline against the baseline, and the five best and worst genres. */
+export function summaryMarkdown(options: { run: string; split: string; metrics: Metrics; trainCounts: Record<string, number>; randomModel: boolean }): string {
+  const { metrics } = options;
+  const lines = [`## Genre classifier: run \`${options.run}\` (${options.split} split, ${formatCount(metrics.rows)} movies)`, ''];
+  if (options.randomModel) lines.push('> **Random-weight demo model**: these figures show the pipeline works, not what BERT can do.', '');
+  lines.push('| metric | model | majority baseline | difference |', '|---|---:|---:|---:|');
+  for (const h of headline(metrics, options.trainCounts)) lines.push(`| ${h.name} | ${h.value.toFixed(3)} | ${h.baseline.toFixed(3)} | ${h.value - h.baseline >= 0 ? '+' : ''}${(h.value - h.baseline).toFixed(3)} |`);
+  const ranked = rankGenres(metrics);
+  const table = (title: string, rows: typeof ranked) => [
+    '',
+    `**${title}**`,
+    '',
+    '| genre | F1 | precision | recall | support |',
+    '|---|---:|---:|---:|---:|',
+    ...rows.map((r) => `| ${r.genre} | ${r.f1.toFixed(3)} | ${r.precision.toFixed(3)} | ${r.recall.toFixed(3)} | ${r.support} |`),
+  ];
+  lines.push(...table('Best genres', ranked.slice(0, 5)), ...table('Worst genres', ranked.slice(-5).reverse()));
+  return `${lines.join('\n')}\n`;
+}
+
+function perClassTable(metrics: Metrics): string {
+  const ranked = rankGenres(metrics);
+  const marked = Math.min(3, Math.floor(ranked.length / 2));
+  const best = new Set(ranked.slice(0, marked).map((r) => r.genre));
+  const worst = new Set(ranked.slice(ranked.length - marked).map((r) => r.genre));
+  const absent = metrics.labels.filter((l) => !(metrics.per_class[l]?.support > 0));
+  const rows = ranked
+    .map(
+      (r) =>
+        `<tr class="${best.has(r.genre) ? 'best' : worst.has(r.genre) ? 'worst' : ''}"><td>${escapeHtml(r.genre)}</td><td>${fixed(r.precision)}</td><td>${fixed(r.recall)}</td>` +
+        `<td>${fixed(r.f1)} <span class="bar" style="width:${Math.round(80 * r.f1)}px"></span></td><td>${r.support}</td></tr>`,
+    )
+    .join('');
+  return (
+    `<table class="per-class"><thead><tr><th>genre</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr></thead><tbody>${rows}</tbody></table>` +
+    (absent.length ? `<p class="note">No test rows: ${absent.map(escapeHtml).join(', ')}.</p>` : '')
+  );
+}
+
+function headlineCards(metrics: Metrics, trainCounts: Record<string, number>): string {
+  const base = majorityBaseline(metrics, trainCounts);
+  return (
+    `<div class="headline">` +
+    headline(metrics, trainCounts)
+      .map(
+        (h) =>
+          `<div class="metric" data-metric="${escapeHtml(h.name)}"><div class="label">${escapeHtml(h.name)}</div><div class="value">${fixed(h.value)}</div>` +
+          `<div class="baseline">majority baseline ${fixed(h.baseline)} ${delta(h.value - h.baseline)}</div></div>`,
+      )
+      .join('') +
+    `</div><p class="note">The baseline always answers the most frequent training genre (<b>${escapeHtml(base.label)}</b>). ` +
+    `Log loss ${fixed(metrics.log_loss)}, expected calibration error ${fixed(metrics.expected_calibration_error)}, ${formatCount(metrics.rows)} movies.</p>`
+  );
+}
+
+function timingsTable(manifests: Record<string, Manifest>): string {
+  const rows = PIPELINE.filter((s) => manifests[s]).map((stage) => {
+    const m = manifests[stage]!;
+    const rowCount = Object.entries(m.rows).filter(([k]) => ['train', 'validation', 'test'].includes(k)).reduce((a, [, n]) => a + n, 0);
+    const rowsPerSecond = m.timings.rows_per_second ?? (m.timings.seconds ? rowCount / m.timings.seconds : undefined);
+    const how = [m.details.provider && `provider ${m.details.provider}`, m.details.threads && `${m.details.threads} threads`, m.details.backend && `backend ${m.details.backend}`, m.details.workers && `${m.details.workers} workers`]
+      .filter(Boolean)
+      .join(', ');
+    return (
+      `<tr><td>${stage}</td><td>${fixed(m.timings.seconds, 2)}</td><td>${rowsPerSecond ? formatCount(Math.round(rowsPerSecond)) : '–'}</td>` +
+      `<td>${m.timings.tokens_per_second ? formatCount(Math.round(m.timings.tokens_per_second)) : '–'}</td><td>${m.timings.gflops_per_second ? fixed(m.timings.gflops_per_second, 1) : '–'}</td>` +
+      `<td>${m.timings.peak_rss_mb ? `${m.timings.peak_rss_mb} MB` : '–'}</td><td style="text-align:left">${escapeHtml(how)}</td><td style="text-align:left">${escapeHtml(m.created_at)}</td></tr>`
+    );
+  });
+  return `<table><thead><tr><th>stage</th><th>seconds</th><th>rows/s</th><th>tokens/s</th><th>GFLOP/s</th><th>peak RSS</th><th style="text-align:left">how</th><th style="text-align:left">built</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
+}
+
+function keyValues(entries: [string, unknown][]): string {
+  return `<table class="kv">${entries.map(([k, v]) => `<tr><td>${escapeHtml(k)}</td><td><code>${escapeHtml(v)}</code></td></tr>`).join('')}</table>`;
+}
+
+export function reportVersions(): Record<string, string> {
+  return { vega: vega.version, 'vega-lite': vegaLiteVersion, sharp: sharp.versions.sharp ?? 'unknown' };
+}
+
+/**
+ * Builds report.html (self-contained) and summary.md from the run's artifacts. Reads only what the
+ * upstream stages published; trains and predicts nothing.
+ */
+export async function buildReport(run: StageRun): Promise<ManifestBody> {
+  const { config } = run.loaded;
+  const dirOf = (stage: string) => run.inputs[stage]!.dir;
+  const manifests = Object.fromEntries(PIPELINE.map((s) => [s, run.inputs[s]!.manifest])) as Record<string, Manifest>;
+  const allMetrics = JSON.parse(readFileSync(join(dirOf('evaluate'), 'metrics.json'), 'utf8')) as Partial<Record<'validation' | 'test', Metrics>>;
+  const split = allMetrics.test ? 'test' : 'validation';
+  const metrics = allMetrics[split];
+  const labelsFile = JSON.parse(readFileSync(join(dirOf('ingest'), 'labels.json'), 'utf8')) as LabelsFile;
+  const trainCounts = Object.fromEntries(Object.entries(labelsFile.counts).map(([l, c]) => [l, c.train ?? 0]));
+  const stats = JSON.parse(readFileSync(join(dirOf('tokenize'), 'stats.json'), 'utf8')) as LengthStats;
+  const history = await readParquet<EpochRecord>(join(dirOf('train'), 'history.parquet'));
+  const randomModel = Boolean(manifests.tokenize!.details.random_model || manifests.embed!.details.random_model);
+  const charts: string[] = [];
+  const chart = async (name: string, spec: Parameters<typeof renderChart>[0], caption = '') => {
+    charts.push(name);
+    return figure(name, await renderChart(spec), caption);
+  };
+
+  const sections: string[] = [];
+  const nav: [string, string][] = [];
+  const add = (id: string, title: string, body: string, note = '') => {
+    nav.push([id, title]);
+    sections.push(section(id, title, body, note));
+  };
+
+  if (metrics) {
+    add('headline', `Headline (${split} split)`, headlineCards(metrics, trainCounts));
+    add('per-class', 'Per genre', perClassTable(metrics), 'Sorted by F1; the three best and worst genres are marked.');
+    add('confusion', 'Confusion matrix', await chart('confusion', confusionSpec(metrics), 'Each row is one true genre and sums to 100%; hover a cell for its count.'));
+  } else {
+    add('headline', 'Headline', '<p>This run has no genres for its validation or test rows, so there is nothing to score; the gallery shows its predictions.</p>');
+  }
+
+  const train = manifests.train!;
+  const keptEpoch = (train.details.best_epoch as number | undefined) ?? null;
+  const stopped = train.details.early_stopped ? `Early stopping ended training after ${history.length} epochs and kept the weights of epoch ${keptEpoch} (dashed line).` : `Trained for all ${history.length} epochs; the dashed line marks the weights kept (epoch ${keptEpoch}).`;
+  add('training', 'Training', await chart('learning-curves', learningCurveSpec(history, keptEpoch), stopped));
+
+  const calibration = metrics ? await chart('reliability', reliabilitySpec(metrics), 'Bars: accuracy per confidence bin; dashed: perfect calibration.') : '';
+  add(
+    'data',
+    'Data and calibration',
+    `<div class="charts">${await chart('class-distribution', classDistributionSpec(labelsFile.counts as Record<string, Record<string, number>>, labelsFile.labels), 'Share of each genre per split.')}` +
+      `${await chart('token-lengths', tokenLengthSpec(stats), 'Longer descriptions are cut at max_length.')}${calibration}</div>`,
+  );
+
+  // The gallery: the split's movies joined with their descriptions and years from ingest.
+  const predictions = (await readParquet<Record<string, unknown>>(join(dirOf('evaluate'), 'predictions.parquet'))).filter((p) => p.split === (metrics ? split : 'test'));
+  const source = await readParquet<{ id: string; year: number | null; description: string }>(join(dirOf('ingest'), split === 'test' || !metrics ? 'test.parquet' : 'train.parquet'), ['id', 'year', 'description']);
+  const byId = new Map(source.map((r) => [r.id, r]));
+  const topK = config.evaluate.top_k;
+  const movies: GalleryMovie[] = predictions.map((p) => ({
+    id: p.id as string,
+    title: p.title as string,
+    year: byId.get(p.id as string)?.year ?? null,
+    description: byId.get(p.id as string)?.description ?? '',
+    true_genre: (p.true_genre as string | null) ?? null,
+    predicted_genre: p.predicted_genre as string,
+    correct: (p.correct as boolean | null) ?? null,
+    top: Array.from({ length: Math.min(3, topK) }, (_, i) => ({ genre: p[`top${i + 1}_genre`] as string, prob: p[`top${i + 1}_prob`] as number })),
+  }));
+  const picked = pickGallery(movies, config.report.gallery, config.report.mistakes, config.seed);
+  const imagesDir = config.report.images ? resolveConfigPath(run.loaded, config.report.images) : null;
+  let posters = 0;
+  const cards = async (list: GalleryMovie[]) => {
+    const html = [];
+    for (const movie of list) {
+      const poster = await posterDataUri(imagesDir, movie.id, config.report.image_width);
+      if (poster) posters++;
+      html.push(card(movie, poster, config.report.excerpt_chars));
+    }
+    return `<div class="gallery">${html.join('')}</div>`;
+  };
+  add(
+    'gallery',
+    'Gallery of predictions',
+    `<h3>${picked.sample.length} movies drawn at random (seed ${config.seed})</h3>${await cards(picked.sample)}` +
+      (picked.mistakes.length ? `<h3>The ${picked.mistakes.length} most confident mistakes</h3>${await cards(picked.mistakes)}` : ''),
+    'Bars show the top-3 probabilities; green marks the true genre.',
+  );
+
+  add('timings', 'Stage timings', `<div class="charts">${await chart('timings', timingSpec(PIPELINE.map((s) => ({ stage: s, seconds: manifests[s]!.timings.seconds ?? 0 }))))}</div>${timingsTable(manifests)}`);
+
+  const versions = Object.assign({}, ...PIPELINE.map((s) => manifests[s]!.versions), reportVersions()) as Record<string, string>;
+  const sources = Object.assign({}, ...PIPELINE.map((s) => manifests[s]!.sources)) as Record<string, string>;
+  const cpu = cpus();
+  add(
+    'provenance',
+    'Provenance',
+    `<h3>Artifacts</h3>${keyValues([...PIPELINE.map((s): [string, unknown] => [s, `${manifests[s]!.key}  (stage v${manifests[s]!.stage_version}, ${manifests[s]!.created_at})`]), ['report', run.planned.key]])}` +
+      `<h3>Data and model checksums (sha256)</h3>${keyValues(Object.entries(sources))}` +
+      `<h3>Versions</h3>${keyValues(Object.entries(versions))}` +
+      `<h3>Machine that built the report</h3>${keyValues([
+        ['cpu', `${cpu.length} × ${cpu[0]?.model ?? 'unknown'}`],
+        ['memory', `${(totalmem() / 1024 ** 3).toFixed(1)} GiB`],
+        ['system', `${platform()} ${release()} ${arch()}`],
+        ['seed', config.seed],
+      ])}` +
+      `<h3>Resolved config</h3><pre>${escapeHtml(YAML.stringify(config))}</pre>`,
+  );
+
+  const banner = randomModel
+    ? '<b>Random-weight demo model.</b> This run used a BERT model with random weights (made by the project, not trained): its vectors carry which words a plot has, not what they mean. The figures show the pipeline works, not what BERT can do. See the README for the real model.'
+    : undefined;
+  const subtitle = `run <b>${escapeHtml(config.run)}</b> · ${escapeHtml(run.loaded.path)} · ${formatCount(movies.length)} ${metrics ? split : 'test'} movies, ${labelsFile.labels.length} genres · ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC`;
+  const html = page({ title: 'Movie genre classifier', subtitle, banner, nav, body: sections.join('\n') });
+  writeFileSync(join(run.dir, 'report.html'), html);
+  if (metrics) writeFileSync(join(run.dir, 'summary.md'), summaryMarkdown({ run: config.run, split, metrics, trainCounts, randomModel }));
+  else writeFileSync(join(run.dir, 'summary.md'), `## Genre classifier: run \`${config.run}\`\n\nNo genres in the validation or test split: nothing to score.\n`);
+  info(`report: ${charts.length} charts, ${picked.sample.length + picked.mistakes.length} gallery cards (${posters} with posters), ${(html.length / 1024).toFixed(0)} KiB`);
+  return {
+    rows: { cards: picked.sample.length + picked.mistakes.length, charts: charts.length },
+    versions: reportVersions(),
+    details: { charts, posters, random_model: randomModel, split },
+  };
+}

@@ -1,0 +1,23 @@
+/**
+ * report: every upstream artifact -> one self-contained report.html and a summary.md
+ *
+ *   parse arguments       -> config + overrides (report.* never changes an upstream key)
+ *   read the artifacts    -> metrics, predictions, history, token lengths, manifests
+ *   chart                 -> Vega-Lite specs rendered to SVG in Node (no script in the page)
+ *   gallery               -> a seeded sample of test movies and the most confident mistakes,
+ *                            with posters when report.images has them, drawn tiles otherwise
+ *   publish               -> report.html (inline CSS, SVG and images; opens from disk),
+ *                            summary.md (for CI job summaries)
+ */
+import { join, relative } from 'node:path';
+import { runMain } from '../pipeline/errors.js';
+import { parseArgs } from '../pipeline/cli.js';
+import { runStage } from '../pipeline/stage.js';
+import { info } from '../pipeline/log.js';
+import { runDir } from '../pipeline/artifacts/runs.js';
+
+runMain(async () => {
+  const args = await parseArgs('report', 'Write report.html and summary.md for the run.');
+  const { loaded, store } = await runStage('report', args, async (run) => (await import('../pipeline/report/index.js')).buildReport(run));
+  info(`report: open ${relative(process.cwd(), join(runDir(store, loaded.config.run), 'report', 'report.html')) || '.'}`);
+});
