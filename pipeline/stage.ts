@@ -60,7 +60,7 @@ export async function runStage(
   );
   let where = dir;
   if (!options.publishAs) {
-    recordRun(store, loaded.config.run, stage, planned.key, loaded.config);
+    recordRun(store, loaded.config.run, stage, planned.key, loaded.config, loaded.path);
     where = `${runDir(store, loaded.config.run)}/${stage}`;
   }
   info(built ? `${target.stage}: built ${target.key} in ${manifest.timings.seconds}s -> ${where}` : `${target.stage}: up to date (${target.key}) -> ${where}`);

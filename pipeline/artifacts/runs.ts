@@ -1,5 +1,5 @@
-import { existsSync, mkdirSync, readdirSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
 import YAML from 'yaml';
 import type { ArtifactStore } from './store.js';
 
@@ -11,7 +11,7 @@ export function runDir(store: ArtifactStore, run: string): string {
   return join(store.root, 'runs', run);
 }
 
-export function recordRun(store: ArtifactStore, run: string, stage: string, key: string, resolvedConfig: unknown): void {
+export function recordRun(store: ArtifactStore, run: string, stage: string, key: string, resolvedConfig: unknown, configPath: string): void {
   const dir = runDir(store, run);
   mkdirSync(dir, { recursive: true });
   // Link and config are replaced by rename so that parallel stages (make -j2) never see half a file.
@@ -22,6 +22,18 @@ export function recordRun(store: ArtifactStore, run: string, stage: string, key:
   const configTmp = join(dir, `.config.${process.pid}.tmp`);
   writeFileSync(configTmp, YAML.stringify(resolvedConfig));
   renameSync(configTmp, join(dir, 'config.yaml'));
+  // Relative paths in the config (model.path, report.images) start at the config file's folder.
+  const sourceTmp = join(dir, `.run.${process.pid}.tmp`);
+  writeFileSync(sourceTmp, `${JSON.stringify({ config: resolve(configPath) }, null, 2)}\n`);
+  renameSync(sourceTmp, join(dir, 'run.json'));
+}
+
+/** The resolved config a run last used, and the config file it came from. */
+export function readRun(store: ArtifactStore, run: string): { config: unknown; configPath: string } | null {
+  const dir = runDir(store, run);
+  if (!existsSync(join(dir, 'config.yaml')) || !existsSync(join(dir, 'run.json'))) return null;
+  const { config: configPath } = JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8')) as { config: string };
+  return { config: YAML.parse(readFileSync(join(dir, 'config.yaml'), 'utf8')), configPath };
 }
 
 /** Stage -> key that the run points at. */

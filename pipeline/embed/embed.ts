@@ -8,6 +8,7 @@ import { readModelInfo, resolveModel, type ModelInfo } from '../model/index.js';
 import { onnxRuntimeVersion, openSession, ort, type OpenSession } from '../onnx/session.js';
 import type { ArtifactStore, ManifestBody } from '../artifacts/store.js';
 import type { StageRun } from '../stage.js';
+import type { EmbedConfig } from '../config/schema.js';
 import { paddedTokens, planBatches, planShards, type Shard } from './batches.js';
 import { bertFlops, poolBatch } from './pooling.js';
 
@@ -29,7 +30,7 @@ function readAllTokens(tokenizeDir: string): { tokens: TokenTable; lengths: Int3
 }
 
 /** Ids the model cannot take are a user error here, not a crash inside ONNX Runtime. */
-function checkFitsModel(tokens: TokenTable, counts: Record<string, number>, model: ModelInfo, configPath: string): void {
+export function checkFitsModel(tokens: TokenTable, counts: Record<string, number>, model: ModelInfo, configPath: string): void {
   const where = (row: number) => (row < counts.train! ? `train row ${row}` : `test row ${row - counts.train!}`);
   for (let row = 0; row < rowCount(tokens); row++) {
     if (lengthOf(tokens, row) > model.maxPositions) {
@@ -54,6 +55,61 @@ interface RunFigures {
   flops: number;
 }
 
+export interface BatchFigures {
+  rows: number;
+  /** Padded length of the batch. */
+  length: number;
+  tokens: number;
+  padded: number;
+  sessionSeconds: number;
+}
+
+/**
+ * Embeds one shard, batch by batch (rows of similar length up to `embed.batch_tokens`), and
+ * returns its vectors in the shard's row order. The embed stage and `predict` both call it, so
+ * a description gets the same vector wherever it is embedded.
+ */
+export async function embedShard(
+  open: OpenSession,
+  shard: Shard,
+  tokens: TokenTable,
+  lengths: Int32Array,
+  model: ModelInfo,
+  embed: EmbedConfig,
+  onBatch: (figures: BatchFigures) => void = () => {},
+): Promise<Float32Array> {
+  const vectors = new Float32Array(shard.rows.length * model.hidden);
+  const output = embed.pooling === 'pooler' ? 'pooler_output' : 'last_hidden_state';
+  for (const batch of planBatches(shard, lengths, embed.batch_tokens)) {
+    const size = batch.end - batch.start;
+    const ids = new BigInt64Array(size * batch.length);
+    const mask = new BigInt64Array(size * batch.length);
+    const rowLengths = new Int32Array(size);
+    for (let b = 0; b < size; b++) {
+      const row = shard.rows[batch.start + b]!;
+      const start = tokens.offsets[row]!;
+      rowLengths[b] = lengthOf(tokens, row);
+      for (let t = 0; t < rowLengths[b]!; t++) {
+        ids[b * batch.length + t] = BigInt(tokens.ids[start + t]!);
+        mask[b * batch.length + t] = 1n;
+      }
+    }
+    const dims = [size, batch.length];
+    const feeds = {
+      input_ids: new ort.Tensor('int64', ids, dims),
+      attention_mask: new ort.Tensor('int64', mask, dims),
+      token_type_ids: new ort.Tensor('int64', new BigInt64Array(size * batch.length), dims),
+    };
+    const t0 = performance.now();
+    const result = await open.session.run(feeds, [output]);
+    const sessionSeconds = (performance.now() - t0) / 1000;
+    poolBatch(embed.pooling, result[output]!.data as Float32Array, size, batch.length, model.hidden, rowLengths, (b, vector) => vectors.set(vector, (batch.start + b) * model.hidden));
+    result[output]!.dispose?.();
+    onBatch({ rows: size, length: batch.length, tokens: rowLengths.reduce((a, n) => a + n, 0), padded: size * batch.length, sessionSeconds });
+  }
+  return vectors;
+}
+
 /**
  * Embeds the shards that `slice` selects (all of them by default) into `<dir>/shards/`, each
  * written whole or not at all, skipping shards an interrupted run already finished.
@@ -68,44 +124,18 @@ async function embedShards(run: StageRun, shards: Shard[], tokens: TokenTable, l
   const totalTokens = todo.reduce((n, s) => n + paddedTokens(planBatches(s, lengths, embed.batch_tokens)), 0);
   const bar = progress('embed', totalTokens, 'tokens');
   const figures: RunFigures = { rows: 0, tokens: 0, padded: 0, sessionSeconds: 0, flops: 0 };
-  const output = embed.pooling === 'pooler' ? 'pooler_output' : 'last_hidden_state';
   const started = performance.now();
 
   for (const shard of todo) {
-    const vectors = new Float32Array(shard.rows.length * model.hidden);
-    for (const batch of planBatches(shard, lengths, embed.batch_tokens)) {
-      const size = batch.end - batch.start;
-      const ids = new BigInt64Array(size * batch.length);
-      const mask = new BigInt64Array(size * batch.length);
-      const rowLengths = new Int32Array(size);
-      for (let b = 0; b < size; b++) {
-        const row = shard.rows[batch.start + b]!;
-        const start = tokens.offsets[row]!;
-        rowLengths[b] = lengthOf(tokens, row);
-        for (let t = 0; t < rowLengths[b]!; t++) {
-          ids[b * batch.length + t] = BigInt(tokens.ids[start + t]!);
-          mask[b * batch.length + t] = 1n;
-        }
-      }
-      const dims = [size, batch.length];
-      const feeds = {
-        input_ids: new ort.Tensor('int64', ids, dims),
-        attention_mask: new ort.Tensor('int64', mask, dims),
-        token_type_ids: new ort.Tensor('int64', new BigInt64Array(size * batch.length), dims),
-      };
-      const t0 = performance.now();
-      const result = await open.session.run(feeds, [output]);
-      figures.sessionSeconds += (performance.now() - t0) / 1000;
-      poolBatch(embed.pooling, result[output]!.data as Float32Array, size, batch.length, model.hidden, rowLengths, (b, vector) => vectors.set(vector, (batch.start + b) * model.hidden));
-      result[output]!.dispose?.();
-      const realTokens = rowLengths.reduce((a, n) => a + n, 0);
-      figures.rows += size;
-      figures.tokens += realTokens;
-      figures.padded += size * batch.length;
-      figures.flops += bertFlops(model, size, batch.length);
+    const vectors = await embedShard(open, shard, tokens, lengths, model, embed, (batch) => {
+      figures.rows += batch.rows;
+      figures.tokens += batch.tokens;
+      figures.padded += batch.padded;
+      figures.sessionSeconds += batch.sessionSeconds;
+      figures.flops += bertFlops(model, batch.rows, batch.length);
       const seconds = (performance.now() - started) / 1000;
-      bar.tick(size * batch.length, `${formatCount(figures.rows)}/${formatCount(totalRows)} rows  ${formatCount(figures.rows / seconds)} rows/s  ${(figures.flops / figures.sessionSeconds / 1e9).toFixed(0)} GFLOP/s`);
-    }
+      bar.tick(batch.padded, `${formatCount(figures.rows)}/${formatCount(totalRows)} rows  ${formatCount(figures.rows / seconds)} rows/s  ${(figures.flops / figures.sessionSeconds / 1e9).toFixed(0)} GFLOP/s`);
+    });
     // Written whole, then renamed: a shard file that exists is complete.
     const path = shardFile(run.dir, shard.index);
     writeEmbeddings(`${path}.tmp`, { vectors, hidden: model.hidden, rowIndex: Int32Array.from(shard.rows) });

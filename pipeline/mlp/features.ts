@@ -32,7 +32,11 @@ export async function loadFeatures(ingestDir: string, embedDir: string): Promise
     dim = hidden;
     if (vectors.length !== meta.length * hidden) throw new Error(`${file}: ${meta.length} ingest rows but ${vectors.length / hidden} vectors`);
     const bySplit = new Map<Split, number[]>();
-    meta.forEach((row, i) => bySplit.set(row.split, [...(bySplit.get(row.split) ?? []), i]));
+    meta.forEach((row, i) => {
+      const rows = bySplit.get(row.split);
+      if (rows) rows.push(i);
+      else bySplit.set(row.split, [i]);
+    });
     for (const [split, rows] of bySplit) {
       const x = new Float32Array(rows.length * hidden);
       rows.forEach((r, i) => x.set(vectors.subarray(r * hidden, (r + 1) * hidden), i * hidden));
