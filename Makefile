@@ -30,7 +30,7 @@ BUILT := dist/.built
 DEMO_DATA := data/demo/SOURCE.md
 
 PHONY_STAGES := ingest tokenize embed train evaluate report
-.PHONY: all install build demo-data $(PHONY_STAGES) status config clean gc test bench bench-ingest bench-embed bench-train model-demo model-bert-base check-tokenizer
+.PHONY: all install build demo-data $(PHONY_STAGES) predict status config clean gc test bench bench-ingest bench-embed bench-train model-demo model-bert-base check-tokenizer
 
 # One planner process answers "would anything run?"; only then are the stage targets walked.
 # That keeps a no-op `make all` to one Node start-up instead of one per stage.
@@ -72,6 +72,14 @@ evaluate: train
 
 report: evaluate
 	@$(call STAGE,report)
+
+# Genres for new descriptions with the run CONFIG builds (it must be trained):
+#   make predict TEXT="A sheriff faces outlaws at noon."
+#   make predict INPUT=plots.csv OUTPUT=genres.parquet
+# TEXT reaches the program through the environment, so quotes and $ in it stay as typed.
+predict: export PREDICT_TEXT = $(value TEXT)
+predict: $(BUILT)
+	@$(NODE) dist/stages/predict.js $(ARGS) $(if $(INPUT),--input $(INPUT)) $(if $(OUTPUT),--output $(OUTPUT)) $(if $(TEXT),"$$PREDICT_TEXT")
 
 status: $(BUILT)
 	@$(NODE) dist/scripts/status.js $(ARGS)

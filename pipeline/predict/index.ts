@@ -1,0 +1,237 @@
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, extname, join, resolve } from 'node:path';
+import { parse as parseCsv } from 'csv-parse/sync';
+import { stringify as stringifyCsv } from 'csv-stringify/sync';
+import { UserError } from '../errors.js';
+import { formatCount, progress } from '../log.js';
+import { readParquet, writeParquet, type TableSchema } from '../parquet/index.js';
+import { configSchema, type Config } from '../config/schema.js';
+import type { LoadedConfig } from '../config/index.js';
+import type { ArtifactStore, Manifest } from '../artifacts/store.js';
+import { listRuns, readRun, runPointers } from '../artifacts/runs.js';
+import { planStages } from '../artifacts/plan.js';
+import { STAGES } from '../stages.js';
+import { modelSources, NETWORK_FILES, readModelInfo, resolveModel, TOKENIZER_FILES } from '../model/index.js';
+import { openSession } from '../onnx/session.js';
+import { BertTokenizer, resolveWorkers, TokenizerPool } from '../tokenizer/index.js';
+import { lengthOf, rowCount, type TokenTable } from '../arrow/index.js';
+import { planShards } from '../embed/batches.js';
+import { embedShard } from '../embed/embed.js';
+import { selectBackend } from '../mlp/backend.js';
+import { loadModel, predictProbabilities, standardize, type Standardization } from '../mlp/model.js';
+import { topK } from '../metrics/evaluate.js';
+
+/**
+ * Predicts genres for new descriptions with a finished run: the run's tokenizer settings, the
+ * same ONNX model (checked by checksum) and its trained classifier. Nothing is retrained and no
+ * artifact is written.
+ */
+
+export interface RunArtifacts {
+  name: string;
+  loaded: LoadedConfig;
+  manifests: Record<'tokenize' | 'embed' | 'train', Manifest>;
+  trainDir: string;
+}
+
+const NEEDED = ['tokenize', 'embed', 'train'] as const;
+
+/** The artifacts of the current config's run (`loaded`), or of a named run under artifacts/runs/. */
+export async function findRun(store: ArtifactStore, loaded: LoadedConfig, runName?: string): Promise<RunArtifacts> {
+  let keys: Record<string, string>;
+  if (runName) {
+    const recorded = readRun(store, runName);
+    if (!recorded) {
+      const runs = listRuns(store);
+      throw new UserError(`predict --run ${runName}: no such run in ${store.root}/runs (${runs.length ? `runs: ${runs.join(', ')}` : 'no runs yet: make train'})`);
+    }
+    const parsed = configSchema.safeParse(recorded.config);
+    if (!parsed.success) throw new UserError(`predict --run ${runName}: ${store.root}/runs/${runName}/config.yaml is not a valid config; rerun \`make train\` for it`);
+    loaded = { config: { ...parsed.data, run: runName } as Config, path: recorded.configPath, baseDir: dirname(recorded.configPath) };
+    keys = runPointers(store, runName);
+  } else {
+    const plan = await planStages(STAGES, loaded, store, 'train');
+    keys = Object.fromEntries(NEEDED.map((s) => [s, plan.get(s)!.key]));
+  }
+  const manifests = {} as RunArtifacts['manifests'];
+  for (const stage of NEEDED) {
+    const manifest = keys[stage] ? store.readManifest(stage, keys[stage]) : null;
+    if (!manifest) {
+      throw new UserError(
+        `predict: the run "${loaded.config.run}" is unfinished: its ${stage} artifact is not built; run \`make train CONFIG=${loaded.path}\` first`,
+      );
+    }
+    manifests[stage] = manifest;
+  }
+  // A named run may point at artifacts made from model files that have changed since.
+  const now = { ...(await modelSources(loaded, store, TOKENIZER_FILES)), ...(await modelSources(loaded, store, NETWORK_FILES(loaded))) };
+  for (const [file, sha] of Object.entries({ ...manifests.tokenize.sources, ...manifests.embed.sources })) {
+    if (now[file] !== undefined && now[file] !== sha) throw new UserError(`predict: ${file} has changed since run "${loaded.config.run}" was embedded; retrain with \`make train CONFIG=${loaded.path}\``);
+  }
+  return { name: loaded.config.run, loaded, manifests, trainDir: store.keyDir('train', manifests.train.key) };
+}
+
+export interface Descriptions {
+  ids: string[];
+  titles: (string | null)[];
+  texts: string[];
+}
+
+/**
+ * Descriptions from a file: plain text (one per line), CSV or JSONL (a `description` column,
+ * optional `id` and `title`), or Parquet with the same columns. Empty descriptions are errors
+ * that name the line, so that no output row is silently missing.
+ */
+export async function readDescriptions(path: string, column = 'description'): Promise<Descriptions> {
+  if (!existsSync(path)) throw new UserError(`predict: ${path} does not exist`);
+  const ext = extname(path).toLowerCase();
+  const out: Descriptions = { ids: [], titles: [], texts: [] };
+  const add = (record: Record<string, unknown>, where: string, fallbackId: string) => {
+    const text = record[column];
+    if (typeof text !== 'string' || !text.trim()) throw new UserError(`predict: ${where}: empty or missing "${column}"`);
+    out.ids.push(record.id === undefined || record.id === null || record.id === '' ? fallbackId : String(record.id));
+    out.titles.push(typeof record.title === 'string' ? record.title : null);
+    out.texts.push(text.trim());
+  };
+  if (ext === '.parquet') {
+    let rows: Record<string, unknown>[];
+    try {
+      rows = await readParquet(path);
+    } catch (error) {
+      throw new UserError(`predict: ${path}: not a readable Parquet file (${(error as Error).message})`);
+    }
+    if (rows.length && !(column in rows[0]!)) throw new UserError(`predict: ${path}: no "${column}" column (--column names it)`);
+    rows.forEach((row, i) => add(row, `${path} row ${i + 1}`, String(i + 1)));
+  } else {
+    let text: string;
+    try {
+      text = new TextDecoder('utf-8', { fatal: true }).decode(readFileSync(path));
+    } catch (error) {
+      throw new UserError(`predict: ${path}: not readable UTF-8 text (${(error as Error).message})`);
+    }
+    if (ext === '.csv') {
+      let records: Record<string, string>[];
+      try {
+        records = parseCsv(text, { columns: true, skip_empty_lines: true, bom: true });
+      } catch (error) {
+        throw new UserError(`predict: ${path}: ${(error as Error).message}`);
+      }
+      if (records.length && !(column in records[0]!)) throw new UserError(`predict: ${path}: no "${column}" column (the header has ${Object.keys(records[0]!).join(', ')}; --column names it)`);
+      records.forEach((r, i) => add(r, `${path} line ${i + 2}`, String(i + 1)));
+    } else if (ext === '.jsonl' || ext === '.ndjson') {
+      text.split('\n').forEach((line, i) => {
+        if (!line.trim()) return;
+        let record: unknown;
+        try {
+          record = JSON.parse(line);
+        } catch {
+          throw new UserError(`predict: ${path} line ${i + 1}: not valid JSON`);
+        }
+        if (typeof record !== 'object' || record === null) throw new UserError(`predict: ${path} line ${i + 1}: expected a JSON object`);
+        add(record as Record<string, unknown>, `${path} line ${i + 1}`, String(i + 1));
+      });
+    } else {
+      text.split('\n').forEach((line, i) => {
+        if (line.trim()) add({ [column]: line }, `${path} line ${i + 1}`, String(i + 1));
+      });
+    }
+  }
+  if (!out.texts.length) throw new UserError(`predict: ${path} has no descriptions`);
+  return out;
+}
+
+export interface Prediction {
+  id: string;
+  title: string | null;
+  top: { genre: string; probability: number }[];
+}
+
+/** Tokenizes, embeds and classifies `texts` as the run's stages would have. */
+export async function predictDescriptions(run: RunArtifacts, input: Descriptions, k: number): Promise<{ predictions: Prediction[]; seconds: Record<string, number> }> {
+  const { config } = run.loaded;
+  const t0 = performance.now();
+  const files = await resolveModel(run.loaded);
+  const model = readModelInfo(files.config);
+  const maxLength = config.tokenize.max_length;
+  const many = input.texts.length >= 4000;
+  const pool = many ? TokenizerPool.start({ tokenizer: files.tokenizer, config: files.tokenizerConfig }, maxLength, resolveWorkers(config.tokenize.workers)) : null;
+  // Loading the ONNX session and the classifier overlap with tokenizing.
+  const sessionReady = openSession(files.onnx, config.embed.providers, config.embed.threads);
+  const classifierReady = (async () => {
+    await selectBackend(config.train.backend, 'predict');
+    return loadModel(join(run.trainDir, 'model'));
+  })();
+  let tokens: TokenTable;
+  try {
+    tokens = pool ? await pool.tokenize(input.texts, () => {}) : BertTokenizer.load(files.tokenizer, files.tokenizerConfig).encodeAll(input.texts, maxLength);
+  } finally {
+    await pool?.close();
+  }
+  const t1 = performance.now();
+  const open = await sessionReady;
+  const lengths = new Int32Array(rowCount(tokens));
+  for (let i = 0; i < lengths.length; i++) lengths[i] = lengthOf(tokens, i);
+  const vectors = new Float32Array(lengths.length * model.hidden);
+  const bar = many ? progress('predict', lengths.length) : null;
+  for (const shard of planShards(lengths, config.embed.shard_rows)) {
+    const part = await embedShard(open, shard, tokens, lengths, model, config.embed, (b) => bar?.tick(b.rows));
+    shard.rows.forEach((row, i) => vectors.set(part.subarray(i * model.hidden, (i + 1) * model.hidden), row * model.hidden));
+  }
+  bar?.done();
+  const t2 = performance.now();
+  const classifier = await classifierReady;
+  const stats = JSON.parse(readFileSync(join(run.trainDir, 'standardize.json'), 'utf8')) as Standardization | null;
+  const { labels } = JSON.parse(readFileSync(join(run.trainDir, 'labels.json'), 'utf8')) as { labels: string[] };
+  const probs = predictProbabilities(classifier, standardize(vectors, model.hidden, stats), model.hidden);
+  const predictions = input.texts.map((_, i) => {
+    const p = probs.subarray(i * labels.length, (i + 1) * labels.length);
+    return { id: input.ids[i]!, title: input.titles[i] ?? null, top: topK(p, Math.min(k, labels.length)).map((l) => ({ genre: labels[l]!, probability: p[l]! })) };
+  });
+  const t3 = performance.now();
+  return { predictions, seconds: { tokenize: (t1 - t0) / 1000, embed: (t2 - t1) / 1000, classify: (t3 - t2) / 1000 } };
+}
+
+/** A terminal table: one block per description, a bar per genre. */
+export function formatTable(predictions: Prediction[], limit = 20): string {
+  const lines: string[] = [];
+  for (const p of predictions.slice(0, limit)) {
+    if (predictions.length > 1) lines.push(`${p.id}${p.title ? `  ${p.title}` : ''}`);
+    for (const { genre, probability } of p.top) {
+      const width = Math.round(probability * 30);
+      lines.push(`  ${genre.padEnd(14)} ${'█'.repeat(width)}${'░'.repeat(30 - width)} ${(probability * 100).toFixed(1).padStart(5)}%`);
+    }
+  }
+  if (predictions.length > limit) lines.push(`… ${formatCount(predictions.length - limit)} more (--output FILE writes them all, --json prints them)`);
+  return `${lines.join('\n')}\n`;
+}
+
+/** Writes Parquet, CSV or JSONL by extension, through a temporary file so no half file is left. */
+export async function writePredictions(path: string, predictions: Prediction[], k: number): Promise<void> {
+  const ext = extname(path).toLowerCase();
+  if (!['.parquet', '.csv', '.jsonl'].includes(ext)) throw new UserError(`predict --output ${path}: expected a .parquet, .csv or .jsonl file`);
+  const flat = predictions.map((p) => {
+    const row: Record<string, unknown> = { id: p.id, title: p.title, predicted_genre: p.top[0]!.genre };
+    p.top.forEach((t, j) => {
+      row[`top${j + 1}_genre`] = t.genre;
+      row[`top${j + 1}_prob`] = t.probability;
+    });
+    return row;
+  });
+  const tmp = join(dirname(resolve(path)), `.${Date.now()}.${process.pid}${ext}`);
+  try {
+    if (ext === '.parquet') {
+      const schema: TableSchema = { id: { type: 'UTF8' }, title: { type: 'UTF8', optional: true }, predicted_genre: { type: 'UTF8' } };
+      for (let j = 1; j <= k; j++) Object.assign(schema, { [`top${j}_genre`]: { type: 'UTF8', optional: true }, [`top${j}_prob`]: { type: 'DOUBLE', optional: true } });
+      await writeParquet(tmp, schema, flat);
+    } else if (ext === '.csv') {
+      writeFileSync(tmp, stringifyCsv(flat, { header: true, columns: Object.keys(flat[0]!) }));
+    } else {
+      writeFileSync(tmp, flat.map((r) => JSON.stringify(r)).join('\n') + '\n');
+    }
+    renameSync(tmp, path);
+  } catch (error) {
+    rmSync(tmp, { force: true });
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT' || (error as NodeJS.ErrnoException).code === 'EACCES') throw new UserError(`predict --output ${path}: cannot write there (${(error as Error).message})`);
+    throw error;
+  }
+}

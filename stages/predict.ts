@@ -1,0 +1,72 @@
+/**
+ * predict: new descriptions -> top-k genres with probabilities, using a finished run
+ *
+ *   parse arguments        -> a description, or --input FILE (text, CSV, JSONL, Parquet)
+ *   find the run           -> the current config's artifacts, or --run NAME; an unfinished run
+ *                             or a changed model file is an error
+ *   tokenize, embed        -> the run's tokenizer settings and ONNX model, the embed stage's
+ *                             batching and pooling (same code, same vectors)
+ *   classify               -> the run's standardization and MLP; nothing is retrained
+ *   print or write         -> a table on a terminal, JSON with --json, Parquet/CSV/JSONL with --output
+ */
+import { accessSync, constants } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { runMain, UserError } from '../pipeline/errors.js';
+import { parseArgs } from '../pipeline/cli.js';
+import { loadConfig } from '../pipeline/config/index.js';
+import { ArtifactStore } from '../pipeline/artifacts/store.js';
+import { formatCount, formatSeconds, info } from '../pipeline/log.js';
+
+const started = performance.now();
+
+runMain(async () => {
+  const args = await parseArgs('predict', 'Predict genres for plot descriptions with a trained run.', (y) =>
+    y
+      .command('$0 [description]', 'Predict genres for plot descriptions with a trained run:\n  predict "A sheriff faces outlaws at noon."\n  predict --input plots.csv --output genres.parquet', (c) =>
+        c.positional('description', { type: 'string', describe: 'one plot description, in quotes' }),
+      )
+      .option('input', { alias: 'i', type: 'string', describe: 'file of descriptions: .txt (one per line), .csv/.jsonl/.parquet (a description column)' })
+      .option('column', { type: 'string', default: 'description', describe: 'the description column of a CSV, JSONL or Parquet input' })
+      .option('output', { alias: 'o', type: 'string', describe: 'write all predictions to a .parquet, .csv or .jsonl file' })
+      .option('json', { type: 'boolean', default: false, describe: 'print JSON instead of a table' })
+      .option('top-k', { alias: 'k', type: 'number', describe: 'genres per description (default: evaluate.top_k)' })
+      .option('run', { type: 'string', describe: 'a run under artifacts/runs/ (default: the one --config builds)' }),
+  );
+  const extra = (args as unknown as { _: (string | number)[] })._;
+  if (extra.length) throw new UserError(`predict: give one description in quotes, or --input FILE for many (unexpected: ${extra.join(' ')})`);
+  const description = (args as typeof args & { description?: string }).description;
+  const positional = description === undefined ? [] : [String(description)];
+  if (positional.length && args.input) throw new UserError('predict: give a description or --input FILE, not both');
+  if (!positional.length && !args.input) throw new UserError('predict: nothing to predict: give a description in quotes, or --input FILE (see --help)');
+  if (positional.length && !positional[0]!.trim()) throw new UserError('predict: the description is empty');
+
+  const { findRun, readDescriptions, predictDescriptions, formatTable, writePredictions } = await import('../pipeline/predict/index.js');
+  const store = new ArtifactStore(resolve(args.artifacts));
+  const run = await findRun(store, loadConfig(args.config, args.set), args.run);
+  const k = args['top-k'] ?? run.loaded.config.evaluate.top_k;
+  if (!Number.isInteger(k) || k < 1) throw new UserError(`predict --top-k ${k}: expected a whole number of at least 1`);
+  const input = args.input ? await readDescriptions(args.input, args.column) : { ids: ['1'], titles: [null], texts: [positional[0]!.trim()] };
+  // Fail before the work, not after it, when the output cannot be written.
+  if (args.output) {
+    try {
+      accessSync(dirname(resolve(args.output)), constants.W_OK);
+    } catch {
+      throw new UserError(`predict --output ${args.output}: its folder does not exist or is not writable`);
+    }
+  }
+
+  const { predictions, seconds } = await predictDescriptions(run, input, k);
+  const wall = (performance.now() - started) / 1000;
+  if (args.output) {
+    await writePredictions(args.output, predictions, k);
+    info(`predict: ${formatCount(predictions.length)} predictions -> ${args.output}`);
+  }
+  if (args.json) process.stdout.write(`${JSON.stringify(args.input ? predictions : { description: input.texts[0], top: predictions[0]!.top }, null, 2)}\n`);
+  else if (!args.output) process.stdout.write(formatTable(predictions));
+  const embedRate = predictions.length / Math.max(1e-9, seconds.embed!);
+  info(
+    `predict: ${formatCount(predictions.length)} descriptions with run "${run.name}" (train ${run.manifests.train.key}) in ${formatSeconds(wall)} from start: ` +
+      `tokenize ${seconds.tokenize!.toFixed(2)}s, embed ${seconds.embed!.toFixed(2)}s (${formatCount(embedRate)} rows/s), classify ${seconds.classify!.toFixed(2)}s, ` +
+      `${formatCount(predictions.length / wall)} rows/s overall`,
+  );
+});
