@@ -5,7 +5,7 @@
 #   make all                              the whole pipeline on configs/default.yaml
 #   make ingest CONFIG=configs/x.yaml     one stage (and what it needs) on another config
 #   make all SET="seed=7 ingest.validation_fraction=0.2"   overrides, one key=value per word
-#   make status | config | clean | gc | test
+#   make status | config | clean | gc | test (installs Debian's chromium for the report's browser test)
 
 CONFIG ?= configs/default.yaml
 SET ?=
@@ -30,7 +30,7 @@ BUILT := dist/.built
 DEMO_DATA := data/demo/SOURCE.md
 
 PHONY_STAGES := ingest tokenize embed train evaluate report
-.PHONY: all install build demo-data $(PHONY_STAGES) predict status config clean gc test bench bench-ingest bench-embed bench-train model-demo model-bert-base check-tokenizer
+.PHONY: all install build browser demo-data $(PHONY_STAGES) predict status config clean gc test bench bench-ingest bench-embed bench-train model-demo model-bert-base check-tokenizer
 
 # One planner process answers "would anything run?"; only then are the stage targets walked.
 # That keeps a no-op `make all` to one Node start-up instead of one per stage.
@@ -93,8 +93,17 @@ clean: $(BUILT)
 gc: $(BUILT)
 	@$(NODE) dist/scripts/gc.js --artifacts $(ARTIFACTS)
 
-test: $(BUILT)
-	$(NODE) --test --test-concurrency=2 dist/test/
+test: $(BUILT) browser
+	CHROMIUM=$(CHROMIUM) $(NODE) --test --test-concurrency=2 dist/test/
+
+# The report's browser test drives Debian's Chromium through playwright-core; no browser is
+# ever downloaded. Installed once, with apt-get (as root, else through sudo).
+CHROMIUM ?= /usr/bin/chromium
+browser: $(CHROMIUM)
+$(CHROMIUM):
+	@echo "installing Debian's chromium for the report's browser test"
+	$(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium || \
+	  { $(if $(filter 0,$(shell id -u)),,sudo) apt-get update && $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }
 
 # The committed random model (models/demo-bert-random) is rebuilt only on request.
 model-demo: $(BUILT) $(DEMO_DATA)

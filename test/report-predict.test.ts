@@ -1,0 +1,191 @@
+import { before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import sharp from 'sharp';
+import { chromium } from 'playwright-core';
+import { readParquet } from '../pipeline/parquet/index.js';
+import { REPO, kaggleLines, runProgram, workspace, type Workspace } from './helpers/workspace.js';
+
+const MODEL = join(REPO, 'models', 'demo-bert-random');
+const GENRES = ['western', 'horror', 'romance', 'comedy'];
+const WORDS: Record<string, string[]> = {
+  western: ['cowboy', 'sheriff', 'saloon'],
+  horror: ['ghost', 'haunted', 'demon'],
+  romance: ['love', 'wedding', 'kiss'],
+  comedy: ['joke', 'clown', 'prank'],
+};
+const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+
+const text = (g: string, i: number) => `A stranger in the city ${WORDS[g]![i % 3]} and ${WORDS[g]![(i + 1) % 3]} at night, number ${i}.`;
+// Every fifth test movie is mislabeled, so the gallery has mistakes to show.
+const rows = (n: number, offset: number, noise: boolean) =>
+  Array.from({ length: n }, (_, i) => ({ id: i + 1, title: `Film ${i + 1} (${1950 + i})`, genre: GENRES[(i + (noise && i % 5 === 0 ? 1 : 0)) % 4], text: text(GENRES[i % 4]!, i + offset) }));
+
+/** A trained run on four genres, posters for test movies 1 (PNG), 2 (JPEG) and 3 (WebP). */
+let ws: Workspace;
+before(async () => {
+  ws = workspace(
+    `seed: 3\ningest:\n  source: data\nmodel:\n  path: ${MODEL}\nembed:\n  providers: [cpu]\n  threads: 1\ntrain:\n  epochs: 8\n  early_stopping: null\nreport:\n  gallery: 12\n  mistakes: 4\n  images: posters\n`,
+  );
+  ws.write('data/train_data.txt', kaggleLines(rows(200, 0, false)));
+  ws.write('data/test_data_solution.txt', kaggleLines(rows(60, 11, true)));
+  mkdirSync(join(ws.dir, 'posters'));
+  const poster = (color: string) => sharp({ create: { width: 300, height: 450, channels: 3, background: color } });
+  await poster('#c00').png().toFile(join(ws.dir, 'posters', '1.png'));
+  await poster('#0c0').jpeg().toFile(join(ws.dir, 'posters', '2.jpg'));
+  await poster('#00c').webp().toFile(join(ws.dir, 'posters', '3.webp'));
+  for (const stage of ['ingest', 'tokenize', 'embed', 'train', 'evaluate', 'report']) {
+    const result = runProgram(ws, `stages/${stage}`);
+    assert.equal(result.code, 0, `${stage}: ${result.stderr}`);
+  }
+});
+
+const reportDir = () => join(ws.artifacts, 'runs', 'config', 'report');
+const html = () => readFileSync(join(reportDir(), 'report.html'), 'utf8');
+
+test('report.html is one self-contained file: no script, no external URL, posters inlined', () => {
+  const page = html();
+  assert.doesNotMatch(page, /<script/i);
+  assert.doesNotMatch(page, /(src|href)="(?!data:|#)/, 'every src and href is a data: URI or an anchor');
+  assert.doesNotMatch(page, /url\((?!#)/, 'no CSS url() but SVG fragment references');
+  const posters = page.match(/<img src="data:image\/webp;base64,/g) ?? [];
+  const shown = [...page.matchAll(/<article class="card[^"]*" data-id="(\d+)"/g)].map((m) => m[1]!);
+  assert.equal(posters.length, shown.filter((id) => ['1', '2', '3'].includes(id)).length, 'a poster for each shown movie that has one');
+  assert.equal(shown.length, 16, '12 sampled cards and 4 mistakes');
+  assert.equal(new Set(shown).size, 16, 'no movie shown twice');
+});
+
+test('the gallery ends with the most confident mistakes, each marked wrong', () => {
+  const cards = [...html().matchAll(/<article class="card([^"]*)" data-id="\d+" data-correct="(\w+)"/g)];
+  const mistakes = cards.slice(12);
+  assert.ok(mistakes.every((m) => m[1] === ' wrong' && m[2] === 'false'));
+  assert.ok(cards.slice(0, 12).every((m) => (m[2] === 'false') === (m[1] === ' wrong')));
+});
+
+test('summary.md has the headline against the baseline and the best and worst genres', () => {
+  const summary = readFileSync(join(reportDir(), 'summary.md'), 'utf8');
+  assert.match(summary, /\| accuracy \| 0\.\d{3} \| 0\.\d{3} \| [+-]\d\.\d{3} \|/);
+  assert.match(summary, /\| macro-F1 \|/);
+  assert.match(summary, /\| top-3 accuracy \|/);
+  assert.match(summary, /\*\*Best genres\*\*/);
+  assert.match(summary, /\*\*Worst genres\*\*/);
+  assert.match(summary, /Random-weight demo model/);
+});
+
+test('changing report.* rebuilds the report only', () => {
+  const result = runProgram(ws, 'stages/report', ['--set', 'report.gallery=4']);
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stderr, /report: built/);
+  assert.doesNotMatch(result.stderr, /(ingest|tokenize|embed|train|evaluate): built/);
+  assert.equal([...readFileSync(join(ws.artifacts, 'runs', 'config', 'report', 'report.html'), 'utf8').matchAll(/<article class="card/g)].length, 8);
+  const again = runProgram(ws, 'stages/report', ['--set', 'report.gallery=4']);
+  assert.match(again.stderr, /report: up to date/);
+  assert.equal(runProgram(ws, 'stages/report').code, 0);
+});
+
+test('a broken poster is one error naming the file', () => {
+  const broken = workspace();
+  const config = readFileSync(ws.config, 'utf8').replace('images: posters', `images: ${join(broken.dir, 'posters')}`);
+  broken.write('config.yaml', config.replace('source: data', `source: ${join(ws.dir, 'data')}`));
+  broken.write('posters/1.png', 'not an image');
+  const result = runProgram(broken, 'stages/report', ['--artifacts', ws.artifacts]);
+  assert.equal(result.code, 1);
+  assert.match(result.stderr, /posters\/1\.png: not a readable JPEG, PNG or WebP image/);
+});
+
+test('the report renders in Chromium without errors or network requests, every chart and card visible', { timeout: 120_000 }, async () => {
+  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: \`make browser\` installs Debian's chromium`);
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
+  });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    const problems: string[] = [];
+    page.on('console', (m) => m.type() === 'error' && problems.push(`console: ${m.text()}`));
+    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+    page.on('request', (r) => !r.url().startsWith('data:') && r.url() !== pageUrl && problems.push(`request: ${r.url()}`));
+    const pageUrl = pathToFileURL(join(reportDir(), 'report.html')).href;
+    await page.goto(pageUrl, { waitUntil: 'load' });
+
+    const charts = await page.$$eval('figure.chart', (figures) =>
+      figures.map((f) => {
+        const svg = f.querySelector('svg');
+        const box = svg?.getBoundingClientRect();
+        return { name: f.getAttribute('data-chart'), width: box?.width ?? 0, height: box?.height ?? 0, marks: svg?.querySelectorAll('[role="graphics-symbol"]').length ?? 0 };
+      }),
+    );
+    assert.deepEqual(charts.map((c) => c.name).sort(), ['class-distribution', 'confusion', 'learning-curves', 'reliability', 'timings', 'token-lengths']);
+    for (const c of charts) assert.ok(c.width > 100 && c.height > 50 && c.marks > 0, `chart ${c.name} rendered: ${JSON.stringify(c)}`);
+    const confusionCells = await page.$$eval('[data-chart="confusion"] path[role="graphics-symbol"] title', (t) => t.map((x) => x.textContent));
+    assert.equal(confusionCells.length, 16, 'a 4 x 4 confusion matrix with hover text');
+    assert.match(confusionCells[0]!, /^true \w+, predicted \w+: \d+ of \d+/);
+
+    const cards = await page.$$eval('article.card', (list) =>
+      list.map((c) => {
+        const img = c.querySelector('img');
+        const box = c.getBoundingClientRect();
+        return { visible: box.width > 200 && box.height > 100, poster: img ? img.complete && img.naturalWidth > 0 : null, tile: Boolean(c.querySelector('svg.placeholder')) };
+      }),
+    );
+    assert.equal(cards.length, 16);
+    for (const c of cards) assert.ok(c.visible && (c.poster === true || (c.poster === null && c.tile)), JSON.stringify(c));
+    assert.ok(await page.isVisible('.banner'), 'the random-model banner is shown');
+    const shot = join(REPO, 'artifacts', 'test', 'report.png');
+    mkdirSync(join(REPO, 'artifacts', 'test'), { recursive: true });
+    await page.screenshot({ path: shot, fullPage: true });
+    assert.ok(statSync(shot).size > 10_000);
+    assert.deepEqual(problems, []);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('predict gives the evaluate stage\'s probabilities for the same descriptions', async () => {
+  const descriptions = ws.write('plots.jsonl', rows(60, 11, true).map((r) => JSON.stringify({ id: String(r.id), description: r.text })).join('\n'));
+  const output = join(ws.dir, 'predicted.parquet');
+  const result = runProgram(ws, 'stages/predict', ['--input', descriptions, '--output', output]);
+  assert.equal(result.code, 0, result.stderr);
+  const predicted = new Map((await readParquet<{ id: string; top1_genre: string; top1_prob: number }>(output)).map((p) => [p.id, p]));
+  const evaluated = (await readParquet<{ split: string; id: string; top1_genre: string; top1_prob: number }>(join(ws.artifacts, 'runs', 'config', 'evaluate', 'predictions.parquet'))).filter((p) => p.split === 'test');
+  assert.equal(evaluated.length, 60);
+  for (const e of evaluated) {
+    const p = predicted.get(e.id)!;
+    assert.equal(p.top1_genre, e.top1_genre, `movie ${e.id}`);
+    assert.ok(Math.abs(p.top1_prob - e.top1_prob) < 1e-4, `movie ${e.id}: ${p.top1_prob} vs ${e.top1_prob}`);
+  }
+});
+
+test('predict answers one description as JSON with k genres that sum to at most 1', () => {
+  const result = runProgram(ws, 'stages/predict', ['A ghost and a demon in a haunted house.', '--json', '--top-k', '2']);
+  assert.equal(result.code, 0, result.stderr);
+  const answer = JSON.parse(result.stdout) as { top: { genre: string; probability: number }[] };
+  assert.equal(answer.top.length, 2);
+  assert.ok(answer.top[0]!.probability >= answer.top[1]!.probability);
+  assert.ok(answer.top.every((t) => GENRES.includes(t.genre)));
+  assert.ok(answer.top[0]!.probability + answer.top[1]!.probability <= 1.0001);
+});
+
+test('predict refuses an unfinished run, an empty description and an unreadable file, each with one message', () => {
+  const fresh = workspace(readFileSync(ws.config, 'utf8').replace('source: data', `source: ${join(ws.dir, 'data')}`).replace('epochs: 8', 'epochs: 9'));
+  const unfinished = runProgram(fresh, 'stages/predict', ['some plot', '--artifacts', ws.artifacts]);
+  assert.equal(unfinished.code, 1);
+  assert.match(unfinished.stderr, /the run "config" is unfinished: its train artifact is not built; run `make train CONFIG=/);
+
+  const empty = runProgram(ws, 'stages/predict', ['   ']);
+  assert.equal(empty.code, 1);
+  assert.match(empty.stderr, /the description is empty/);
+
+  ws.write('bad.csv', 'id,description\n1,fine plot\n2,\n');
+  const badLine = runProgram(ws, 'stages/predict', ['--input', join(ws.dir, 'bad.csv')]);
+  assert.equal(badLine.code, 1);
+  assert.match(badLine.stderr, /bad\.csv line 3: empty or missing "description"/);
+
+  ws.write('latin1.txt', Buffer.from([0x63, 0x61, 0x66, 0xe9, 0x0a]));
+  const binary = runProgram(ws, 'stages/predict', ['--input', join(ws.dir, 'latin1.txt')]);
+  assert.equal(binary.code, 1);
+  assert.match(binary.stderr, /latin1\.txt: not readable UTF-8 text/);
+  for (const r of [unfinished, empty, badLine, binary]) assert.equal(r.stderr.trim().split('\n').filter((l) => l.startsWith('error')).length, 1);
+});
