@@ -30,7 +30,7 @@ BUILT := dist/.built
 DEMO_DATA := data/demo/SOURCE.md
 
 PHONY_STAGES := ingest tokenize embed train evaluate report
-.PHONY: all install build browser demo-data $(PHONY_STAGES) predict status config clean gc test bench bench-ingest bench-embed bench-train model-demo model-bert-base check-tokenizer
+.PHONY: all install build browser demo-data $(PHONY_STAGES) predict status config clean gc test bench bench-ingest bench-embed bench-train bench-predict model-demo model-bert-base check-tokenizer
 
 # One planner process answers "would anything run?"; only then are the stage targets walked.
 # That keeps a no-op `make all` to one Node start-up instead of one per stage.
@@ -117,13 +117,16 @@ models/bert-base-random/model.onnx: $(BUILT)
 
 # Benchmarks print their figures and write JSON under $(ARTIFACTS)/bench/ (not tests: CI is noisy).
 #   make bench BENCH_DATA=../shared/data/imdb-genre-sample BENCH_MODEL=models/bert-base-random
-bench: bench-ingest bench-embed bench-train
+bench: bench-ingest bench-embed bench-train bench-predict
 
 bench-embed: $(BUILT) $(DEMO_DATA)
 	$(NODE) dist/scripts/bench.js --data $(BENCH_DATA) --model $(BENCH_MODEL) --artifacts $(ARTIFACTS)
 
 bench-train: $(BUILT)
 	$(NODE) dist/scripts/bench-train.js --config $(CONFIG) --artifacts $(ARTIFACTS)
+
+bench-predict: $(BUILT) $(DEMO_DATA)
+	$(NODE) dist/scripts/bench-predict.js --data $(BENCH_DATA) --model $(BENCH_MODEL) --artifacts $(ARTIFACTS)
 
 bench-ingest: $(BUILT) $(DEMO_DATA)
 	$(NODE) dist/scripts/bench-ingest.js --artifacts $(ARTIFACTS)
