@@ -30,7 +30,7 @@ BUILT := dist/.built
 DEMO_DATA := data/demo/SOURCE.md
 
 PHONY_STAGES := ingest tokenize embed train evaluate report
-.PHONY: all install build browser demo-data $(PHONY_STAGES) predict status config clean gc test bench bench-ingest bench-embed bench-train bench-predict model-demo model-bert-base check-tokenizer
+.PHONY: all install build browser demo-data $(PHONY_STAGES) predict sweep diff gate gate-update status config clean gc test bench bench-ingest bench-embed bench-train bench-predict model-demo model-bert-base check-tokenizer
 
 # One planner process answers "would anything run?"; only then are the stage targets walked.
 # That keeps a no-op `make all` to one Node start-up instead of one per stage.
@@ -72,6 +72,23 @@ evaluate: train
 
 report: evaluate
 	@$(call STAGE,report)
+
+# Every variant of a sweep file, then a leaderboard under $(ARTIFACTS)/sweeps/<name>/.
+SWEEP ?= configs/sweeps/mlp.yaml
+sweep: $(BUILT) $(DEMO_DATA)
+	@$(NODE) dist/stages/sweep.js $(SWEEP) --artifacts $(ARTIFACTS)
+
+# Two runs side by side: make diff A=default B=mlp-02
+diff: $(BUILT)
+	@$(NODE) dist/stages/diff.js $(A) $(B) --artifacts $(ARTIFACTS)
+
+# The run's metrics against configs/baselines/<config name>.yaml; exit 1 on a regression.
+gate: $(BUILT)
+	@$(NODE) dist/stages/gate.js $(ARGS)
+
+# Rewrite that baseline from the current run (then review and commit it).
+gate-update: $(BUILT)
+	@$(NODE) dist/stages/gate.js $(ARGS) --update
 
 # Genres for new descriptions with the run CONFIG builds (it must be trained):
 #   make predict TEXT="A sheriff faces outlaws at noon."

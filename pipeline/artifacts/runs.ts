@@ -28,11 +28,12 @@ export function recordRun(store: ArtifactStore, run: string, stage: string, key:
   renameSync(sourceTmp, join(dir, 'run.json'));
 }
 
-/** The resolved config a run last used, and the config file it came from. */
-export function readRun(store: ArtifactStore, run: string): { config: unknown; configPath: string } | null {
+/** The resolved config a run last used, and the config file it came from (null for runs recorded before run.json existed). */
+export function readRun(store: ArtifactStore, run: string): { config: unknown; configPath: string | null } | null {
   const dir = runDir(store, run);
-  if (!existsSync(join(dir, 'config.yaml')) || !existsSync(join(dir, 'run.json'))) return null;
-  const { config: configPath } = JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8')) as { config: string };
+  if (!existsSync(join(dir, 'config.yaml'))) return null;
+  const source = join(dir, 'run.json');
+  const configPath = existsSync(source) ? (JSON.parse(readFileSync(source, 'utf8')) as { config: string }).config : null;
   return { config: YAML.parse(readFileSync(join(dir, 'config.yaml'), 'utf8')), configPath };
 }
 

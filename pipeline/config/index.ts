@@ -22,8 +22,12 @@ export interface LoadedConfig {
  */
 export function loadConfig(path: string, overrides: string[] = []): LoadedConfig {
   const raw = readWithExtends(resolve(path), []);
-  for (const override of overrides) applyOverride(raw, override);
-  const result = configSchema.safeParse(raw, { reportInput: true });
+  // When the file is valid alone, overrides apply to its values with defaults filled in, so that
+  // train.layers[0].units=256 changes the first default layer instead of making a one-layer list.
+  const filled = overrides.length ? configSchema.safeParse(raw) : undefined;
+  const target = filled?.success ? (structuredClone(filled.data) as Record<string, unknown>) : raw;
+  for (const override of overrides) applyOverride(target, override);
+  const result = configSchema.safeParse(target, { reportInput: true });
   if (!result.success) throw new UserError(`${path}: ${formatIssues(result.error.issues)}`);
   const config = { ...result.data, run: result.data.run ?? basename(path, extname(path)) };
   return { config, path, baseDir: dirname(resolve(path)) };

@@ -45,6 +45,7 @@ export async function findRun(store: ArtifactStore, loaded: LoadedConfig, runNam
       const runs = listRuns(store);
       throw new UserError(`predict --run ${runName}: no such run in ${store.root}/runs (${runs.length ? `runs: ${runs.join(', ')}` : 'no runs yet: make train'})`);
     }
+    if (!recorded.configPath) throw new UserError(`predict --run ${runName}: the run does not say which config file made it; rerun \`make train\` for it once`);
     const parsed = configSchema.safeParse(recorded.config);
     if (!parsed.success) throw new UserError(`predict --run ${runName}: ${store.root}/runs/${runName}/config.yaml is not a valid config; rerun \`make train\` for it`);
     loaded = { config: { ...parsed.data, run: runName } as Config, path: recorded.configPath, baseDir: dirname(recorded.configPath) };

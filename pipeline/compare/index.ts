@@ -1,0 +1,167 @@
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import YAML from 'yaml';
+import { z } from 'zod';
+import { UserError } from '../errors.js';
+import { formatIssues, type LoadedConfig } from '../config/index.js';
+import { listRuns, readRun, runPointers } from '../artifacts/runs.js';
+import { planStages } from '../artifacts/plan.js';
+import { STAGES } from '../stages.js';
+import type { ArtifactStore } from '../artifacts/store.js';
+import { improvement, METRICS, METRIC_NAMES, readMetrics, SPLITS, type MetricName, type MetricSplit } from './metrics.js';
+
+/**
+ * `diff RUN_A RUN_B` (params and metrics side by side, as `dvc params diff` and
+ * `dvc metrics diff` show them) and the quality gate (a run's metrics against a committed
+ * baseline with a tolerance per metric).
+ */
+
+/** `{a: {b: [1, 2]}}` -> `{'a.b[0]': 1, 'a.b[1]': 2}`. */
+export function flatten(value: unknown, prefix = '', out: Record<string, unknown> = {}): Record<string, unknown> {
+  if (Array.isArray(value)) {
+    if (!value.length) out[prefix] = [];
+    value.forEach((v, i) => flatten(v, `${prefix}[${i}]`, out));
+  } else if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value);
+    if (!entries.length && prefix) out[prefix] = {};
+    for (const [k, v] of entries) flatten(v, prefix ? `${prefix}.${k}` : k, out);
+  } else {
+    out[prefix] = value;
+  }
+  return out;
+}
+
+interface RunView {
+  name: string;
+  params: Record<string, unknown>;
+  metrics: ReturnType<typeof readMetrics>;
+}
+
+function openRun(store: ArtifactStore, name: string): RunView {
+  const recorded = readRun(store, name);
+  if (!recorded) {
+    const runs = listRuns(store);
+    throw new UserError(`diff: no run named "${name}" in ${store.root}/runs (${runs.length ? `runs: ${runs.join(', ')}` : 'none yet'})`);
+  }
+  const evaluate = runPointers(store, name).evaluate;
+  const { run: _run, ...params } = recorded.config as Record<string, unknown>;
+  return { name, params: flatten(params), metrics: evaluate ? readMetrics(store.keyDir('evaluate', evaluate)) : {} };
+}
+
+const show = (v: unknown) => (v === undefined ? '–' : typeof v === 'number' ? String(Number(v.toPrecision(6))) : JSON.stringify(v).replace(/^"|"$/g, ''));
+
+export interface DiffResult {
+  params: { key: string; a: unknown; b: unknown }[];
+  metrics: { split: MetricSplit; metric: MetricName; a: number | null; b: number | null; change: number | null }[];
+}
+
+export function diffRuns(store: ArtifactStore, nameA: string, nameB: string, all = false): DiffResult {
+  const a = openRun(store, nameA);
+  const b = openRun(store, nameB);
+  const keys = [...new Set([...Object.keys(a.params), ...Object.keys(b.params)])];
+  const params = keys.filter((k) => all || JSON.stringify(a.params[k]) !== JSON.stringify(b.params[k])).map((key) => ({ key, a: a.params[key], b: b.params[key] }));
+  const metrics: DiffResult['metrics'] = [];
+  for (const split of SPLITS) {
+    if (!a.metrics[split] && !b.metrics[split]) continue;
+    for (const metric of METRIC_NAMES) {
+      const va = a.metrics[split]?.[metric] ?? null;
+      const vb = b.metrics[split]?.[metric] ?? null;
+      metrics.push({ split, metric, a: va, b: vb, change: va !== null && vb !== null ? vb - va : null });
+    }
+  }
+  return { params, metrics };
+}
+
+/** +0.0123 / -0.0123, and 0 for a change too small to print. */
+const signed = (x: number | null) => (x === null ? '–' : Math.abs(x) < 5e-5 ? '0' : `${x > 0 ? '+' : ''}${x.toFixed(4)}`);
+
+/** Aligned plain-text columns, the first left-aligned and the rest right-aligned. */
+export function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ').trimEnd();
+  return [line(header), ...rows.map(line)].join('\n');
+}
+
+export function formatDiff(result: DiffResult, nameA: string, nameB: string): string {
+  const params = result.params.length ? table(['param', nameA, nameB], result.params.map((p) => [p.key, show(p.a), show(p.b)])) : 'params: identical';
+  const metrics = result.metrics.length
+    ? table(['metric', nameA, nameB, 'change'], result.metrics.map((m) => [`${m.split}.${m.metric}`, m.a === null ? '–' : m.a.toFixed(4), m.b === null ? '–' : m.b.toFixed(4), signed(m.change)]))
+    : 'metrics: neither run has been evaluated';
+  return `${params}\n\n${metrics}\n`;
+}
+
+// ---- the quality gate ----
+
+const baselineSchema = z.strictObject({
+  split: z.enum(SPLITS).default('test'),
+  metrics: z
+    .partialRecord(
+      z.enum(METRIC_NAMES as [MetricName, ...MetricName[]]),
+      z.strictObject({
+        value: z.number(),
+        /** How far the run may fall behind `value` (in the metric's worse direction) and still pass. */
+        tolerance: z.number().min(0),
+      }),
+    )
+    .refine((m) => Object.keys(m).length > 0, 'expected at least one metric'),
+});
+
+export type Baseline = z.output<typeof baselineSchema>;
+
+export function readBaseline(path: string): Baseline {
+  if (!existsSync(path)) throw new UserError(`gate: no baseline file ${path}; create it from a run you trust with \`make gate-update CONFIG=...\` and commit it`);
+  const parsed = baselineSchema.safeParse(YAML.parse(readFileSync(path, 'utf8')) ?? {}, { reportInput: true });
+  if (!parsed.success) throw new UserError(`${path}: ${formatIssues(parsed.error.issues)}`);
+  return parsed.data;
+}
+
+export interface GateRow {
+  metric: MetricName;
+  baseline: number;
+  tolerance: number;
+  run: number;
+  change: number;
+  ok: boolean;
+}
+
+/** The metrics of the evaluate artifact that `loaded` builds (not whatever ran last). */
+export async function currentMetrics(store: ArtifactStore, loaded: LoadedConfig): Promise<{ key: string; metrics: ReturnType<typeof readMetrics> }> {
+  const plan = await planStages(STAGES, loaded, store, 'evaluate');
+  const key = plan.get('evaluate')!.key;
+  if (!store.readManifest('evaluate', key)) throw new UserError(`gate: ${loaded.path} has not been evaluated (evaluate ${key} is not built); run \`make evaluate CONFIG=${loaded.path}\` first`);
+  return { key, metrics: readMetrics(store.keyDir('evaluate', key)) };
+}
+
+export function checkGate(baseline: Baseline, metrics: ReturnType<typeof readMetrics>, baselinePath: string): GateRow[] {
+  const split = metrics[baseline.split];
+  if (!split) throw new UserError(`gate: the run has no ${baseline.split} metrics (the split has no genres), but ${baselinePath} checks that split`);
+  return Object.entries(baseline.metrics).map(([name, entry]) => {
+    const { value, tolerance } = entry!;
+    const metric = name as MetricName;
+    const run = split[metric];
+    const better = improvement(metric, value, run);
+    return { metric, baseline: value, tolerance, run, change: run - value, ok: better >= -tolerance - 1e-12 };
+  });
+}
+
+export function formatGate(rows: GateRow[], split: string): string {
+  return table(
+    ['metric', 'baseline', 'tolerance', 'run', 'change', 'status'],
+    rows.map((r) => [`${split}.${r.metric}${METRICS[r.metric].higherIsBetter ? '' : ' (lower is better)'}`, r.baseline.toFixed(4), r.tolerance.toFixed(4), r.run.toFixed(4), signed(r.change), r.ok ? 'ok' : 'REGRESSION']),
+  );
+}
+
+/** Writes the run's figures as the new baseline, keeping existing tolerances (default 0.02). */
+export function writeBaseline(path: string, metrics: ReturnType<typeof readMetrics>, configPath: string, previous?: Baseline): Baseline {
+  const split = previous?.split ?? 'test';
+  const figures = metrics[split];
+  if (!figures) throw new UserError(`gate --update: the run has no ${split} metrics to record`);
+  const names = previous ? (Object.keys(previous.metrics) as MetricName[]) : (['accuracy', 'macro_f1', 'weighted_f1', 'top_k_accuracy', 'log_loss'] as MetricName[]);
+  const baseline: Baseline = {
+    split,
+    metrics: Object.fromEntries(names.map((n) => [n, { value: Number(figures[n].toFixed(4)), tolerance: previous?.metrics[n]?.tolerance ?? (n === 'log_loss' ? 0.05 : 0.02) }])) as Baseline['metrics'],
+  };
+  const header = `# Quality gate for ${configPath}: \`make gate\` fails when a ${split} metric is worse than its value by more\n# than its tolerance. Rewritten by \`make gate-update\` from the current run; review and commit it.\n`;
+  writeFileSync(`${path}.tmp`, header + YAML.stringify(baseline));
+  renameSync(`${path}.tmp`, path);
+  return baseline;
+}

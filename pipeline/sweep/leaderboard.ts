@@ -1,0 +1,149 @@
+import { renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { writeParquet, type TableSchema } from '../parquet/index.js';
+import { getPath, loadConfig, parseKeyPath } from '../config/index.js';
+import { METRICS, parseMetricRef, readMetrics, type MetricName, type MetricSplit } from '../compare/metrics.js';
+import type { ArtifactStore, Manifest } from '../artifacts/store.js';
+import { delta, escapeHtml, fixed, page, section } from '../report/html.js';
+import type { Sweep } from './file.js';
+import type { SweepRun } from './run.js';
+
+/**
+ * The sweep's leaderboard: every variant ranked by the sweep's metric, with what it changed
+ * relative to the base config, its validation and test metrics, and its training time.
+ * Written as leaderboard.parquet (for pandas/DuckDB), leaderboard.html (the report's style) and
+ * leaderboard.md (for CI job summaries), under artifacts/sweeps/<name>/.
+ */
+
+export interface LeaderboardRow {
+  rank: number | null;
+  run: string;
+  status: string;
+  error: string | null;
+  changes: string;
+  metric: string;
+  value: number | null;
+  [column: string]: unknown;
+}
+
+const SHOWN: [MetricSplit, MetricName][] = [
+  ['validation', 'accuracy'],
+  ['validation', 'macro_f1'],
+  ['test', 'accuracy'],
+  ['test', 'macro_f1'],
+  ['test', 'weighted_f1'],
+  ['test', 'top_k_accuracy'],
+  ['test', 'log_loss'],
+];
+
+export function leaderboardRows(sweep: Sweep, outcome: SweepRun, store: ArtifactStore): LeaderboardRow[] {
+  const ref = parseMetricRef(sweep.metric) as { split: MetricSplit; name: MetricName };
+  const base = loadConfig(sweep.basePath).config;
+  const rows: LeaderboardRow[] = outcome.results.map((r) => {
+    const metrics = r.status === 'ok' ? readMetrics(store.keyDir('evaluate', r.keys.evaluate!)) : {};
+    const train = r.status === 'ok' ? (store.readManifest('train', r.keys.train!) as Manifest | undefined) : undefined;
+    const changes = Object.entries(r.overrides)
+      .map(([key, value]) => `${key}: ${JSON.stringify(getPath(base, parseKeyPath(key, key))) ?? '(unset)'} -> ${JSON.stringify(value)}`)
+      .join('; ');
+    const row: LeaderboardRow = {
+      rank: null,
+      run: r.run,
+      status: r.status,
+      error: r.error ?? null,
+      changes,
+      metric: sweep.metric,
+      value: metrics[ref.split]?.[ref.name] ?? null,
+    };
+    for (const [split, name] of SHOWN) row[`${split}_${name}`] = metrics[split]?.[name] ?? null;
+    row.epochs = train?.rows.epochs ?? null;
+    row.train_seconds = train?.timings.seconds ?? null;
+    row.seconds = Math.round(r.seconds * 10) / 10;
+    row.train_key = r.keys.train ?? null;
+    row.embed_key = r.keys.embed ?? null;
+    return row;
+  });
+  const sign = METRICS[ref.name].higherIsBetter ? -1 : 1;
+  rows.sort((a, b) => (a.value === null ? 1 : 0) - (b.value === null ? 1 : 0) || sign * ((a.value ?? 0) - (b.value ?? 0)) || a.run.localeCompare(b.run));
+  rows.forEach((row, i) => (row.rank = row.value === null ? null : i + 1));
+  return rows;
+}
+
+const SCHEMA: TableSchema = {
+  rank: { type: 'INT32', optional: true },
+  run: { type: 'UTF8' },
+  status: { type: 'UTF8' },
+  error: { type: 'UTF8', optional: true },
+  changes: { type: 'UTF8' },
+  metric: { type: 'UTF8' },
+  value: { type: 'DOUBLE', optional: true },
+  ...Object.fromEntries(SHOWN.map(([s, n]) => [`${s}_${n}`, { type: 'DOUBLE' as const, optional: true }])),
+  epochs: { type: 'INT32', optional: true },
+  train_seconds: { type: 'DOUBLE', optional: true },
+  seconds: { type: 'DOUBLE' },
+  train_key: { type: 'UTF8', optional: true },
+  embed_key: { type: 'UTF8', optional: true },
+};
+
+function writeAtomically(path: string, text: string): void {
+  writeFileSync(`${path}.tmp`, text);
+  renameSync(`${path}.tmp`, path);
+}
+
+export async function writeLeaderboard(sweep: Sweep, outcome: SweepRun, store: ArtifactStore): Promise<{ dir: string; rows: LeaderboardRow[] }> {
+  const dir = join(store.root, 'sweeps', sweep.name);
+  const rows = leaderboardRows(sweep, outcome, store);
+  const parquetTmp = join(dir, '.leaderboard.parquet.tmp');
+  rmSync(parquetTmp, { force: true });
+  await writeParquet(parquetTmp, SCHEMA, rows);
+  renameSync(parquetTmp, join(dir, 'leaderboard.parquet'));
+  writeAtomically(join(dir, 'leaderboard.html'), leaderboardHtml(sweep, outcome, rows, dir, store));
+  writeAtomically(join(dir, 'leaderboard.md'), leaderboardMarkdown(sweep, rows));
+  writeAtomically(
+    join(dir, 'sweep.json'),
+    `${JSON.stringify({ sweep: sweep.path, base: sweep.basePath, metric: sweep.metric, builds: outcome.builds, seconds: Math.round(outcome.seconds * 10) / 10, variants: outcome.results.map(({ loaded: _l, ...r }) => r) }, null, 2)}\n`,
+  );
+  return { dir, rows };
+}
+
+const cell = (v: unknown) => (typeof v === 'number' ? fixed(v) : v === null || v === undefined ? '–' : escapeHtml(v));
+
+function leaderboardHtml(sweep: Sweep, outcome: SweepRun, rows: LeaderboardRow[], dir: string, store: ArtifactStore): string {
+  const ref = parseMetricRef(sweep.metric) as { split: MetricSplit; name: MetricName };
+  const best = rows.find((r) => r.value !== null)?.value ?? null;
+  const head = `<tr><th>rank</th><th>run</th><th>${escapeHtml(sweep.metric)}</th><th>vs best</th>${SHOWN.map(([s, n]) => `<th>${s === 'validation' ? 'val' : 'test'} ${n.replace(/_/g, ' ')}</th>`).join('')}<th>epochs</th><th>train s</th><th style="text-align:left">changes from the base config</th></tr>`;
+  const body = rows
+    .map((r) => {
+      const report = r.status === 'ok' && sweep.report ? relative(dir, join(store.root, 'runs', r.run, 'report', 'report.html')) : null;
+      const name = report ? `<a href="${escapeHtml(report)}">${escapeHtml(r.run)}</a>` : escapeHtml(r.run);
+      const versus = r.value !== null && best !== null ? delta(METRICS[ref.name].higherIsBetter ? r.value - best : best - r.value) : '–';
+      if (r.status !== 'ok') return `<tr class="worst" data-run="${escapeHtml(r.run)}"><td>–</td><td>${name}</td><td colspan="${SHOWN.length + 4}" style="text-align:left">failed: ${escapeHtml(r.error)}</td><td style="text-align:left">${escapeHtml(r.changes)}</td></tr>`;
+      return (
+        `<tr class="${r.rank === 1 ? 'best' : ''}" data-run="${escapeHtml(r.run)}"><td>${r.rank ?? '–'}</td><td>${name}</td><td><b>${cell(r.value)}</b></td><td>${versus}</td>` +
+        `${SHOWN.map(([s, n]) => `<td>${cell(r[`${s}_${n}`])}</td>`).join('')}<td>${cell(r.epochs === null ? null : String(r.epochs))}</td><td>${r.train_seconds === null ? '–' : fixed(r.train_seconds as number, 1)}</td>` +
+        `<td style="text-align:left"><code>${escapeHtml(r.changes)}</code></td></tr>`
+      );
+    })
+    .join('');
+  const builds = Object.entries(outcome.builds).map(([stage, n]) => `${stage} ${n}`).join(', ') || 'nothing (all reused)';
+  return page({
+    title: `Sweep ${sweep.name}`,
+    subtitle: `${rows.length} variants of ${escapeHtml(relative(process.cwd(), sweep.basePath))} ranked by <b>${escapeHtml(sweep.metric)}</b> · ${outcome.seconds.toFixed(0)} s · built: ${escapeHtml(builds)}`,
+    nav: [['leaderboard', 'Leaderboard']],
+    body: section('leaderboard', 'Leaderboard', `<table class="leaderboard"><thead>${head}</thead><tbody>${body}</tbody></table>`, 'Rank by the sweep metric; links open each variant\'s report.'),
+  });
+}
+
+function leaderboardMarkdown(sweep: Sweep, rows: LeaderboardRow[]): string {
+  const lines = [
+    `## Sweep \`${sweep.name}\`: ${rows.length} variants ranked by ${sweep.metric}`,
+    '',
+    `| rank | run | ${sweep.metric} | test accuracy | test macro-F1 | changes |`,
+    '|---:|---|---:|---:|---:|---|',
+    ...rows.map((r) =>
+      r.status === 'ok'
+        ? `| ${r.rank ?? '–'} | ${r.run} | ${r.value === null ? '–' : r.value.toFixed(3)} | ${fixed(r.test_accuracy as number | null)} | ${fixed(r.test_macro_f1 as number | null)} | ${r.changes} |`
+        : `| – | ${r.run} | failed | | | ${r.changes}: ${r.error} |`,
+    ),
+  ];
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,167 @@
+import { before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import YAML from 'yaml';
+import { DuckDBInstance } from '@duckdb/node-api';
+import { loadConfig } from '../pipeline/config/index.js';
+import { loadSweep } from '../pipeline/sweep/file.js';
+import { REPO, kaggleLines, runProgram, workspace, type Workspace } from './helpers/workspace.js';
+
+const MODEL = join(REPO, 'models', 'demo-bert-random');
+const GENRES = ['western', 'horror', 'romance'];
+const WORDS: Record<string, string[]> = { western: ['cowboy', 'sheriff', 'saloon'], horror: ['ghost', 'haunted', 'demon'], romance: ['love', 'wedding', 'kiss'] };
+const text = (g: string, i: number) => `A stranger ${WORDS[g]![i % 3]} and ${WORDS[g]![(i + 1) % 3]} at night, number ${i}.`;
+const rows = (n: number, offset: number) => Array.from({ length: n }, (_, i) => ({ id: i + 1, genre: GENRES[i % 3], text: text(GENRES[i % 3]!, i + offset) }));
+
+let ws: Workspace;
+before(() => {
+  ws = workspace(`seed: 4\ningest:\n  source: data\nmodel:\n  path: ${MODEL}\nembed:\n  providers: [cpu]\n  threads: 1\ntrain:\n  epochs: 4\n  early_stopping: null\n  layers:\n    - units: 32\n`);
+  ws.write('data/train_data.txt', kaggleLines(rows(120, 0)));
+  ws.write('data/test_data_solution.txt', kaggleLines(rows(30, 5)));
+});
+
+const keyDirs = (stage: string) => (existsSync(join(ws.artifacts, stage)) ? readdirSync(join(ws.artifacts, stage)).filter((d) => /^[0-9a-f]{16}$/.test(d)) : []);
+
+test('an override of one list item keeps the rest of the default list', () => {
+  const w = workspace('ingest:\n  source: x\n');
+  const { layers } = loadConfig(w.config, ['train.layers[0].units=128']).config.train;
+  assert.deepEqual(layers.map((l) => l.units), [128, 256]);
+});
+
+test('a 4-variant sweep over train.* embeds once, trains four times and ranks them', async () => {
+  ws.write('sweep.yaml', 'base: config.yaml\nmax_parallel: 2\nreport: false\ngrid:\n  train.layers[0].units: [16, 48]\n  train.optimizer.lr: [0.003, 0.0003]\n');
+  const result = runProgram(ws, 'stages/sweep', [join(ws.dir, 'sweep.yaml')]);
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(keyDirs('embed').length, 1, 'one embed artifact');
+  assert.equal(keyDirs('tokenize').length, 1);
+  assert.equal(keyDirs('train').length, 4, 'four trained models');
+  const summary = JSON.parse(readFileSync(join(ws.artifacts, 'sweeps', 'sweep', 'sweep.json'), 'utf8'));
+  assert.deepEqual(summary.builds, { ingest: 1, tokenize: 1, embed: 1, train: 4, evaluate: 4 });
+
+  const db = await (await DuckDBInstance.create(':memory:')).connect();
+  const reader = await db.runAndReadAll(`select rank, run, status, value, changes from '${join(ws.artifacts, 'sweeps', 'sweep', 'leaderboard.parquet')}' order by rank`);
+  const board = reader.getRowObjects() as { rank: number; run: string; status: string; value: number; changes: string }[];
+  assert.equal(board.length, 4);
+  assert.deepEqual(board.map((r) => Number(r.rank)), [1, 2, 3, 4]);
+  for (let i = 1; i < 4; i++) assert.ok(board[i - 1]!.value >= board[i]!.value, 'ranked best first');
+  assert.match(board.find((r) => r.run === 'sweep-04')!.changes, /train\.layers\[0\]\.units: 32 -> 48; train\.optimizer\.lr: 0\.001 -> 0\.0003/);
+  assert.match(readFileSync(join(ws.artifacts, 'sweeps', 'sweep', 'leaderboard.html'), 'utf8'), /<tr class="best" data-run="sweep-0\d">/);
+  // Every variant's run folder points at the shared upstream, so predict --run and diff work on it.
+  for (const run of ['sweep-01', 'sweep-02', 'sweep-03', 'sweep-04']) assert.ok(existsSync(join(ws.artifacts, 'runs', run, 'embed', 'manifest.json')), run);
+});
+
+test('a failed variant is reported and the others finish; the sweep exits 1', () => {
+  ws.write('broken.yaml', 'base: config.yaml\nreport: false\nvariants:\n  - { train.optimizer.lr: 0.002 }\n  - { train.layers[0].units: -5 }\n  - { train.backend: tensorflow }\n');
+  const result = runProgram(ws, 'stages/sweep', [join(ws.dir, 'broken.yaml')]);
+  assert.equal(result.code, 1);
+  assert.match(result.stderr, /broken-02 .* is invalid: .*train\.layers\[0\]\.units: expected number >0, got -5/);
+  assert.match(result.stderr, /broken-03 FAILED \(train: train\.backend: tensorflow needs @tensorflow\/tfjs-node/);
+  assert.match(result.stderr, /error: sweep: 2 of 3 variants failed \(broken-02, broken-03\)/);
+  const summary = JSON.parse(readFileSync(join(ws.artifacts, 'sweeps', 'broken', 'sweep.json'), 'utf8'));
+  assert.deepEqual(summary.variants.map((v: { status: string }) => v.status), ['ok', 'failed', 'failed']);
+  assert.ok(existsSync(join(ws.artifacts, 'runs', 'broken-01', 'evaluate', 'metrics.json')), 'the good variant was evaluated');
+});
+
+test('sweep files: one form only, a known metric, and seeded random draws', () => {
+  const check = (yaml: string, message: RegExp) => {
+    ws.write('s.yaml', yaml);
+    assert.throws(() => loadSweep(join(ws.dir, 's.yaml')), message);
+  };
+  check('base: config.yaml\n', /expected exactly one of grid, variants or random \(found none\)/);
+  check('base: config.yaml\ngrid: { seed: [1] }\nvariants: [{ seed: 2 }]\n', /found grid, variants/);
+  check('base: config.yaml\nmetric: test.f2\ngrid: { seed: [1] }\n', /metric: expected <split>\.<metric> .* got "test\.f2"/);
+  check('base: config.yaml\ngrid: { "train..lr": [1] }\n', /cannot read the key path "train\.\.lr"/);
+  ws.write('r.yaml', 'base: config.yaml\nrandom:\n  draws: 5\n  seed: 3\n  space:\n    train.optimizer.lr: { log_uniform: [0.0001, 0.01] }\n    train.layers[0].units: [16, 32]\n    seed: { int: [1, 3] }\n');
+  const a = loadSweep(join(ws.dir, 'r.yaml'));
+  assert.deepEqual(a, loadSweep(join(ws.dir, 'r.yaml')), 'the same seed draws the same variants');
+  assert.equal(a.variants.length, 5);
+  for (const v of a.variants) {
+    const lr = v.overrides['train.optimizer.lr'] as number;
+    assert.ok(lr >= 0.0001 && lr <= 0.01, String(lr));
+    assert.ok([16, 32].includes(v.overrides['train.layers[0].units'] as number));
+    assert.ok([1, 2, 3].includes(v.overrides.seed as number));
+  }
+});
+
+test('diff prints the params that differ and each metric with its change', () => {
+  const result = runProgram(ws, 'stages/diff', ['sweep-01', 'sweep-04']);
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stdout, /^train\.layers\[0\]\.units\s+16\s+48$/m);
+  assert.match(result.stdout, /^train\.optimizer\.lr\s+0\.003\s+0\.0003$/m);
+  assert.doesNotMatch(result.stdout, /^seed/m, 'equal params are left out');
+  assert.match(result.stdout, /^test\.accuracy\s+\d\.\d{4}\s+\d\.\d{4}\s+([+-]\d\.\d{4}|0)$/m);
+  const json = JSON.parse(runProgram(ws, 'stages/diff', ['sweep-01', 'sweep-04', '--json']).stdout);
+  const accuracy = json.metrics.find((m: { split: string; metric: string }) => m.split === 'test' && m.metric === 'accuracy');
+  assert.ok(Math.abs(accuracy.change - (accuracy.b - accuracy.a)) < 1e-12);
+  const missing = runProgram(ws, 'stages/diff', ['sweep-01', 'nope']);
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /no run named "nope"/);
+});
+
+test('the gate passes on an unchanged rerun and fails when the baseline is raised above the run', () => {
+  for (const stage of ['ingest', 'tokenize', 'embed', 'train', 'evaluate']) assert.equal(runProgram(ws, `stages/${stage}`).code, 0);
+  const baseline = join(ws.dir, 'baselines', 'config.yaml');
+  const update = runProgram(ws, 'stages/gate', ['--update']);
+  assert.equal(update.code, 0, update.stderr);
+  assert.ok(existsSync(baseline));
+  const pass = runProgram(ws, 'stages/gate');
+  assert.equal(pass.code, 0, pass.stderr);
+  assert.match(pass.stdout, /^test\.accuracy\s+\d\.\d{4}\s+0\.0200\s+\d\.\d{4}\s+0\s+ok$/m);
+
+  const raised = YAML.parse(readFileSync(baseline, 'utf8'));
+  raised.metrics.accuracy.value += 0.05;
+  raised.metrics.log_loss.value -= 0.2;
+  writeFileSync(baseline, YAML.stringify(raised));
+  const fail = runProgram(ws, 'stages/gate');
+  assert.equal(fail.code, 1);
+  assert.match(fail.stdout, /^test\.accuracy .*REGRESSION$/m);
+  assert.match(fail.stdout, /^test\.log_loss \(lower is better\) .*REGRESSION$/m);
+  assert.match(fail.stdout, /^test\.macro_f1 .* ok$/m);
+  assert.match(fail.stderr, /gate: 2 metric\(s\) regressed .*: accuracy, log_loss/);
+
+  const unbuilt = runProgram(ws, 'stages/gate', ['--set', 'train.epochs=5']);
+  assert.equal(unbuilt.code, 1);
+  assert.match(unbuilt.stderr, /has not been evaluated/);
+});
+
+test('the committed baseline of every config file parses, and every config has one', () => {
+  for (const config of readdirSync(join(REPO, 'configs')).filter((f) => f.endsWith('.yaml'))) {
+    const baseline = join(REPO, 'configs', 'baselines', config);
+    if (config === 'imdb-bert-base.yaml') continue; // no figures can be measured without the pretrained weights
+    assert.ok(existsSync(baseline), `configs/baselines/${config}`);
+    assert.ok(Object.keys(YAML.parse(readFileSync(baseline, 'utf8')).metrics).length >= 3);
+  }
+});
+
+test('every command the retrain workflow runs is a real make target or program of the project', () => {
+  const workflow = YAML.parse(readFileSync(join(REPO, '.github', 'workflows', 'retrain.yml'), 'utf8'));
+  assert.ok(workflow.on.schedule?.[0]?.cron, 'a cron schedule');
+  assert.ok('workflow_dispatch' in workflow.on, 'manual dispatch');
+  const commands: string[] = [];
+  for (const job of Object.values(workflow.jobs) as { steps: { run?: string }[] }[]) {
+    for (const step of job.steps) if (step.run) commands.push(...step.run.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#')));
+  }
+  // The workflow's own variables, as a run with no repository variables set would see them.
+  const env: Record<string, string> = { CONFIG: 'configs/imdb-bert-base.yaml', SET: '', RUN: workflow.env.RUN };
+  const expand = (c: string) => c.replace(/\$\{\{[^}]*\}\}/g, '0').replace(/"\$(\w+)"/g, (_, name: string) => env[name] ?? `$${name}`);
+  commands.splice(0, commands.length, ...commands.map(expand));
+  const makeTargets = commands.filter((c) => c.startsWith('make '));
+  const programs = commands.filter((c) => c.startsWith('node dist/'));
+  assert.ok(makeTargets.length >= 3 && programs.length >= 2, 'the workflow runs make targets and stage programs');
+  for (const command of makeTargets) {
+    // `make -n` prints what would run: an unknown target or variable typo fails here, nothing runs.
+    const words = command.split(/\s+/).slice(1);
+    const dry = spawnSync('make', ['-n', '--no-print-directory', ...words], { cwd: REPO, encoding: 'utf8' });
+    assert.equal(dry.status, 0, `${command}: ${dry.stderr}`);
+  }
+  for (const command of programs) {
+    const [, script, ...rest] = command.split(/\s+/);
+    assert.ok(existsSync(join(REPO, script!)) || existsSync(join(REPO, script!.replace(/^dist\//, '').replace(/\.js$/, '.ts'))), `${script} exists`);
+    const help = spawnSync(process.execPath, [join(REPO, script!), '--help'], { cwd: REPO, encoding: 'utf8' });
+    for (const flag of rest.filter((w) => w.startsWith('--')).map((w) => w.split('=')[0]!)) assert.match(help.stdout, new RegExp(`${flag}\\b`), `${command}: ${flag} is an option of ${script}`);
+  }
+  const allowed = /^(make |node dist\/|cat |echo |mkdir |ls |test |cp |tee )/;
+  for (const command of commands) assert.match(command, allowed, `unexpected command in the workflow: ${command}`);
+});
