@@ -30,13 +30,13 @@ BUILT := dist/.built
 DEMO_DATA := data/demo/SOURCE.md
 
 PHONY_STAGES := ingest tokenize embed train evaluate report
-.PHONY: all install build browser demo-data $(PHONY_STAGES) predict sweep diff gate gate-update status config clean gc test bench bench-ingest bench-embed bench-train bench-predict model-demo model-bert-base check-tokenizer
+.PHONY: all install build browser demo-data $(PHONY_STAGES) predict sweep diff gate gate-update status config clean gc test bench bench-ingest bench-embed bench-train bench-predict bench-sweep model-demo model-bert-base check-tokenizer
 
 # One planner process answers "would anything run?"; only then are the stage targets walked.
 # That keeps a no-op `make all` to one Node start-up instead of one per stage.
 all: $(BUILT) $(DEMO_DATA)
 	@if $(NODE) dist/scripts/status.js $(ARGS) --check; then \
-	  echo "all stages up to date for $(CONFIG) (make status explains, make clean forgets the run)"; \
+	  echo "(make status explains, make clean forgets the run)"; \
 	else \
 	  $(MAKE) --no-print-directory report; \
 	fi
@@ -134,7 +134,7 @@ models/bert-base-random/model.onnx: $(BUILT)
 
 # Benchmarks print their figures and write JSON under $(ARTIFACTS)/bench/ (not tests: CI is noisy).
 #   make bench BENCH_DATA=../shared/data/imdb-genre-sample BENCH_MODEL=models/bert-base-random
-bench: bench-ingest bench-embed bench-train bench-predict
+bench: bench-ingest bench-embed bench-train bench-predict bench-sweep
 
 bench-embed: $(BUILT) $(DEMO_DATA)
 	$(NODE) dist/scripts/bench.js --data $(BENCH_DATA) --model $(BENCH_MODEL) --artifacts $(ARTIFACTS)
@@ -144,6 +144,9 @@ bench-train: $(BUILT)
 
 bench-predict: $(BUILT) $(DEMO_DATA)
 	$(NODE) dist/scripts/bench-predict.js --data $(BENCH_DATA) --model $(BENCH_MODEL) --artifacts $(ARTIFACTS)
+
+bench-sweep: $(BUILT) $(DEMO_DATA)
+	$(NODE) dist/scripts/bench-sweep.js --sweep $(SWEEP) --artifacts $(ARTIFACTS)
 
 bench-ingest: $(BUILT) $(DEMO_DATA)
 	$(NODE) dist/scripts/bench-ingest.js --artifacts $(ARTIFACTS)

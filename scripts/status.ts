@@ -4,19 +4,20 @@
  */
 import { runMain } from '../pipeline/errors.js';
 import { parseArgs } from '../pipeline/cli.js';
-import { resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
+import { info } from '../pipeline/log.js';
 import { loadConfig } from '../pipeline/config/index.js';
 import { ArtifactStore } from '../pipeline/artifacts/store.js';
 import { planAvailable } from '../pipeline/artifacts/plan.js';
 import { allUpToDate, explainStatus } from '../pipeline/artifacts/status.js';
-import { runPointers } from '../pipeline/artifacts/runs.js';
+import { runDir, runPointers } from '../pipeline/artifacts/runs.js';
 import { STAGES } from '../pipeline/stages.js';
 
 runMain(async () => {
   const args = await parseArgs('status', 'Show which stages are built and why others would rerun.', (y) =>
     y
       .option('json', { type: 'boolean', default: false, describe: 'print JSON' })
-      .option('check', { type: 'boolean', default: false, describe: 'print nothing; exit 0 when nothing would run, 3 otherwise' }),
+      .option('check', { type: 'boolean', default: false, describe: 'exit 0 when nothing would run (printing where the report is), 3 otherwise (printing nothing)' }),
   );
   const loaded = loadConfig(args.config, args.set);
   const store = new ArtifactStore(resolve(args.artifacts));
@@ -25,6 +26,7 @@ runMain(async () => {
   const statuses = explainStatus(plan, store, pointers);
   if (args.check) {
     process.exitCode = !blocked && allUpToDate(statuses, pointers) ? 0 : 3;
+    if (process.exitCode === 0) info(`all stages up to date for ${args.config}; report: ${relative(process.cwd(), join(runDir(store, loaded.config.run), 'report', 'report.html'))}`);
     return;
   }
   if (args.json) {

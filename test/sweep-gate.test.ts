@@ -53,7 +53,7 @@ test('a 4-variant sweep over train.* embeds once, trains four times and ranks th
 });
 
 test('a failed variant is reported and the others finish; the sweep exits 1', () => {
-  ws.write('broken.yaml', 'base: config.yaml\nreport: false\nvariants:\n  - { train.optimizer.lr: 0.002 }\n  - { train.layers[0].units: -5 }\n  - { train.backend: tensorflow }\n');
+  ws.write('broken.yaml', 'base: config.yaml\nreport: false\nvariants:\n  - train.optimizer.lr: 0.002\n  - train.layers[0].units: -5\n  - train.backend: tensorflow\n');
   const result = runProgram(ws, 'stages/sweep', [join(ws.dir, 'broken.yaml')]);
   assert.equal(result.code, 1);
   assert.match(result.stderr, /broken-02 .* is invalid: .*train\.layers\[0\]\.units: expected number >0, got -5/);

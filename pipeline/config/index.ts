@@ -96,7 +96,7 @@ export function parseKeyPath(text: string, where: string): (string | number)[] {
     parts.push(m[1] !== undefined ? m[1] : Number(m[2]));
     consumed += m[0];
   }
-  if (!parts.length || consumed.length !== text.replace(/\./g, '').length) {
+  if (!/^[^.[\]]+(\[\d+\])*(\.[^.[\]]+(\[\d+\])*)*$/.test(text) || !parts.length || consumed.length !== text.replace(/\./g, '').length) {
     throw new UserError(`${where}: cannot read the key path "${text}" (expected e.g. train.layers[0].units)`);
   }
   return parts;
