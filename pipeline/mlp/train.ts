@@ -121,7 +121,7 @@ export async function trainClassifier(run: StageRun): Promise<ManifestBody> {
     const started = performance.now();
     const permutation = tf.tensor1d(order.shuffle(Array.from({ length: trainSplit.y.length }, (_, i) => i)), 'int32');
     const [xs, ys] = [tf.gather(xAll, permutation), tf.gather(yAll, permutation)];
-    const fit = await model.fit(xs, ys, { epochs: 1, batchSize: train.batch_size, shuffle: false, classWeight: weights, verbose: 0 });
+    const fit = await model.fit(xs, ys, { epochs: 1, batchSize: train.batch_size, shuffle: false, classWeight: weights, verbose: 0, yieldEvery: 'never' });
     tf.dispose([xs, ys, permutation]);
     let val: { loss: number; accuracy: number; macroF1: number } | undefined;
     if (validation && xVal) {

@@ -36,8 +36,8 @@ export const sweepSchema = z
     name: z.string().regex(/^[A-Za-z0-9._-]+$/, 'expected letters, digits, ".", "_" or "-"').optional(),
     metric: z.string().default('validation.macro_f1'),
     max_parallel: z.number().int().min(1).max(32).default(2),
-    /** Build each variant's report.html too (the leaderboard links them). */
-    report: z.boolean().default(true),
+    /** Also build each variant's report.html (the leaderboard then links them); off by default, as it costs a second or two per variant. */
+    report: z.boolean().default(false),
     grid: z.record(z.string(), choices).optional(),
     variants: z.array(z.record(z.string(), z.unknown())).min(1).optional(),
     random: z

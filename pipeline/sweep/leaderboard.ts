@@ -42,9 +42,12 @@ export function leaderboardRows(sweep: Sweep, outcome: SweepRun, store: Artifact
   const rows: LeaderboardRow[] = outcome.results.map((r) => {
     const metrics = r.status === 'ok' ? readMetrics(store.keyDir('evaluate', r.keys.evaluate!)) : {};
     const train = r.status === 'ok' ? (store.readManifest('train', r.keys.train!) as Manifest | undefined) : undefined;
-    const changes = Object.entries(r.overrides)
-      .map(([key, value]) => `${key}: ${JSON.stringify(getPath(base, parseKeyPath(key, key))) ?? '(unset)'} -> ${JSON.stringify(value)}`)
-      .join('; ');
+    const changes =
+      Object.entries(r.overrides)
+        .map(([key, value]) => [key, JSON.stringify(getPath(base, parseKeyPath(key, key))) ?? '(unset)', JSON.stringify(value)])
+        .filter(([, was, now]) => was !== now)
+        .map(([key, was, now]) => `${key}: ${was} -> ${now}`)
+        .join('; ') || '(the base config)';
     const row: LeaderboardRow = {
       rank: null,
       run: r.run,
@@ -110,17 +113,17 @@ const cell = (v: unknown) => (typeof v === 'number' ? fixed(v) : v === null || v
 function leaderboardHtml(sweep: Sweep, outcome: SweepRun, rows: LeaderboardRow[], dir: string, store: ArtifactStore): string {
   const ref = parseMetricRef(sweep.metric) as { split: MetricSplit; name: MetricName };
   const best = rows.find((r) => r.value !== null)?.value ?? null;
-  const head = `<tr><th>rank</th><th>run</th><th>${escapeHtml(sweep.metric)}</th><th>vs best</th>${SHOWN.map(([s, n]) => `<th>${s === 'validation' ? 'val' : 'test'} ${n.replace(/_/g, ' ')}</th>`).join('')}<th>epochs</th><th>train s</th><th style="text-align:left">changes from the base config</th></tr>`;
+  const head = `<tr><th>rank</th><th style="text-align:left">run</th><th style="text-align:left">changes from the base config</th><th>${escapeHtml(sweep.metric)}</th><th>vs best</th>${SHOWN.map(([s, n]) => `<th>${s === 'validation' ? 'val' : 'test'} ${n.replace(/_/g, ' ')}</th>`).join('')}<th>epochs</th><th>train s</th></tr>`;
   const body = rows
     .map((r) => {
       const report = r.status === 'ok' && sweep.report ? relative(dir, join(store.root, 'runs', r.run, 'report', 'report.html')) : null;
       const name = report ? `<a href="${escapeHtml(report)}">${escapeHtml(r.run)}</a>` : escapeHtml(r.run);
       const versus = r.value !== null && best !== null ? delta(METRICS[ref.name].higherIsBetter ? r.value - best : best - r.value) : '–';
-      if (r.status !== 'ok') return `<tr class="worst" data-run="${escapeHtml(r.run)}"><td>–</td><td>${name}</td><td colspan="${SHOWN.length + 4}" style="text-align:left">failed: ${escapeHtml(r.error)}</td><td style="text-align:left">${escapeHtml(r.changes)}</td></tr>`;
+      const changes = `<td style="text-align:left"><code>${escapeHtml(r.changes)}</code></td>`;
+      if (r.status !== 'ok') return `<tr class="worst" data-run="${escapeHtml(r.run)}"><td>–</td><td style="text-align:left">${name}</td>${changes}<td colspan="${SHOWN.length + 4}" style="text-align:left">failed: ${escapeHtml(r.error)}</td></tr>`;
       return (
-        `<tr class="${r.rank === 1 ? 'best' : ''}" data-run="${escapeHtml(r.run)}"><td>${r.rank ?? '–'}</td><td>${name}</td><td><b>${cell(r.value)}</b></td><td>${versus}</td>` +
-        `${SHOWN.map(([s, n]) => `<td>${cell(r[`${s}_${n}`])}</td>`).join('')}<td>${cell(r.epochs === null ? null : String(r.epochs))}</td><td>${r.train_seconds === null ? '–' : fixed(r.train_seconds as number, 1)}</td>` +
-        `<td style="text-align:left"><code>${escapeHtml(r.changes)}</code></td></tr>`
+        `<tr class="${r.rank === 1 ? 'best' : ''}" data-run="${escapeHtml(r.run)}"><td>${r.rank ?? '–'}</td><td style="text-align:left">${name}</td>${changes}<td><b>${cell(r.value)}</b></td><td>${versus}</td>` +
+        `${SHOWN.map(([s, n]) => `<td>${cell(r[`${s}_${n}`])}</td>`).join('')}<td>${cell(r.epochs === null ? null : String(r.epochs))}</td><td>${r.train_seconds === null ? '–' : fixed(r.train_seconds as number, 1)}</td></tr>`
       );
     })
     .join('');
@@ -129,7 +132,7 @@ function leaderboardHtml(sweep: Sweep, outcome: SweepRun, rows: LeaderboardRow[]
     title: `Sweep ${sweep.name}`,
     subtitle: `${rows.length} variants of ${escapeHtml(relative(process.cwd(), sweep.basePath))} ranked by <b>${escapeHtml(sweep.metric)}</b> · ${outcome.seconds.toFixed(0)} s · built: ${escapeHtml(builds)}`,
     nav: [['leaderboard', 'Leaderboard']],
-    body: section('leaderboard', 'Leaderboard', `<table class="leaderboard"><thead>${head}</thead><tbody>${body}</tbody></table>`, 'Rank by the sweep metric; links open each variant\'s report.'),
+    body: section('leaderboard', 'Leaderboard', `<table class="leaderboard"><thead>${head}</thead><tbody>${body}</tbody></table>`, `Ranked by ${escapeHtml(sweep.metric)}; the table scrolls sideways.${sweep.report ? ' Run names open their reports.' : ' With <code>report: true</code> in the sweep file, run names link to their reports.'}`),
   });
 }
 

@@ -99,11 +99,13 @@ export async function runSweep(sweep: Sweep, store: ArtifactStore, artifacts: st
   }
   for (const [embedKey, group] of groups) {
     const first = group[0]!;
-    info(`sweep: ${group.length} variant(s) share embed ${embedKey}; building or reusing ingest -> tokenize -> embed once`);
+    info(`sweep: ${group.length} variant(s) share embed ${embedKey}: ingest -> tokenize -> embed built or reused once for all`);
     try {
-      for (const stage of UPSTREAM) count(stage, await runStageProgram(stage, sweep, first, artifacts, first.log));
-      // The others point their runs at the same artifacts, as if they had run the stages.
-      for (const r of group.slice(1)) for (const stage of UPSTREAM) recordRun(store, r.run, stage, r.keys[stage]!, r.loaded!.config, r.loaded!.path);
+      // Built already (the usual case when a sweep changes train.*): no process needed.
+      const missing = UPSTREAM.filter((stage) => !store.readManifest(stage, first.keys[stage]!));
+      for (const stage of missing.length ? UPSTREAM : []) count(stage, await runStageProgram(stage, sweep, first, artifacts, first.log));
+      // Every variant's run points at the shared artifacts, as if it had run the stages itself.
+      for (const r of missing.length ? group.slice(1) : group) for (const stage of UPSTREAM) recordRun(store, r.run, stage, r.keys[stage]!, r.loaded!.config, r.loaded!.path);
     } catch (error) {
       for (const r of group) Object.assign(r, { status: 'failed', error: (error as Error).message });
       info(`sweep: the shared upstream of ${group.map((r) => r.run).join(', ')} failed: ${(error as Error).message}`);
