@@ -1,8 +1,9 @@
 /**
  * bench-sweep: a sweep against one variant, with the embed artifact already built.
  *
- *   two stores           -> ingest, tokenize, embed of the sweep's base config built in each
+ *   three stores         -> ingest, tokenize, embed of the sweep's base config built in each
  *   one variant          -> train + evaluate of the base config, as make runs them (store A)
+ *   each variant alone   -> train + evaluate of every variant, one after another (store C)
  *   the sweep            -> every variant of --sweep, as `make sweep` runs it (store B)
  *
  * Prints and writes artifacts/bench/sweep.json: both wall times, their ratio, and how many times
@@ -15,7 +16,7 @@ import { join, resolve } from 'node:path';
 import { runMain, UserError } from '../pipeline/errors.js';
 import { parseArgs } from '../pipeline/cli.js';
 import { info } from '../pipeline/log.js';
-import { loadSweep } from '../pipeline/sweep/file.js';
+import { loadSweep, overrideArgs } from '../pipeline/sweep/file.js';
 
 runMain(async () => {
   const args = await parseArgs('bench-sweep', 'Benchmark a sweep against one train + evaluate.', (y) =>
@@ -30,13 +31,18 @@ runMain(async () => {
     return (performance.now() - t0) / 1000;
   };
   try {
-    const stores = { single: join(work, 'single'), sweep: join(work, 'sweep') };
+    const stores = { single: join(work, 'single'), sweep: join(work, 'sweep'), each: join(work, 'each') };
     for (const store of Object.values(stores)) {
       for (const stage of ['ingest', 'tokenize', 'embed']) run(`stages/${stage}`, ['--config', sweep.basePath, '--artifacts', store]);
     }
     info('bench-sweep: upstream built in both stores; one variant (the base config): train + evaluate');
     const single = ['train', 'evaluate'].reduce((seconds, stage) => seconds + run(`stages/${stage}`, ['--config', sweep.basePath, '--artifacts', stores.single]), 0);
-    info(`bench-sweep: one variant ${single.toFixed(1)}s; now the sweep of ${sweep.variants.length} variants, ${sweep.maxParallel} at a time`);
+    // Each variant alone, one after another: what the sweep would cost without running side by side.
+    const each = sweep.variants.map((v) =>
+      ['train', 'evaluate'].reduce((seconds, stage) => seconds + run(`stages/${stage}`, ['--config', sweep.basePath, '--artifacts', stores.each, ...overrideArgs(v.overrides)]), 0),
+    );
+    const sequential = each.reduce((a, b) => a + b, 0);
+    info(`bench-sweep: one variant ${single.toFixed(1)}s; each alone ${each.map((s) => s.toFixed(1)).join(', ')}s (${sequential.toFixed(1)}s in a row); now the sweep, ${sweep.maxParallel} at a time`);
     const whole = run('stages/sweep', [args.sweep, '--artifacts', stores.sweep]);
     const summary = JSON.parse(readFileSync(join(stores.sweep, 'sweeps', sweep.name, 'sweep.json'), 'utf8'));
     const results = {
@@ -47,10 +53,16 @@ runMain(async () => {
       one_variant_train_evaluate_seconds: round(single),
       sweep_seconds: round(whole),
       ratio: round(whole / single),
+      each_variant_alone_seconds: each.map(round),
+      ratio_to_mean_variant: round(whole / (sequential / each.length)),
+      speedup_over_one_at_a_time: round(sequential / whole),
       builds: summary.builds,
       variant_seconds: Object.fromEntries(summary.variants.map((v: { run: string; seconds: number }) => [v.run, round(v.seconds)])),
     };
-    info(`bench-sweep: ${sweep.variants.length} variants in ${whole.toFixed(1)}s = ${results.ratio}x one variant's train + evaluate (${single.toFixed(1)}s); built ${JSON.stringify(summary.builds)}`);
+    info(
+      `bench-sweep: ${sweep.variants.length} variants in ${whole.toFixed(1)}s = ${results.ratio}x the base variant's train + evaluate (${single.toFixed(1)}s), ` +
+        `${results.ratio_to_mean_variant}x the mean variant's, ${results.speedup_over_one_at_a_time}x faster than one at a time; built ${JSON.stringify(summary.builds)}`,
+    );
     mkdirSync(join(args.artifacts, 'bench'), { recursive: true });
     writeFileSync(join(args.artifacts, 'bench', 'sweep.json'), `${JSON.stringify(results, null, 2)}\n`);
     process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
