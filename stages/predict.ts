@@ -65,7 +65,7 @@ runMain(async () => {
   else if (!args.output) process.stdout.write(formatTable(predictions));
   const embedRate = predictions.length / Math.max(1e-9, seconds.embed!);
   info(
-    `predict: ${formatCount(predictions.length)} descriptions with run "${run.name}" (train ${run.manifests.train.key}) in ${formatSeconds(wall)} from start: ` +
+    `predict: ${formatCount(predictions.length)} description${predictions.length === 1 ? '' : 's'} with run "${run.name}" (train ${run.manifests.train.key}) in ${formatSeconds(wall)} from start: ` +
       `tokenize ${seconds.tokenize!.toFixed(2)}s, embed ${seconds.embed!.toFixed(2)}s (${formatCount(embedRate)} rows/s), classify ${seconds.classify!.toFixed(2)}s, ` +
       `${formatCount(predictions.length / wall)} rows/s overall`,
   );
