@@ -10,7 +10,8 @@ import { modelSources, NETWORK_FILES, TOKENIZER_FILES } from './model/index.js';
 export const STAGES: readonly StageSpec[] = [
   {
     name: 'ingest',
-    version: 1,
+    // 2: the optional image column.
+    version: 2,
     inputs: [],
     params: ({ config }) => {
       // Download retries and time-outs cannot change the rows; the seed drives the validation split.

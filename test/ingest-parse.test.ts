@@ -104,7 +104,7 @@ test('JSONL with a column mapping; invalid JSON and missing fields are rejected'
 
 test('the validation split is stratified, seeded, and keeps one training row per genre', () => {
   const make = (): MovieRow[] =>
-    [...Array(100).fill('drama'), ...Array(30).fill('horror'), 'western'].map((genre, i) => ({ id: String(i), title: '', year: null, genre, description: 'x', split: 'train' }));
+    [...Array(100).fill('drama'), ...Array(30).fill('horror'), 'western'].map((genre, i) => ({ id: String(i), title: '', year: null, genre, description: 'x', split: 'train', image: null }));
   const a = make();
   splitValidation(a, 0.1, 42);
   const count = (rows: MovieRow[], genre: string) => rows.filter((r) => r.genre === genre && r.split === 'validation').length;

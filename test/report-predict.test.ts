@@ -6,7 +6,10 @@ import { pathToFileURL } from 'node:url';
 import sharp from 'sharp';
 import { chromium } from 'playwright-core';
 import { readParquet } from '../pipeline/parquet/index.js';
-import { REPO, kaggleLines, runProgram, workspace, type Workspace } from './helpers/workspace.js';
+import { createServer } from 'node:http';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import { REPO, kaggleLines, runProgram, runProgramAsync, workspace, type Workspace } from './helpers/workspace.js';
 
 const MODEL = join(REPO, 'models', 'demo-bert-random');
 const GENRES = ['western', 'horror', 'romance', 'comedy'];
@@ -188,4 +191,48 @@ test('predict refuses an unfinished run, an empty description and an unreadable 
   assert.equal(binary.code, 1);
   assert.match(binary.stderr, /latin1\.txt: not readable UTF-8 text/);
   for (const r of [unfinished, empty, badLine, binary]) assert.equal(r.stderr.trim().split('\n').filter((l) => l.startsWith('error')).length, 1);
+});
+
+test('posters from the data\'s image column: a path resolved at ingest, a URL fetched once, a missing one drawn as a tile', { timeout: 120_000 }, async () => {
+  const png = await sharp({ create: { width: 200, height: 300, channels: 3, background: '#fa0' } }).png().toBuffer();
+  let requests = 0;
+  const server = createServer((req, res) => {
+    requests++;
+    if (req.url === '/posters/2.png') res.writeHead(200, { 'content-type': 'image/png' }).end(png);
+    else res.writeHead(404).end();
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  try {
+    const csv = ws.write(
+      'csvdata/train.csv',
+      'id,title,genre,description\n' + rows(120, 0, false).map((r) => `${r.id},Film ${r.id},${r.genre},"${r.text}"`).join('\n') + '\n',
+    );
+    const image = (id: number) => (id === 1 ? 'art/1.png' : id === 2 ? `${base}/posters/2.png` : id === 3 ? 'art/missing.png' : id === 4 ? `${base}/posters/gone.png` : '');
+    ws.write('csvdata/test.csv', 'id,title,genre,description,image\n' + rows(6, 3, false).map((r) => `${r.id},Film ${r.id},${r.genre},"${r.text}",${image(r.id)}`).join('\n') + '\n');
+    ws.write('csvdata/art/1.png', png);
+    const config = readFileSync(ws.config, 'utf8').replace('source: data', `source: ${join(ws.dir, 'csvdata')}\n  files: { train: train.csv, test: null, test_solution: test.csv }`).replace(/report:[\s\S]*$/, 'report:\n  gallery: 6\n  mistakes: 0\n');
+    const posterWs = workspace(config);
+    for (const stage of ['ingest', 'tokenize', 'embed', 'train', 'evaluate', 'report']) {
+      const result = await runProgramAsync(posterWs, `stages/${stage}`);
+      assert.equal(result.code, 0, `${stage}: ${result.stderr}`);
+      if (stage === 'report') {
+        assert.match(result.stderr, /warning: no poster for movie 3 \(.*art\/missing\.png/);
+        assert.match(result.stderr, /warning: no poster for movie 4 \(.*gone\.png: HTTP 404/);
+        assert.match(result.stderr, /6 gallery cards \(2 with posters\)/);
+      }
+    }
+    const ingested = await readParquet<{ id: string; image: string | null }>(join(posterWs.artifacts, 'runs', 'config', 'ingest', 'test.parquet'), ['id', 'image']);
+    assert.equal(ingested.find((r) => r.id === '1')!.image, join(ws.dir, 'csvdata', 'art', '1.png'), 'relative paths are resolved at ingest');
+    assert.equal(ingested.find((r) => r.id === '5')!.image ?? null, null, 'no image: null');
+    const page = readFileSync(join(posterWs.artifacts, 'runs', 'config', 'report', 'report.html'), 'utf8');
+    assert.equal((page.match(/<img src="data:image\/webp;base64,/g) ?? []).length, 2);
+    assert.equal((page.match(/<svg class="placeholder"/g) ?? []).length, 4);
+    const fetched = requests;
+    assert.equal((await runProgramAsync(posterWs, 'stages/report', ['--set', 'report.excerpt_chars=100'])).code, 0);
+    assert.equal(requests, fetched + 1, 'the poster that was found comes from the cache; only the 404 is asked again');
+  } finally {
+    server.close();
+  }
 });

@@ -13,6 +13,8 @@ const columns = z.strictObject({
   title: z.string().min(1).default('title'),
   genre: z.string().min(1).default('genre'),
   description: z.string().min(1).default('description'),
+  /** Optional: a poster per movie, a path (relative to the data file) or an http(s) URL; the report shows it. */
+  image: z.string().min(1).default('image'),
 });
 
 export const ingestSchema = z.strictObject({

@@ -13,6 +13,8 @@ export interface SourceRecord {
   title: string;
   genre: string | null;
   description: string;
+  /** CSV and JSONL only: the `image` column, as written. */
+  image?: string | null;
 }
 
 /** A row that could not be used, with where it was and why. */
@@ -180,7 +182,7 @@ function fromColumns(value: Record<string, unknown>, columns: IngestConfig['colu
   if (description === undefined) return `missing field "${columns.description}"`;
   const genre = hasGenre(role) ? get(columns.genre) : null;
   if (genre === undefined) return `missing field "${columns.genre}"`;
-  return { id, title: get(columns.title) ?? '', genre, description };
+  return { id, title: get(columns.title) ?? '', genre, description, image: get(columns.image) || null };
 }
 
 export function excerpt(text: string, max = 200): string {

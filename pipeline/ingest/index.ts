@@ -1,5 +1,5 @@
 import { writeFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { dirname, isAbsolute, join, relative, resolve as resolvePath } from 'node:path';
 import { UserError } from '../errors.js';
 import { formatCount, info } from '../log.js';
 import { writeParquet } from '../parquet/index.js';
@@ -49,6 +49,10 @@ export async function ingest(run: StageRun): Promise<ManifestBody> {
   }
 
   checkRejectFraction(rejects, rowsSeen, config.ingest.max_reject_fraction);
+  // A poster path is relative to its data file; stored absolute so the report finds it from anywhere.
+  for (const [rows, file] of [[train, trainFile], [test, testFile]] as const) {
+    for (const row of rows) if (row.image && !/^https?:\/\//i.test(row.image) && !isAbsolute(row.image)) row.image = resolvePath(dirname(file!), row.image);
+  }
   splitValidation(train, config.ingest.validation_fraction, config.seed);
 
   const labels = [...knownGenres].sort();

@@ -12,6 +12,8 @@ export interface MovieRow {
   genre: string | null;
   description: string;
   split: Split;
+  /** A poster: an absolute path or an http(s) URL (resolved at ingest), or null. */
+  image: string | null;
 }
 
 export const MOVIE_SCHEMA: TableSchema = {
@@ -21,6 +23,7 @@ export const MOVIE_SCHEMA: TableSchema = {
   genre: { type: 'UTF8', optional: true },
   description: { type: 'UTF8' },
   split: { type: 'UTF8' },
+  image: { type: 'UTF8', optional: true },
 };
 
 /** `Oscar et la dame rose (2009)`, `Untitled (????)`, `Alone (2013/I)`: the year, and the title without it. */
@@ -80,7 +83,7 @@ export function validateRecords(
       }
     }
     const { title, year } = parseTitle(record.title);
-    rows.push({ id: record.id, title, year, genre, description: record.description, split: options.split });
+    rows.push({ id: record.id, title, year, genre, description: record.description, split: options.split, image: record.image ?? null });
   }
   return rows;
 }

@@ -1,5 +1,7 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { cacheRoot } from '../download/index.js';
+import { sha256 } from '../hash.js';
 import sharp from 'sharp';
 import { UserError } from '../errors.js';
 import { Rng } from '../random.js';
@@ -20,6 +22,7 @@ export interface GalleryMovie {
   predicted_genre: string;
   correct: boolean | null;
   top: { genre: string; prob: number }[];
+  image: string | null;
 }
 
 /** A seeded sample of `count` movies, and the `mistakes` wrong ones the model was surest of (not repeated). */
@@ -35,14 +38,52 @@ export function pickGallery(movies: GalleryMovie[], count: number, mistakes: num
 
 const POSTER_EXTENSIONS = ['jpg', 'jpeg', 'png', 'webp'];
 
-/** The movie's poster from `<imagesDir>/<id>.<ext>`, scaled to `width` pixels and inlined as WebP; null when there is none. */
-export async function posterDataUri(imagesDir: string | null, id: string, width: number): Promise<string | null> {
-  if (!imagesDir) return null;
-  const path = POSTER_EXTENSIONS.map((ext) => join(imagesDir, `${id}.${ext}`)).find((p) => existsSync(p));
+async function inline(bytes: Buffer, width: number): Promise<string> {
+  const webp = await sharp(bytes).resize({ width, withoutEnlargement: true }).webp({ quality: 78 }).toBuffer();
+  return `data:image/webp;base64,${webp.toString('base64')}`;
+}
+
+/** A poster URL's bytes, fetched once and kept in the download cache (by URL: posters are shown, not trusted). */
+async function fetchPoster(url: string): Promise<Buffer> {
+  const path = join(cacheRoot(), 'posters', sha256(url));
+  if (existsSync(path)) return readFileSync(path);
+  const response = await fetch(url, { signal: AbortSignal.timeout(15_000) });
+  if (!response.ok) throw new Error(`HTTP ${response.status}`);
+  const bytes = Buffer.from(await response.arrayBuffer());
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(`${path}.${process.pid}.tmp`, bytes);
+  renameSync(`${path}.${process.pid}.tmp`, path);
+  return bytes;
+}
+
+export interface PosterSources {
+  /** report.images: a folder of `<id>.<ext>` files the user curated. */
+  imagesDir: string | null;
+  width: number;
+  /** Called for a poster the data names but that cannot be shown; the card gets a tile. */
+  onMissing: (id: string, reason: string) => void;
+}
+
+/**
+ * The movie's poster, scaled to `width` pixels and inlined as WebP, or null: first the data's
+ * `image` column (a path resolved at ingest, or a URL), then `<imagesDir>/<id>.<ext>`. A poster
+ * the data names but that is gone or unreachable gets a tile and a warning; a broken file in
+ * report.images is an error, since someone put it there for the report.
+ */
+export async function posterDataUri(movie: { id: string; image?: string | null }, sources: PosterSources): Promise<string | null> {
+  if (movie.image) {
+    try {
+      const bytes = /^https?:\/\//i.test(movie.image) ? await fetchPoster(movie.image) : readFileSync(movie.image);
+      return await inline(bytes, sources.width);
+    } catch (error) {
+      sources.onMissing(movie.id, `${movie.image}: ${(error as Error).message.split('\n')[0]}`);
+    }
+  }
+  if (!sources.imagesDir) return null;
+  const path = POSTER_EXTENSIONS.map((ext) => join(sources.imagesDir!, `${movie.id}.${ext}`)).find((p) => existsSync(p));
   if (!path) return null;
   try {
-    const webp = await sharp(readFileSync(path)).resize({ width, withoutEnlargement: true }).webp({ quality: 78 }).toBuffer();
-    return `data:image/webp;base64,${webp.toString('base64')}`;
+    return await inline(readFileSync(path), sources.width);
   } catch (error) {
     throw new UserError(`${path}: not a readable JPEG, PNG or WebP image (${(error as Error).message}); fix or remove it (report.images)`);
   }

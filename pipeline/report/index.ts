@@ -190,7 +190,10 @@ export async function buildReport(run: StageRun): Promise<ManifestBody> {
 
   // The gallery: the split's movies joined with their descriptions and years from ingest.
   const predictions = (await readParquet<Record<string, unknown>>(join(dirOf('evaluate'), 'predictions.parquet'))).filter((p) => p.split === (metrics ? split : 'test'));
-  const source = await readParquet<{ id: string; year: number | null; description: string }>(join(dirOf('ingest'), split === 'test' || !metrics ? 'test.parquet' : 'train.parquet'), ['id', 'year', 'description']);
+  const source = await readParquet<{ id: string; year: number | null; description: string; image: string | null }>(
+    join(dirOf('ingest'), split === 'test' || !metrics ? 'test.parquet' : 'train.parquet'),
+    ['id', 'year', 'description', 'image'],
+  );
   const byId = new Map(source.map((r) => [r.id, r]));
   const topK = config.evaluate.top_k;
   const movies: GalleryMovie[] = predictions.map((p) => ({
@@ -202,14 +205,24 @@ export async function buildReport(run: StageRun): Promise<ManifestBody> {
     predicted_genre: p.predicted_genre as string,
     correct: (p.correct as boolean | null) ?? null,
     top: Array.from({ length: Math.min(3, topK) }, (_, i) => ({ genre: p[`top${i + 1}_genre`] as string, prob: p[`top${i + 1}_prob`] as number })),
+    image: byId.get(p.id as string)?.image ?? null,
   }));
   const picked = pickGallery(movies, config.report.gallery, config.report.mistakes, config.seed);
   const imagesDir = config.report.images ? resolveConfigPath(run.loaded, config.report.images) : null;
   let posters = 0;
+  const missing: string[] = [];
+  const posterSources = {
+    imagesDir,
+    width: config.report.image_width,
+    onMissing: (id: string, reason: string) => {
+      missing.push(id);
+      info(`report: warning: no poster for movie ${id} (${reason}); showing a tile`);
+    },
+  };
   const cards = async (list: GalleryMovie[]) => {
     const html = [];
     for (const movie of list) {
-      const poster = await posterDataUri(imagesDir, movie.id, config.report.image_width);
+      const poster = await posterDataUri(movie, posterSources);
       if (poster) posters++;
       html.push(card(movie, poster, config.report.excerpt_chars));
     }
@@ -255,6 +268,6 @@ export async function buildReport(run: StageRun): Promise<ManifestBody> {
   return {
     rows: { cards: picked.sample.length + picked.mistakes.length, charts: charts.length },
     versions: reportVersions(),
-    details: { charts, posters, random_model: randomModel, split },
+    details: { charts, posters, posters_missing: missing, random_model: randomModel, split },
   };
 }
