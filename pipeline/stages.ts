@@ -55,7 +55,8 @@ export const STAGES: readonly StageSpec[] = [
   },
   {
     name: 'report',
-    version: 1,
+    // 2: posters from the image column, empty confusion cells left blank.
+    version: 2,
     inputs: ['ingest', 'tokenize', 'embed', 'train', 'evaluate'],
     // The posters folder is identified by its images' content (`sources`), not its path.
     params: ({ config }) => {

@@ -50,11 +50,12 @@ export function confusionSpec(metrics: Metrics): TopLevelSpec {
     height: cell * labels.length,
     layer: [
       {
-        mark: { type: 'rect' },
+        mark: { type: 'rect', stroke: 'white', strokeWidth: 0.5 },
         encoding: {
           x: { field: 'predicted', type: 'nominal', sort: labels, title: 'predicted genre', axis: { labelAngle: -50 } },
           y: { field: 'truth', type: 'nominal', sort: labels, title: 'true genre' },
-          color: { field: 'share', type: 'quantitative', title: 'share of row', scale: { scheme: 'blues', domain: [0, 1] } },
+          // Empty cells stay white, so the few that matter stand out in a 27 x 27 matrix.
+          color: { condition: { test: 'datum.count === 0', value: '#f8f9fa' }, field: 'share', type: 'quantitative', title: 'share of row', scale: { scheme: 'blues', domain: [0, 1] } },
           description: { field: 'hover' },
         },
       },
