@@ -43,8 +43,9 @@ export const STAGES: readonly StageSpec[] = [
     inputs: ['ingest', 'embed'],
     // The backend is left out: it changes speed, and only float rounding of the result.
     params: ({ config }) => {
-      const { backend: _backend, ...train } = config.train;
-      return { train, seed: config.seed };
+      // train.seed enters the key only when set, so that artifacts made before it existed keep their keys.
+      const { backend: _backend, seed: trainSeed, ...train } = config.train;
+      return { train: trainSeed === null ? train : { ...train, seed: trainSeed }, seed: config.seed };
     },
   },
   {

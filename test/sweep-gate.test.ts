@@ -7,6 +7,9 @@ import YAML from 'yaml';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { loadConfig } from '../pipeline/config/index.js';
 import { loadSweep } from '../pipeline/sweep/file.js';
+import { ArtifactStore } from '../pipeline/artifacts/store.js';
+import { planStages } from '../pipeline/artifacts/plan.js';
+import { STAGES } from '../pipeline/stages.js';
 import { REPO, kaggleLines, runProgram, workspace, type Workspace } from './helpers/workspace.js';
 
 const MODEL = join(REPO, 'models', 'demo-bert-random');
@@ -28,6 +31,16 @@ test('an override of one list item keeps the rest of the default list', () => {
   const w = workspace('ingest:\n  source: x\n');
   const { layers } = loadConfig(w.config, ['train.layers[0].units=128']).config.train;
   assert.deepEqual(layers.map((l) => l.units), [128, 256]);
+});
+
+test('train.seed changes the train key only, and an unset train.seed leaves keys as they were', async () => {
+  const store = new ArtifactStore(ws.artifacts);
+  const keys = async (overrides: string[]) => Object.fromEntries([...(await planStages(STAGES, loadConfig(ws.config, overrides), store, 'evaluate'))].map(([s, p]) => [s, p.key]));
+  const base = await keys([]);
+  const seeded = await keys(['train.seed=7']);
+  assert.deepEqual(['ingest', 'tokenize', 'embed'].map((s) => seeded[s]), ['ingest', 'tokenize', 'embed'].map((s) => base[s]));
+  assert.notEqual(seeded.train, base.train);
+  assert.deepEqual(await keys(['train.seed=null']), base);
 });
 
 test('a 4-variant sweep over train.* embeds once, trains four times and ranks them', async () => {

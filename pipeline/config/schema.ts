@@ -103,6 +103,8 @@ export const layerSchema = z.strictObject({
 
 /** The classifier on top of the vectors. Defaults reproduce the reference notebook: 768 -> 512 -> 256 -> labels. */
 export const trainSchema = z.strictObject({
+  /** Seeds initialization, shuffling and dropout only (null: the top-level seed). Sweeping it keeps the data split, so it measures the classifier's own seed noise. */
+  seed: z.number().int().min(0).nullable().default(null),
   layers: z.array(layerSchema).default([{ units: 512, activation: 'relu', dropout: 0.2, batch_norm: false, l2: 0 }, { units: 256, activation: 'relu', dropout: 0.2, batch_norm: false, l2: 0 }]),
   optimizer: z
     .strictObject({

@@ -88,7 +88,8 @@ function seedMathRandom(seed: number): void {
 export async function trainClassifier(run: StageRun): Promise<ManifestBody> {
   const { config } = run.loaded;
   const train = config.train;
-  seedMathRandom(config.seed);
+  const seed = train.seed ?? config.seed;
+  seedMathRandom(seed);
   const backend = await selectBackend(train.backend);
   const features = await loadFeatures(run.inputs.ingest!.dir, run.inputs.embed!.dir);
   const { dim, labels } = features;
@@ -99,7 +100,7 @@ export async function trainClassifier(run: StageRun): Promise<ManifestBody> {
   const xTrain = standardize(trainSplit.x, dim, stats);
   const xVal = validation ? standardize(validation.x, dim, stats) : undefined;
 
-  const model = buildModel(dim, labels.length, train, config.seed);
+  const model = buildModel(dim, labels.length, train, seed);
   const optimizer = makeOptimizer(train);
   model.compile({ optimizer, loss: smoothedCrossEntropy(train.label_smoothing, labels.length), metrics: ['accuracy'] });
   const parameters = model.countParams();
@@ -108,7 +109,7 @@ export async function trainClassifier(run: StageRun): Promise<ManifestBody> {
   const weights = classWeights(train.class_weights, trainSplit.y, labels);
   const xAll = tf.tensor2d(xTrain, [trainSplit.y.length, dim]);
   const yAll = tf.oneHot(tf.tensor1d(trainSplit.y, 'int32'), labels.length);
-  const order = new Rng(config.seed, 'epoch-order');
+  const order = new Rng(seed, 'epoch-order');
   const history: EpochRecord[] = [];
   const monitor = train.early_stopping?.monitor ?? 'val_loss';
   let best = { epoch: 0, score: -Infinity, weights: [] as tf.Tensor[] };
