@@ -65,6 +65,12 @@ export async function planStages(
  * source file is missing) ends the plan, with the reason, instead of failing the whole status.
  */
 export async function planAvailable(specs: readonly StageSpec[], loaded: LoadedConfig, store: ArtifactStore): Promise<{ plan: Map<string, PlannedStage>; blocked?: { stage: string; reason: string } }> {
+  // The usual case, every stage plannable, costs one pass; only a failure is narrowed down stage by stage.
+  try {
+    return { plan: await planStages(specs, loaded, store) };
+  } catch (error) {
+    if (!(error instanceof UserError)) throw error;
+  }
   let plan = new Map<string, PlannedStage>();
   for (const spec of specs) {
     try {
