@@ -64,10 +64,13 @@ export async function findRun(store: ArtifactStore, loaded: LoadedConfig, runNam
     }
     manifests[stage] = manifest;
   }
-  // A named run may point at artifacts made from model files that have changed since.
-  const now = { ...(await modelSources(loaded, store, TOKENIZER_FILES)), ...(await modelSources(loaded, store, NETWORK_FILES(loaded))) };
-  for (const [file, sha] of Object.entries({ ...manifests.tokenize.sources, ...manifests.embed.sources })) {
-    if (now[file] !== undefined && now[file] !== sha) throw new UserError(`predict: ${file} has changed since run "${loaded.config.run}" was embedded; retrain with \`make train CONFIG=${loaded.path}\``);
+  // A named run may point at artifacts made from model files that have changed since. (The
+  // current config's keys already hash today's model files, so its artifacts match by construction.)
+  if (runName) {
+    const now = { ...(await modelSources(loaded, store, TOKENIZER_FILES)), ...(await modelSources(loaded, store, NETWORK_FILES(loaded))) };
+    for (const [file, sha] of Object.entries({ ...manifests.tokenize.sources, ...manifests.embed.sources })) {
+      if (now[file] !== undefined && now[file] !== sha) throw new UserError(`predict: ${file} has changed since run "${loaded.config.run}" was embedded; retrain with \`make train CONFIG=${loaded.path}\``);
+    }
   }
   return { name: loaded.config.run, loaded, manifests, trainDir: store.keyDir('train', manifests.train.key) };
 }

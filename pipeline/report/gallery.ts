@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from '
 import { dirname, join } from 'node:path';
 import { cacheRoot } from '../download/index.js';
 import { sha256 } from '../hash.js';
+import { POSTER_EXTENSIONS } from './sources.js';
 import sharp from 'sharp';
 import { UserError } from '../errors.js';
 import { Rng } from '../random.js';
@@ -35,8 +36,6 @@ export function pickGallery(movies: GalleryMovie[], count: number, mistakes: num
     .slice(0, mistakes);
   return { sample, mistakes: worst };
 }
-
-const POSTER_EXTENSIONS = ['jpg', 'jpeg', 'png', 'webp'];
 
 async function inline(bytes: Buffer, width: number): Promise<string> {
   const webp = await sharp(bytes).resize({ width, withoutEnlargement: true }).webp({ quality: 78 }).toBuffer();
