@@ -17,16 +17,17 @@ import { confusionSpec, classDistributionSpec, learningCurveSpec, reliabilitySpe
 import { card, pickGallery, posterDataUri, type GalleryMovie } from './gallery.js';
 import { delta, escapeHtml, figure, fixed, page, pct, section } from './html.js';
 
-const PIPELINE = ['ingest', 'tokenize', 'embed', 'train', 'evaluate'] as const;
-
-/** What a model that always answers the most frequent training genre would score on the same rows. */
+/**
+ * What a model that always answers the most frequent training genre would score on the same rows.
+ * The evaluate stage picked that genre and scored its accuracy; the other figures follow from it.
+ */
 export function majorityBaseline(metrics: Metrics, trainCounts: Record<string, number>) {
+  const { label, accuracy: share } = metrics.majority_baseline;
   const bySize = [...metrics.labels].sort((a, b) => (trainCounts[b] ?? 0) - (trainCounts[a] ?? 0) || a.localeCompare(b));
-  const support = (label: string) => metrics.per_class[label]?.support ?? 0;
-  const share = support(bySize[0]!) / metrics.rows;
+  const support = (genre: string) => metrics.per_class[genre]?.support ?? 0;
   const f1 = share > 0 ? (2 * share) / (1 + share) : 0;
   return {
-    label: bySize[0]!,
+    label,
     accuracy: share,
     top_k_accuracy: bySize.slice(0, metrics.top_k).reduce((a, l) => a + support(l), 0) / metrics.rows,
     macro_f1: f1 / metrics.labels.length,
@@ -98,7 +99,6 @@ function perClassTable(metrics: Metrics): string {
 }
 
 function headlineCards(metrics: Metrics, trainCounts: Record<string, number>): string {
-  const base = majorityBaseline(metrics, trainCounts);
   return (
     `<div class="headline">` +
     headline(metrics, trainCounts)
@@ -108,14 +108,13 @@ function headlineCards(metrics: Metrics, trainCounts: Record<string, number>): s
           `<div class="baseline">majority baseline ${fixed(h.baseline)} ${delta(h.value - h.baseline)}</div></div>`,
       )
       .join('') +
-    `</div><p class="note">The baseline always answers the most frequent training genre (<b>${escapeHtml(base.label)}</b>). ` +
+    `</div><p class="note">The baseline always answers the most frequent training genre (<b>${escapeHtml(metrics.majority_baseline.label)}</b>). ` +
     `Log loss ${fixed(metrics.log_loss)}, expected calibration error ${fixed(metrics.expected_calibration_error)}, ${formatCount(metrics.rows)} movies.</p>`
   );
 }
 
 function timingsTable(manifests: Record<string, Manifest>): string {
-  const rows = PIPELINE.filter((s) => manifests[s]).map((stage) => {
-    const m = manifests[stage]!;
+  const rows = Object.entries(manifests).map(([stage, m]) => {
     const rowCount = Object.entries(m.rows).filter(([k]) => ['train', 'validation', 'test'].includes(k)).reduce((a, [, n]) => a + n, 0);
     const rowsPerSecond = m.timings.rows_per_second ?? (m.timings.seconds ? rowCount / m.timings.seconds : undefined);
     const how = [m.details.provider && `provider ${m.details.provider}`, m.details.threads && `${m.details.threads} threads`, m.details.backend && `backend ${m.details.backend}`, m.details.workers && `${m.details.workers} workers`]
@@ -145,7 +144,9 @@ export function reportVersions(): Record<string, string> {
 export async function buildReport(run: StageRun): Promise<ManifestBody> {
   const { config } = run.loaded;
   const dirOf = (stage: string) => run.inputs[stage]!.dir;
-  const manifests = Object.fromEntries(PIPELINE.map((s) => [s, run.inputs[s]!.manifest])) as Record<string, Manifest>;
+  // The report's inputs are every stage before it, in pipeline order.
+  const stages = run.planned.spec.inputs;
+  const manifests = Object.fromEntries(stages.map((s) => [s, run.inputs[s]!.manifest])) as Record<string, Manifest>;
   const allMetrics = JSON.parse(readFileSync(join(dirOf('evaluate'), 'metrics.json'), 'utf8')) as Partial<Record<'validation' | 'test', Metrics>>;
   const split = allMetrics.test ? 'test' : 'validation';
   const metrics = allMetrics[split];
@@ -236,15 +237,15 @@ export async function buildReport(run: StageRun): Promise<ManifestBody> {
     'Bars show the top-3 probabilities; green marks the true genre.',
   );
 
-  add('timings', 'Stage timings', `<div class="charts">${await chart('timings', timingSpec(PIPELINE.map((s) => ({ stage: s, seconds: manifests[s]!.timings.seconds ?? 0 }))))}</div>${timingsTable(manifests)}`);
+  add('timings', 'Stage timings', `<div class="charts">${await chart('timings', timingSpec(stages.map((s) => ({ stage: s, seconds: manifests[s]!.timings.seconds ?? 0 }))))}</div>${timingsTable(manifests)}`);
 
-  const versions = Object.assign({}, ...PIPELINE.map((s) => manifests[s]!.versions), reportVersions()) as Record<string, string>;
-  const sources = Object.assign({}, ...PIPELINE.map((s) => manifests[s]!.sources)) as Record<string, string>;
+  const versions = Object.assign({}, ...stages.map((s) => manifests[s]!.versions), reportVersions()) as Record<string, string>;
+  const sources = Object.assign({}, ...stages.map((s) => manifests[s]!.sources)) as Record<string, string>;
   const cpu = cpus();
   add(
     'provenance',
     'Provenance',
-    `<h3>Artifacts</h3>${keyValues([...PIPELINE.map((s): [string, unknown] => [s, `${manifests[s]!.key}  (stage v${manifests[s]!.stage_version}, ${manifests[s]!.created_at})`]), ['report', run.planned.key]])}` +
+    `<h3>Artifacts</h3>${keyValues([...stages.map((s): [string, unknown] => [s, `${manifests[s]!.key}  (stage v${manifests[s]!.stage_version}, ${manifests[s]!.created_at})`]), ['report', run.planned.key]])}` +
       `<h3>Data and model checksums (sha256)</h3>${keyValues(Object.entries(sources))}` +
       `<h3>Versions</h3>${keyValues(Object.entries(versions))}` +
       `<h3>Machine that built the report</h3>${keyValues([
