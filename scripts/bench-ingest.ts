@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { repeatedTrainingLines, writeBenchResults } from './bench-data.js';
 import { runMain, UserError } from '../pipeline/errors.js';
 import { parseArgs } from '../pipeline/cli.js';
 import { formatBytes, formatCount, info } from '../pipeline/log.js';
@@ -19,11 +20,9 @@ runMain(async () => {
   );
   const source = join(args.data, 'train_data.txt');
   if (!existsSync(source)) throw new UserError(`bench-ingest: ${source} not found (run make demo-data, or pass --data)`);
-  const lines = readFileSync(source, 'utf8').split('\n').filter((l) => l.split(' ::: ').length === 4);
   const work = mkdtempSync(join(tmpdir(), 'bench-ingest-'));
   try {
-    const out: string[] = [];
-    for (let i = 0; i < args.rows; i++) out.push(`${i + 1} ::: ${lines[i % lines.length]!.split(' ::: ').slice(1).join(' ::: ')}`);
+    const out = repeatedTrainingLines(args.data, args.rows);
     mkdirSync(join(work, 'data'));
     writeFileSync(join(work, 'data', 'train_data.txt'), out.join('\n') + '\n');
     const bytes = statSync(join(work, 'data', 'train_data.txt')).size;
@@ -35,9 +34,8 @@ runMain(async () => {
     if (result.status !== 0) throw new UserError('bench-ingest: the ingest stage failed');
     const manifest = JSON.parse(readFileSync(join(work, 'artifacts', 'runs', 'config', 'ingest', 'manifest.json'), 'utf8'));
     const report = { rows: args.rows, input_bytes: bytes, wall_seconds: Number(seconds.toFixed(2)), rows_per_second: Math.round(args.rows / seconds), peak_rss_mb: manifest.timings.peak_rss_mb, stage_seconds: manifest.timings.seconds };
-    mkdirSync(join(args.artifacts, 'bench'), { recursive: true });
-    writeFileSync(join(args.artifacts, 'bench', 'ingest.json'), `${JSON.stringify(report, null, 2)}\n`);
-    info(`bench-ingest: ${report.wall_seconds}s wall (process start to exit), ${formatCount(report.rows_per_second)} rows/s, peak memory ${report.peak_rss_mb} MiB -> ${join(args.artifacts, 'bench', 'ingest.json')}`);
+    const written = writeBenchResults(args.artifacts, 'ingest', report, false);
+    info(`bench-ingest: ${report.wall_seconds}s wall (process start to exit), ${formatCount(report.rows_per_second)} rows/s, peak memory ${report.peak_rss_mb} MiB -> ${written}`);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }

@@ -9,9 +9,10 @@
  * figure for the same model, batch size and threads on the data set.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { trainingFields, writeBenchResults } from './bench-data.js';
 import { runMain, UserError } from '../pipeline/errors.js';
 import { parseArgs } from '../pipeline/cli.js';
 import { formatCount, info } from '../pipeline/log.js';
@@ -53,7 +54,7 @@ runMain(async () => {
 
     const single = [1, 2, 3].map(() => program('predict', ['A retired gunslinger returns to the town that betrayed him, and the past follows.']).seconds).sort((a, b) => a - b);
 
-    const lines = readFileSync(join(args.data, 'train_data.txt'), 'utf8').split('\n').map((l) => l.split(' ::: ')[3]?.trim()).filter((d): d is string => Boolean(d));
+    const lines = trainingFields(args.data).map((fields) => fields[3]!.trim()).filter(Boolean);
     const input = join(work, 'plots.txt');
     writeFileSync(input, Array.from({ length: args.rows }, (_, i) => lines[i % lines.length]!.replace(/\s+/g, ' ')).join('\n') + '\n');
     const file = program('predict', ['--input', input, '--output', join(work, 'predicted.parquet')]);
@@ -78,9 +79,7 @@ runMain(async () => {
         `(${formatCount(results.file_rows_per_second_embedding ?? 0)} rows/s while embedding) vs embed stage ${formatCount(results.embed_stage_rows_per_second)} rows/s: ` +
         `${(100 * results.ratio_from_start).toFixed(0)}%`,
     );
-    mkdirSync(join(args.artifacts, 'bench'), { recursive: true });
-    writeFileSync(join(args.artifacts, 'bench', 'predict.json'), `${JSON.stringify(results, null, 2)}\n`);
-    process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
+    writeBenchResults(args.artifacts, 'predict', results);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }

@@ -10,9 +10,10 @@
  * each stage was built during the sweep (upstream must be 0).
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { writeBenchResults } from './bench-data.js';
 import { runMain, UserError } from '../pipeline/errors.js';
 import { parseArgs } from '../pipeline/cli.js';
 import { info } from '../pipeline/log.js';
@@ -63,9 +64,7 @@ runMain(async () => {
       `bench-sweep: ${sweep.variants.length} variants in ${whole.toFixed(1)}s = ${results.ratio}x the base variant's train + evaluate (${single.toFixed(1)}s), ` +
         `${results.ratio_to_mean_variant}x the mean variant's, ${results.speedup_over_one_at_a_time}x faster than one at a time; built ${JSON.stringify(summary.builds)}`,
     );
-    mkdirSync(join(args.artifacts, 'bench'), { recursive: true });
-    writeFileSync(join(args.artifacts, 'bench', 'sweep.json'), `${JSON.stringify(results, null, 2)}\n`);
-    process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
+    writeBenchResults(args.artifacts, 'sweep', results);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }

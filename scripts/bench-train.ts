@@ -4,8 +4,7 @@
  * same backend in the same process. The pipeline's loop adds a seeded shuffle and a validation
  * pass per epoch; this shows what that costs. Writes artifacts/bench/train.json.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { writeBenchResults } from './bench-data.js';
 import { runMain } from '../pipeline/errors.js';
 import { parseArgs } from '../pipeline/cli.js';
 import { formatCount, info } from '../pipeline/log.js';
@@ -74,8 +73,6 @@ runMain(async () => {
     pipeline_share_of_bare: Number((mean(pipelineRates) / mean(bareRates)).toFixed(3)),
     validation_rows_per_epoch: validationRows,
   };
-  mkdirSync(join(args.artifacts, 'bench'), { recursive: true });
-  writeFileSync(join(args.artifacts, 'bench', 'train.json'), `${JSON.stringify(report, null, 2)}\n`);
-  process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+  writeBenchResults(args.artifacts, 'train', report);
   info(`bench-train: pipeline ${formatCount(report.pipeline_rows_per_second)} rows/s vs bare model.fit ${formatCount(report.bare_fit_rows_per_second)} rows/s (${(report.pipeline_share_of_bare * 100).toFixed(1)}%)`);
 });

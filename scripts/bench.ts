@@ -9,6 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { repeatedTrainingLines, writeBenchResults } from './bench-data.js';
 import { runMain, UserError } from '../pipeline/errors.js';
 import { parseArgs } from '../pipeline/cli.js';
 import { formatCount, info } from '../pipeline/log.js';
@@ -41,9 +42,7 @@ runMain(async () => {
   try {
     const benchTokenize = () => {
     // Tokenize: the data's training rows repeated to --tokenize-rows descriptions.
-      const lines = readFileSync(join(args.data, 'train_data.txt'), 'utf8').split('\n').filter((l) => l.split(' ::: ').length === 4);
-      const big: string[] = [];
-      for (let i = 0; i < args['tokenize-rows']; i++) big.push(`${i + 1} ::: ${lines[i % lines.length]!.split(' ::: ').slice(1).join(' ::: ')}`);
+      const big = repeatedTrainingLines(args.data, args['tokenize-rows']);
       mkdirSync(join(work, 'big'));
       writeFileSync(join(work, 'big', 'train_data.txt'), big.join('\n') + '\n');
       writeFileSync(join(work, 'big.yaml'), yaml(join(work, 'big')));
@@ -123,11 +122,7 @@ runMain(async () => {
       tokenize: args.only === 'embed' ? undefined : benchTokenize(),
       ...(args.only === 'tokenize' ? {} : await benchEmbed()),
     };
-    mkdirSync(join(args.artifacts, 'bench'), { recursive: true });
-    const out = join(args.artifacts, 'bench', 'tokenize-embed.json');
-    writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
-    process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
-    info(`bench: -> ${out}`);
+    info(`bench: -> ${writeBenchResults(args.artifacts, 'tokenize-embed', report)}`);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
