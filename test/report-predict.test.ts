@@ -205,7 +205,7 @@ test('posters from the data\'s image column: a path resolved at ingest, a URL fe
   await once(server, 'listening');
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   try {
-    const csv = ws.write(
+    ws.write(
       'csvdata/train.csv',
       'id,title,genre,description\n' + rows(120, 0, false).map((r) => `${r.id},Film ${r.id},${r.genre},"${r.text}"`).join('\n') + '\n',
     );

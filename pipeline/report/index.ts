@@ -15,7 +15,7 @@ import type { Metrics } from '../metrics/index.js';
 import type { EpochRecord } from '../mlp/train.js';
 import { confusionSpec, classDistributionSpec, learningCurveSpec, reliabilitySpec, renderChart, timingSpec, tokenLengthSpec, type LengthStats } from './charts.js';
 import { card, pickGallery, posterDataUri, type GalleryMovie } from './gallery.js';
-import { delta, escapeHtml, figure, fixed, page, pct, section } from './html.js';
+import { delta, escapeHtml, figure, fixed, page, section } from './html.js';
 
 /**
  * What a model that always answers the most frequent training genre would score on the same rows.
