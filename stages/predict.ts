@@ -34,20 +34,21 @@ runMain(async () => {
   );
   const extra = (args as unknown as { _: (string | number)[] })._;
   if (extra.length) throw new UserError(`predict: give one description in quotes, or --input FILE for many (unexpected: ${extra.join(' ')})`);
-  const description = (args as typeof args & { description?: string }).description;
-  const positional = description === undefined ? [] : [String(description)];
-  if (positional.length && args.input) throw new UserError('predict: give a description or --input FILE, not both');
-  if (!positional.length && !args.input) throw new UserError('predict: nothing to predict: give a description in quotes, or --input FILE (see --help)');
-  if (positional.length && !positional[0]!.trim()) throw new UserError('predict: the description is empty');
+  const raw = (args as typeof args & { description?: string | number }).description;
+  const description = raw === undefined ? undefined : String(raw);
+  if (description !== undefined && args.input) throw new UserError('predict: give a description or --input FILE, not both');
+  if (description === undefined && !args.input) throw new UserError('predict: nothing to predict: give a description in quotes, or --input FILE (see --help)');
+  if (description !== undefined && !description.trim()) throw new UserError('predict: the description is empty');
 
-  const { findRun, readDescriptions, predictDescriptions, formatTable, writePredictions } = await import('../pipeline/predict/index.js');
+  const { findRun, readDescriptions, predictDescriptions, formatTable, outputFormat, writePredictions } = await import('../pipeline/predict/index.js');
   const store = new ArtifactStore(resolve(args.artifacts));
   const run = await findRun(store, loadConfig(args.config, args.set), args.run);
   const k = args['top-k'] ?? run.loaded.config.evaluate.top_k;
   if (!Number.isInteger(k) || k < 1) throw new UserError(`predict --top-k ${k}: expected a whole number of at least 1`);
-  const input = args.input ? await readDescriptions(args.input, args.column) : { ids: ['1'], titles: [null], texts: [positional[0]!.trim()] };
+  const input = args.input ? await readDescriptions(args.input, args.column) : { ids: ['1'], titles: [null], texts: [description!.trim()] };
   // Fail before the work, not after it, when the output cannot be written.
   if (args.output) {
+    outputFormat(args.output);
     try {
       accessSync(dirname(resolve(args.output)), constants.W_OK);
     } catch {

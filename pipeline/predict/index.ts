@@ -211,10 +211,19 @@ export function formatTable(predictions: Prediction[], limit = 20): string {
   return `${lines.join('\n')}\n`;
 }
 
+/**
+ * The output file's format by extension; any other is an error. Called before the work as well,
+ * so that a wrong name is reported at once rather than after every row is predicted.
+ */
+export function outputFormat(path: string): '.parquet' | '.csv' | '.jsonl' {
+  const ext = extname(path).toLowerCase();
+  if (ext !== '.parquet' && ext !== '.csv' && ext !== '.jsonl') throw new UserError(`predict --output ${path}: expected a .parquet, .csv or .jsonl file`);
+  return ext;
+}
+
 /** Writes Parquet, CSV or JSONL by extension, through a temporary file so no half file is left. */
 export async function writePredictions(path: string, predictions: Prediction[], k: number): Promise<void> {
-  const ext = extname(path).toLowerCase();
-  if (!['.parquet', '.csv', '.jsonl'].includes(ext)) throw new UserError(`predict --output ${path}: expected a .parquet, .csv or .jsonl file`);
+  const ext = outputFormat(path);
   const flat = predictions.map((p) => {
     const row: Record<string, unknown> = { id: p.id, title: p.title, predicted_genre: p.top[0]!.genre };
     p.top.forEach((t, j) => {
