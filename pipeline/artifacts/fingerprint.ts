@@ -1,7 +1,7 @@
-import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { sha256File } from '../hash.js';
-import type { ArtifactStore } from './store.js';
+import { writeFileAtomically, type ArtifactStore } from './store.js';
 
 interface Entry {
   size: number;
@@ -24,9 +24,7 @@ export async function fingerprintFile(store: ArtifactStore, path: string): Promi
   // Re-read before writing: a parallel stage may have added its own entries meanwhile.
   const latest: Record<string, Entry> = existsSync(cachePath) ? safeParse(readFileSync(cachePath, 'utf8')) : {};
   latest[absolute] = { size: stat.size, mtimeMs: stat.mtimeMs, sha256 };
-  const tmp = `${cachePath}.${process.pid}.tmp`;
-  writeFileSync(tmp, JSON.stringify(latest));
-  renameSync(tmp, cachePath);
+  writeFileAtomically(cachePath, JSON.stringify(latest));
   return sha256;
 }
 

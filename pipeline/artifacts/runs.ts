@@ -1,7 +1,7 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import YAML from 'yaml';
-import type { ArtifactStore } from './store.js';
+import { writeFileAtomically, type ArtifactStore } from './store.js';
 
 /**
  * `artifacts/runs/<run>/` is what a person opens: one link per stage to the artifact that the
@@ -19,13 +19,9 @@ export function recordRun(store: ArtifactStore, run: string, stage: string, key:
   rmSync(tmp, { force: true });
   symlinkSync(join('..', '..', stage, key), tmp);
   renameSync(tmp, join(dir, stage));
-  const configTmp = join(dir, `.config.${process.pid}.tmp`);
-  writeFileSync(configTmp, YAML.stringify(resolvedConfig));
-  renameSync(configTmp, join(dir, 'config.yaml'));
+  writeFileAtomically(join(dir, 'config.yaml'), YAML.stringify(resolvedConfig));
   // Relative paths in the config (model.path, report.images) start at the config file's folder.
-  const sourceTmp = join(dir, `.run.${process.pid}.tmp`);
-  writeFileSync(sourceTmp, `${JSON.stringify({ config: resolve(configPath) }, null, 2)}\n`);
-  renameSync(sourceTmp, join(dir, 'run.json'));
+  writeFileAtomically(join(dir, 'run.json'), `${JSON.stringify({ config: resolve(configPath) }, null, 2)}\n`);
 }
 
 /** The resolved config a run last used, and the config file it came from (null for runs recorded before run.json existed). */

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import YAML from 'yaml';
 import { z } from 'zod';
 import { UserError } from '../errors.js';
@@ -6,7 +6,7 @@ import { formatIssues, type LoadedConfig } from '../config/index.js';
 import { listRuns, readRun, runPointers } from '../artifacts/runs.js';
 import { planStages } from '../artifacts/plan.js';
 import { STAGES } from '../stages.js';
-import type { ArtifactStore } from '../artifacts/store.js';
+import { writeFileAtomically, type ArtifactStore } from '../artifacts/store.js';
 import { improvement, METRICS, METRIC_NAMES, readMetrics, SPLITS, type MetricName, type MetricSplit } from './metrics.js';
 
 /**
@@ -161,7 +161,6 @@ export function writeBaseline(path: string, metrics: ReturnType<typeof readMetri
     metrics: Object.fromEntries(names.map((n) => [n, { value: Number(figures[n].toFixed(4)), tolerance: previous?.metrics[n]?.tolerance ?? (n === 'log_loss' ? 0.05 : 0.02) }])) as Baseline['metrics'],
   };
   const header = `# Quality gate for ${configPath}: \`make gate\` fails when a ${split} metric is worse than its value by more\n# than its tolerance. Rewritten by \`make gate-update\` from the current run; review and commit it.\n`;
-  writeFileSync(`${path}.tmp`, header + YAML.stringify(baseline));
-  renameSync(`${path}.tmp`, path);
+  writeFileAtomically(path, header + YAML.stringify(baseline));
   return baseline;
 }

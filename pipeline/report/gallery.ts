@@ -1,7 +1,8 @@
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { cacheRoot } from '../download/index.js';
 import { sha256 } from '../hash.js';
+import { writeFileAtomically } from '../artifacts/store.js';
 import { POSTER_EXTENSIONS } from './sources.js';
 import sharp from 'sharp';
 import { UserError } from '../errors.js';
@@ -50,8 +51,7 @@ async function fetchPoster(url: string): Promise<Buffer> {
   if (!response.ok) throw new Error(`HTTP ${response.status}`);
   const bytes = Buffer.from(await response.arrayBuffer());
   mkdirSync(dirname(path), { recursive: true });
-  writeFileSync(`${path}.${process.pid}.tmp`, bytes);
-  renameSync(`${path}.${process.pid}.tmp`, path);
+  writeFileAtomically(path, bytes);
   return bytes;
 }
 

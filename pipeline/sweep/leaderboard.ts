@@ -1,9 +1,9 @@
-import { renameSync, rmSync, writeFileSync } from 'node:fs';
+import { renameSync, rmSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { writeParquet, type TableSchema } from '../parquet/index.js';
 import { getPath, loadConfig, parseKeyPath } from '../config/index.js';
 import { METRICS, parseMetricRef, readMetrics, type MetricName, type MetricSplit } from '../compare/metrics.js';
-import type { ArtifactStore, Manifest } from '../artifacts/store.js';
+import { writeFileAtomically, type ArtifactStore, type Manifest } from '../artifacts/store.js';
 import { delta, escapeHtml, fixed, page, section } from '../report/html.js';
 import type { Sweep } from './file.js';
 import type { SweepRun } from './run.js';
@@ -87,11 +87,6 @@ const SCHEMA: TableSchema = {
   embed_key: { type: 'UTF8', optional: true },
 };
 
-function writeAtomically(path: string, text: string): void {
-  writeFileSync(`${path}.tmp`, text);
-  renameSync(`${path}.tmp`, path);
-}
-
 export async function writeLeaderboard(sweep: Sweep, outcome: SweepRun, store: ArtifactStore): Promise<{ dir: string; rows: LeaderboardRow[] }> {
   const dir = join(store.root, 'sweeps', sweep.name);
   const rows = leaderboardRows(sweep, outcome, store);
@@ -99,9 +94,9 @@ export async function writeLeaderboard(sweep: Sweep, outcome: SweepRun, store: A
   rmSync(parquetTmp, { force: true });
   await writeParquet(parquetTmp, SCHEMA, rows);
   renameSync(parquetTmp, join(dir, 'leaderboard.parquet'));
-  writeAtomically(join(dir, 'leaderboard.html'), leaderboardHtml(sweep, outcome, rows, dir, store));
-  writeAtomically(join(dir, 'leaderboard.md'), leaderboardMarkdown(sweep, rows));
-  writeAtomically(
+  writeFileAtomically(join(dir, 'leaderboard.html'), leaderboardHtml(sweep, outcome, rows, dir, store));
+  writeFileAtomically(join(dir, 'leaderboard.md'), leaderboardMarkdown(sweep, rows));
+  writeFileAtomically(
     join(dir, 'sweep.json'),
     `${JSON.stringify({ sweep: sweep.path, base: sweep.basePath, metric: sweep.metric, builds: outcome.builds, seconds: Math.round(outcome.seconds * 10) / 10, variants: outcome.results.map(({ loaded: _l, ...r }) => r) }, null, 2)}\n`,
   );
