@@ -5,13 +5,14 @@
  *
  *   small (committed, models/demo-bert-random):  node dist/scripts/make-bert-model.js
  *   bert-base-sized (never committed):           make model-bert-base
+ *   the shape of a hub fill-mask export:         ... --task fill-mask --torch-names --quantized
  */
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runMain, UserError } from '../pipeline/errors.js';
 import { parseArgs } from '../pipeline/cli.js';
 import { formatBytes, info } from '../pipeline/log.js';
-import { buildBertModel, type BertShape } from '../pipeline/onnx/bert-graph.js';
+import { buildBertModel, type BertShape, type ExportShape } from '../pipeline/onnx/bert-graph.js';
 import { buildVocab, tokenizerJson, TOKENIZER_CONFIG } from '../pipeline/tokenizer/vocab.js';
 
 runMain(async () => {
@@ -26,7 +27,12 @@ runMain(async () => {
       .option('max-positions', { type: 'number', default: 512 })
       .option('seed', { type: 'number', default: 1234 })
       .option('corpus', { type: 'string', array: true, default: ['data/demo/train_data.txt'], describe: 'text files whose words make the vocabulary' })
-      .option('tokenizer', { type: 'string', describe: 'reuse the tokenizer files of this folder (e.g. bert-base-uncased)' }),
+      .option('tokenizer', { type: 'string', describe: 'reuse the tokenizer files of this folder (e.g. bert-base-uncased)' })
+      .option('task', { choices: ['feature-extraction', 'fill-mask'] as const, default: 'feature-extraction' as const, describe: 'fill-mask: only logits over the vocabulary, as Xenova/bert-base-uncased publishes' })
+      .option('token-type-ids', { type: 'boolean', default: true, describe: '--no-token-type-ids: a DistilBERT-style export without that input' })
+      .option('pooler', { type: 'boolean', default: true, describe: 'a pooler_output (feature-extraction only)' })
+      .option('torch-names', { type: 'boolean', default: false, describe: 'node names and spelled-out layer norms as torch.onnx.export writes them' })
+      .option('quantized', { type: 'boolean', default: false, describe: 'also write model_quantized.onnx, its MatMuls as quantize_dynamic rewrites them' }),
   );
   mkdirSync(args.out, { recursive: true });
   let vocabSize: number;
@@ -48,11 +54,13 @@ runMain(async () => {
     vocabSize = vocab.length;
   }
   const shape: BertShape = { layers: args.layers, hidden: args.hidden, heads: args.heads, intermediate: args.intermediate, vocab: vocabSize, maxPositions: args['max-positions'], typeVocab: 2 };
-  const model = buildBertModel(shape, args.seed);
+  const exportShape: ExportShape = { task: args.task, tokenTypeIds: args['token-type-ids'], pooler: args.pooler, torchNames: args['torch-names'] };
+  const model = buildBertModel(shape, args.seed, exportShape);
   writeFileSync(join(args.out, 'model.onnx'), model);
+  if (args.quantized) writeFileSync(join(args.out, 'model_quantized.onnx'), buildBertModel(shape, args.seed, { ...exportShape, quantized: true }));
   const config = {
     model_type: 'bert',
-    architectures: ['BertModel'],
+    architectures: [args.task === 'fill-mask' ? 'BertForMaskedLM' : 'BertModel'],
     hidden_size: shape.hidden,
     num_hidden_layers: shape.layers,
     num_attention_heads: shape.heads,
@@ -72,5 +80,5 @@ runMain(async () => {
       `${shape.heads} heads, intermediate ${shape.intermediate}, vocabulary ${shape.vocab}. The weights are random: its vectors ` +
       `carry which tokens a text has, not what they mean. Same inputs and outputs as bert-base-uncased ONNX exports.\n`,
   );
-  info(`make-bert-model: RANDOM ${shape.layers}-layer BERT, hidden ${shape.hidden}, vocabulary ${shape.vocab}, ${formatBytes(model.length)} -> ${args.out}`);
+  info(`make-bert-model: RANDOM ${shape.layers}-layer BERT (${args.task}${args['token-type-ids'] ? '' : ', no token_type_ids'}${args.quantized ? ', + int8' : ''}), hidden ${shape.hidden}, vocabulary ${shape.vocab}, ${formatBytes(model.length)} -> ${args.out}`);
 });

@@ -1,11 +1,12 @@
 import { cpSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { UserError } from '../errors.js';
 import { formatCount, formatSeconds, info, progress } from '../log.js';
 import { concatTokens } from '../tokenizer/index.js';
 import { lengthOf, readEmbeddings, readTokens, rowCount, writeEmbeddings, type TokenTable } from '../arrow/index.js';
 import { readModelInfo, resolveModel, type ModelInfo } from '../model/index.js';
-import { onnxRuntimeVersion, openSession, ort, type OpenSession } from '../onnx/session.js';
+import { onnxRuntimeVersion } from '../onnx/session.js';
+import { encoderFeeds, openEncoder, type Encoder } from '../onnx/encoder.js';
 import type { ArtifactStore, ManifestBody } from '../artifacts/store.js';
 import type { StageRun } from '../stage.js';
 import type { EmbedConfig } from '../config/schema.js';
@@ -70,7 +71,7 @@ export interface BatchFigures {
  * a description gets the same vector wherever it is embedded.
  */
 export async function embedShard(
-  open: OpenSession,
+  encoder: Encoder,
   shard: Shard,
   tokens: TokenTable,
   lengths: Int32Array,
@@ -79,7 +80,6 @@ export async function embedShard(
   onBatch: (figures: BatchFigures) => void = () => {},
 ): Promise<Float32Array> {
   const vectors = new Float32Array(shard.rows.length * model.hidden);
-  const output = embed.pooling === 'pooler' ? 'pooler_output' : 'last_hidden_state';
   for (const batch of planBatches(shard, lengths, embed.batch_tokens)) {
     const size = batch.end - batch.start;
     const ids = new BigInt64Array(size * batch.length);
@@ -94,14 +94,10 @@ export async function embedShard(
         mask[b * batch.length + t] = 1n;
       }
     }
-    const dims = [size, batch.length];
-    const feeds = {
-      input_ids: new ort.Tensor('int64', ids, dims),
-      attention_mask: new ort.Tensor('int64', mask, dims),
-      token_type_ids: new ort.Tensor('int64', new BigInt64Array(size * batch.length), dims),
-    };
+    const feeds = encoderFeeds(encoder, ids, mask, [size, batch.length]);
+    const { output } = encoder;
     const t0 = performance.now();
-    const result = await open.session.run(feeds, [output]);
+    const result = await encoder.open.session.run(feeds, [output]);
     const sessionSeconds = (performance.now() - t0) / 1000;
     poolBatch(embed.pooling, result[output]!.data as Float32Array, size, batch.length, model.hidden, rowLengths, (b, vector) => vectors.set(vector, (batch.start + b) * model.hidden));
     result[output]!.dispose?.();
@@ -114,7 +110,7 @@ export async function embedShard(
  * Embeds the shards that `slice` selects (all of them by default) into `<dir>/shards/`, each
  * written whole or not at all, skipping shards an interrupted run already finished.
  */
-async function embedShards(run: StageRun, shards: Shard[], tokens: TokenTable, lengths: Int32Array, model: ModelInfo, open: OpenSession): Promise<RunFigures> {
+async function embedShards(run: StageRun, shards: Shard[], tokens: TokenTable, lengths: Int32Array, model: ModelInfo, encoder: Encoder): Promise<RunFigures> {
   const { embed } = run.loaded.config;
   mkdirSync(join(run.dir, 'shards'), { recursive: true });
   const todo = shards.filter((s) => !existsSync(shardFile(run.dir, s.index)));
@@ -127,7 +123,7 @@ async function embedShards(run: StageRun, shards: Shard[], tokens: TokenTable, l
   const started = performance.now();
 
   for (const shard of todo) {
-    const vectors = await embedShard(open, shard, tokens, lengths, model, embed, (batch) => {
+    const vectors = await embedShard(encoder, shard, tokens, lengths, model, embed, (batch) => {
       figures.rows += batch.rows;
       figures.tokens += batch.tokens;
       figures.padded += batch.padded;
@@ -180,10 +176,17 @@ export async function embed(run: StageRun, slice?: Slice): Promise<ManifestBody>
   const shards = planShards(lengths, config.embed.shard_rows);
   const mine = slice ? shards.filter((s) => s.index % slice.count === slice.index) : shards;
 
-  const open = await openSession(files.onnx, config.embed.providers, config.embed.threads);
+  const encoder = await openEncoder(files.onnx, run.planned.sources[`model/${basename(files.onnx)}`]!, {
+    pooling: config.embed.pooling,
+    hidden: model.hidden,
+    vocab: model.vocab,
+    providers: config.embed.providers,
+    threads: config.embed.threads,
+  });
+  const { open } = encoder;
   if (model.random) info('embed: the model has RANDOM weights (the project\'s own test model): vectors carry tokens, not meaning');
   const started = performance.now();
-  const figures = await embedShards(run, mine, tokens, lengths, model, open);
+  const figures = await embedShards(run, mine, tokens, lengths, model, encoder);
   if (!slice) mergeShards(run.dir, counts, model.hidden, shards.length);
   const wall = (performance.now() - started) / 1000;
   const allBatches = mine.flatMap((s) => planBatches(s, lengths, config.embed.batch_tokens));
@@ -212,6 +215,7 @@ export async function embed(run: StageRun, slice?: Slice): Promise<ManifestBody>
       precision: config.model?.precision,
       hidden: model.hidden,
       random_model: model.random,
+      model_adaptation: encoder.adaptation,
       batch_tokens: config.embed.batch_tokens,
       shards: shards.length,
       slice: slice ? `${slice.index}/${slice.count}` : undefined,

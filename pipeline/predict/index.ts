@@ -1,5 +1,5 @@
 import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, extname, join, resolve } from 'node:path';
+import { basename, dirname, extname, join, resolve } from 'node:path';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { stringify as stringifyCsv } from 'csv-stringify/sync';
 import { UserError } from '../errors.js';
@@ -12,7 +12,7 @@ import { listRuns, readRun, runPointers } from '../artifacts/runs.js';
 import { planStages } from '../artifacts/plan.js';
 import { STAGES } from '../stages.js';
 import { modelSources, NETWORK_FILES, readModelInfo, resolveModel, TOKENIZER_FILES } from '../model/index.js';
-import { openSession } from '../onnx/session.js';
+import { openEncoder } from '../onnx/encoder.js';
 import { BertTokenizer, resolveWorkers, TokenizerPool } from '../tokenizer/index.js';
 import { lengthOf, rowCount, type TokenTable } from '../arrow/index.js';
 import { planShards } from '../embed/batches.js';
@@ -162,7 +162,13 @@ export async function predictDescriptions(run: RunArtifacts, input: Descriptions
   const characters = input.texts.reduce((n, t) => n + t.length, 0);
   const pool = characters >= 1_000_000 ? TokenizerPool.start({ tokenizer: files.tokenizer, config: files.tokenizerConfig }, maxLength, resolveWorkers(config.tokenize.workers)) : null;
   // Loading the ONNX session and the classifier overlap with tokenizing.
-  const sessionReady = openSession(files.onnx, config.embed.providers, config.embed.threads);
+  const sessionReady = openEncoder(files.onnx, run.manifests.embed.sources[`model/${basename(files.onnx)}`]!, {
+    pooling: config.embed.pooling,
+    hidden: model.hidden,
+    vocab: model.vocab,
+    providers: config.embed.providers,
+    threads: config.embed.threads,
+  });
   const classifierReady = (async () => {
     await selectBackend(config.train.backend, 'predict');
     return loadModel(join(run.trainDir, 'model'));
@@ -174,13 +180,13 @@ export async function predictDescriptions(run: RunArtifacts, input: Descriptions
     await pool?.close();
   }
   const t1 = performance.now();
-  const open = await sessionReady;
+  const encoder = await sessionReady;
   const lengths = new Int32Array(rowCount(tokens));
   for (let i = 0; i < lengths.length; i++) lengths[i] = lengthOf(tokens, i);
   const vectors = new Float32Array(lengths.length * model.hidden);
   const bar = lengths.length >= 1000 ? progress('predict', lengths.length) : null;
   for (const shard of planShards(lengths, config.embed.shard_rows)) {
-    const part = await embedShard(open, shard, tokens, lengths, model, config.embed, (b) => bar?.tick(b.rows));
+    const part = await embedShard(encoder, shard, tokens, lengths, model, config.embed, (b) => bar?.tick(b.rows));
     shard.rows.forEach((row, i) => vectors.set(part.subarray(i * model.hidden, (i + 1) * model.hidden), row * model.hidden));
   }
   bar?.done();

@@ -1,0 +1,174 @@
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { UserError } from '../errors.js';
+import { formatBytes, info } from '../log.js';
+import { cacheRoot } from '../download/index.js';
+import type { Pooling } from '../embed/pooling.js';
+import { openSession, ort, type OpenSession, type Provider } from './session.js';
+import { deriveEncoder, ENCODER_DERIVATION_VERSION, NotAMaskedLmHead } from './derive.js';
+
+/** The integer inputs a BERT-family export may declare, and what the pipeline feeds each. */
+export type InputRole = 'input_ids' | 'attention_mask' | 'token_type_ids' | 'position_ids';
+const ROLES: readonly InputRole[] = ['input_ids', 'attention_mask', 'token_type_ids', 'position_ids'];
+
+export interface EncoderInput {
+  name: InputRole;
+  type: 'int64' | 'int32';
+}
+
+/** How the model file was turned into per-token (or pooled) vectors: for the log and the manifest. */
+export interface Adaptation {
+  /** The outputs the published file declares, as `name [dims]`. */
+  source_outputs: string[];
+  /** The output the pipeline reads. */
+  output: string;
+  inputs: EncoderInput[];
+  /** Set when the file was a fill-mask export and an encoder-only model was derived from it. */
+  derived?: { from_sha256: string; version: number; hidden_value: string; removed_nodes: number; path: string };
+}
+
+/** An open model that yields hidden states (or the pooler output) and the inputs it takes. */
+export interface Encoder {
+  open: OpenSession;
+  output: string;
+  inputs: EncoderInput[];
+  adaptation: Adaptation;
+}
+
+export interface EncoderOptions {
+  pooling: Pooling;
+  hidden: number;
+  vocab: number;
+  providers: readonly Provider[];
+  threads: 'auto' | number;
+}
+
+const HUB_HINT = 'export the checkpoint for feature extraction (`optimum-cli export onnx --model <repo> --task feature-extraction <dir>`) and set model.path to that folder';
+
+/**
+ * Opens the model and reads its graph's inputs and outputs instead of assuming their names:
+ * a feature-extraction export is used as it is; a fill-mask export (only `logits`) is cut down
+ * to its encoder once, cached by the file's sha256 and the derivation's version, and the cut
+ * model is opened instead. Anything else is one error naming the file and what would work.
+ */
+export async function openEncoder(modelPath: string, sha256: string, options: EncoderOptions): Promise<Encoder> {
+  const derivedPath = join(cacheRoot(), 'derived', `${sha256}-encoder-v${ENCODER_DERIVATION_VERSION}`, 'model.onnx');
+  if (existsSync(derivedPath)) {
+    const open = await openSession(derivedPath, options.providers, options.threads);
+    const record = JSON.parse(readFileSync(join(derivedPath, '..', 'derivation.json'), 'utf8')) as Adaptation['derived'] & { source_outputs: string[] };
+    info(`embed: ${basename(modelPath)} is a fill-mask export; using the encoder-only model derived from it (cached: ${derivedPath})`);
+    return encoderFrom(open, modelPath, options, { ...record, path: derivedPath }, record.source_outputs);
+  }
+  const open = await openSession(modelPath, options.providers, options.threads);
+  const outputs = open.session.outputMetadata;
+  const plan = chooseOutput(outputs, modelPath, options);
+  if (plan.output) return encoderFrom(open, modelPath, options, undefined, outputs.map(describeValue));
+
+  await open.session.release();
+  const derived = await deriveAndCache(modelPath, sha256, plan.logits!, options.vocab, derivedPath, outputs.map(describeValue));
+  const reopened = await openSession(derivedPath, options.providers, options.threads);
+  return encoderFrom(reopened, modelPath, options, derived, outputs.map(describeValue));
+}
+
+function encoderFrom(open: OpenSession, modelPath: string, options: EncoderOptions, derived: Adaptation['derived'], sourceOutputs: string[]): Encoder {
+  const output = derived ? 'last_hidden_state' : chooseOutput(open.session.outputMetadata, modelPath, options).output!;
+  const inputs = chooseInputs(open.session.inputMetadata, modelPath);
+  const fed = inputs.map((i) => (i.type === 'int64' ? i.name : `${i.name} (${i.type})`)).join(', ');
+  info(`embed: reading ${output} of ${basename(modelPath)}; feeding ${fed}`);
+  return { open, output, inputs, adaptation: { source_outputs: sourceOutputs, output, inputs, derived } };
+}
+
+/** Which output gives the vectors, or which `logits` to cut the head from. */
+export function chooseOutput(outputs: readonly ort.InferenceSession.ValueMetadata[], modelPath: string, options: Pick<EncoderOptions, 'pooling' | 'hidden' | 'vocab'>): { output?: string; logits?: string } {
+  const tensors = outputs.filter((o): o is ort.InferenceSession.TensorValueMetadata => o.isTensor);
+  const listed = outputs.map(describeValue).join(', ');
+  if (options.pooling === 'pooler') {
+    if (tensors.some((o) => o.name === 'pooler_output')) return { output: 'pooler_output' };
+    throw new UserError(
+      `embed.pooling: pooler needs a pooler_output, and ${modelPath} has only ${listed}; ` +
+        `use embed.pooling: mean or cls, or an export that has one (optimum-cli export onnx --task feature-extraction)`,
+    );
+  }
+  if (tensors.some((o) => o.name === 'last_hidden_state')) return { output: 'last_hidden_state' };
+  const lastDim = (o: ort.InferenceSession.TensorValueMetadata) => (o.shape.length === 3 ? o.shape[2] : undefined);
+  // Some exports name the per-token states otherwise (sentence-transformers: token_embeddings).
+  const states = tensors.filter((o) => o.type === 'float32' && lastDim(o) === options.hidden);
+  if (states.length === 1) return { output: states[0]!.name };
+  const logits = tensors.filter((o) => lastDim(o) === options.vocab);
+  if (logits.length === 1 && tensors.length === 1) return { logits: logits[0]!.name };
+  throw new UserError(
+    `${modelPath}: no per-token hidden states among its outputs (${listed}): the embed stage reads last_hidden_state ` +
+      `[batch, sequence, ${options.hidden}], or derives it from a fill-mask export's only output, logits [batch, sequence, ${options.vocab}]; ${HUB_HINT}`,
+  );
+}
+
+/** Feeds only what the model declares, in the integer type it declares. */
+export function chooseInputs(inputs: readonly ort.InferenceSession.ValueMetadata[], modelPath: string): EncoderInput[] {
+  const chosen: EncoderInput[] = [];
+  for (const input of inputs) {
+    const role = ROLES.find((r) => r === input.name);
+    const type = input.isTensor ? input.type : undefined;
+    if (!role || (type !== 'int64' && type !== 'int32')) {
+      throw new UserError(
+        `${modelPath}: input ${describeValue(input)} is not one the embed stage can feed (int64 or int32 ${ROLES.join(', ')}); ${HUB_HINT}`,
+      );
+    }
+    chosen.push({ name: role, type });
+  }
+  if (!chosen.some((i) => i.name === 'input_ids')) throw new UserError(`${modelPath}: the model has no input_ids input (its inputs: ${inputs.map(describeValue).join(', ')}); ${HUB_HINT}`);
+  return chosen;
+}
+
+async function deriveAndCache(modelPath: string, sha256: string, logits: string, vocab: number, derivedPath: string, sourceOutputs: string[]): Promise<NonNullable<Adaptation['derived']>> {
+  info(`embed: ${basename(modelPath)} is a fill-mask export (its only output is ${logits} over the ${vocab}-word vocabulary); deriving an encoder-only model that outputs the encoder's last hidden state`);
+  const started = performance.now();
+  const source = readFileSync(modelPath);
+  let cut;
+  try {
+    cut = deriveEncoder(source, logits, vocab);
+  } catch (error) {
+    if (!(error instanceof NotAMaskedLmHead)) throw error;
+    throw new UserError(`${modelPath}: its only output ${logits} looks like masked-LM logits, but the graph cannot be cut below the head (${error.message}); ${HUB_HINT}`);
+  }
+  const record = { from_sha256: sha256, version: ENCODER_DERIVATION_VERSION, hidden_value: cut.hiddenValue, removed_nodes: cut.removedNodes, source_outputs: sourceOutputs };
+  // Written whole, then renamed: a derived model that exists is complete.
+  const dir = join(derivedPath, '..');
+  const partial = `${dir}.partial-${process.pid}`;
+  mkdirSync(partial, { recursive: true });
+  writeFileSync(join(partial, 'model.onnx'), cut.bytes);
+  writeFileSync(join(partial, 'derivation.json'), `${JSON.stringify(record, null, 2)}\n`);
+  mkdirSync(join(dir, '..'), { recursive: true });
+  try {
+    renameSync(partial, dir);
+  } catch (error) {
+    // Another process derived the same model meanwhile: its copy is as good as ours.
+    if (!existsSync(derivedPath)) throw error;
+  }
+  info(
+    `embed: derived ${formatBytes(cut.bytes.length)} encoder-only model in ${((performance.now() - started) / 1000).toFixed(1)}s: ` +
+      `output ${cut.hiddenValue} as last_hidden_state, ${cut.removedNodes} head nodes removed -> ${derivedPath}`,
+  );
+  return { from_sha256: sha256, version: ENCODER_DERIVATION_VERSION, hidden_value: cut.hiddenValue, removed_nodes: cut.removedNodes, path: derivedPath };
+}
+
+function describeValue(value: ort.InferenceSession.ValueMetadata): string {
+  if (!value.isTensor) return `${value.name} (not a tensor)`;
+  return `${value.name} ${value.type}[${value.shape.map(String).join(', ')}]`;
+}
+
+/** The feeds of one batch: ids and mask as tokenized, token types 0, positions 0..length-1. */
+export function encoderFeeds(encoder: Encoder, ids: BigInt64Array, mask: BigInt64Array, dims: [number, number]): Record<string, ort.Tensor> {
+  const [rows, length] = dims;
+  const values: Record<InputRole, () => BigInt64Array> = {
+    input_ids: () => ids,
+    attention_mask: () => mask,
+    token_type_ids: () => new BigInt64Array(rows * length),
+    position_ids: () => BigInt64Array.from({ length: rows * length }, (_, i) => BigInt(i % length)),
+  };
+  const feeds: Record<string, ort.Tensor> = {};
+  for (const input of encoder.inputs) {
+    const data = values[input.name]();
+    feeds[input.name] = input.type === 'int64' ? new ort.Tensor('int64', data, dims) : new ort.Tensor('int32', Int32Array.from(data, Number), dims);
+  }
+  return feeds;
+}
