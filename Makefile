@@ -6,6 +6,7 @@
 #   make ingest CONFIG=configs/x.yaml     one stage (and what it needs) on another config
 #   make all SET="seed=7 ingest.validation_fraction=0.2"   overrides, one key=value per word
 #   make status | config | clean | gc | test (installs Debian's chromium for the report's browser test)
+#   make pin CONFIG=configs/imdb-bert-base.yaml   hub revision -> commit id, sha256 of every model file and remote source
 
 CONFIG ?= configs/default.yaml
 SET ?=
@@ -25,16 +26,24 @@ ARGS = --config $(CONFIG) --artifacts $(ARTIFACTS) $(foreach s,$(SET),--set $(s)
 STAGE = $(NODE) dist/stages/$(1).js $(ARGS)
 
 SOURCES := $(shell find stages pipeline scripts test types -name '*.ts' 2>/dev/null) tsconfig.json
-INSTALLED := node_modules/.installed
+# The install is keyed on the lockfile's content (and the ORT variant), not on mtimes: a fresh
+# checkout gives package.json a new mtime, and a node_modules restored from a CI cache for the
+# same lockfile must not be reinstalled.
+INSTALL_ID := $(shell cat package-lock.json 2>/dev/null | sha256sum | cut -c1-16)-$(ORT_INSTALL)
+INSTALLED := node_modules/.installed-$(INSTALL_ID)
 BUILT := dist/.built
 DEMO_DATA := data/demo/SOURCE.md
 
+# Models that make generates on demand (never committed), for the configs that name them.
+SAMPLE_MODEL := models/sample-bert-random/model.onnx
+CONFIG_MODELS := $(if $(shell grep -s 'models/sample-bert-random' $(CONFIG)),$(SAMPLE_MODEL))
+
 PHONY_STAGES := ingest tokenize embed train evaluate report
-.PHONY: all install build browser demo-data $(PHONY_STAGES) predict sweep diff gate gate-update status config clean gc test bench bench-ingest bench-embed bench-train bench-predict bench-sweep model-demo model-bert-base check-tokenizer
+.PHONY: all install build browser demo-data $(PHONY_STAGES) predict sweep diff gate gate-update status config clean gc pin test bench bench-ingest bench-embed bench-train bench-predict bench-sweep bench-fill-mask model-demo model-sample model-bert-base check-tokenizer
 
 # One planner process answers "would anything run?"; only then are the stage targets walked.
 # That keeps a no-op `make all` to one Node start-up instead of one per stage.
-all: $(BUILT) $(DEMO_DATA)
+all: $(BUILT) $(DEMO_DATA) $(CONFIG_MODELS)
 	@if $(NODE) dist/scripts/status.js $(ARGS) --check; then \
 	  echo "(make status explains, make clean forgets the run)"; \
 	else \
@@ -42,9 +51,9 @@ all: $(BUILT) $(DEMO_DATA)
 	fi
 
 install: $(INSTALLED)
-$(INSTALLED): package.json package-lock.json
+$(INSTALLED):
 	ONNXRUNTIME_NODE_INSTALL=$(ORT_INSTALL) npm ci --no-audit --no-fund $(NPM_SCRIPTS)
-	@touch $@
+	@rm -f node_modules/.installed-* && touch $@
 
 build: $(BUILT)
 $(BUILT): $(INSTALLED) $(SOURCES)
@@ -55,7 +64,7 @@ demo-data: $(DEMO_DATA)
 $(DEMO_DATA): $(BUILT) pipeline/ingest/demo.ts
 	$(NODE) dist/scripts/generate-demo-data.js --out data/demo
 
-ingest: $(BUILT) $(DEMO_DATA)
+ingest: $(BUILT) $(DEMO_DATA) $(CONFIG_MODELS)
 	@$(call STAGE,ingest)
 
 tokenize: ingest
@@ -104,6 +113,9 @@ status: $(BUILT)
 config: $(BUILT)
 	@$(NODE) dist/scripts/config.js $(ARGS)
 
+pin: $(BUILT)
+	@$(NODE) dist/scripts/pin.js $(ARGS)
+
 clean: $(BUILT)
 	@$(NODE) dist/scripts/clean.js $(ARGS)
 
@@ -125,6 +137,13 @@ $(CHROMIUM):
 # The committed random model (models/demo-bert-random) is rebuilt only on request.
 model-demo: $(BUILT) $(DEMO_DATA)
 	$(NODE) dist/scripts/make-bert-model.js --out models/demo-bert-random
+
+# configs/imdb-sample.yaml's model: the real bert-base-uncased tokenizer (its 30,522-word
+# vocabulary) over a small RANDOM encoder, so that the real plots get their real token lengths.
+model-sample: $(SAMPLE_MODEL)
+$(SAMPLE_MODEL): $(BUILT)
+	@test -f $(BERT_TOKENIZER)/tokenizer.json || { echo "error: $(BERT_TOKENIZER)/tokenizer.json not found: set BERT_TOKENIZER to a bert-base-uncased tokenizer folder"; exit 1; }
+	$(NODE) dist/scripts/make-bert-model.js --out models/sample-bert-random --layers 2 --hidden 128 --heads 2 --intermediate 512 --seed 1234 --tokenizer $(BERT_TOKENIZER)
 
 # A bert-base-sized RANDOM model for speed work (about 420 MB, git-ignored).
 model-bert-base: models/bert-base-random/model.onnx
@@ -148,7 +167,7 @@ bench-predict: $(BUILT) $(DEMO_DATA)
 bench-sweep: $(BUILT) $(DEMO_DATA)
 	$(NODE) dist/scripts/bench-sweep.js --sweep $(SWEEP) --artifacts $(ARTIFACTS)
 
-bench-ingest: $(BUILT) $(DEMO_DATA)
+bench-ingest: $(BUILT) $(DEMO_DATA) $(CONFIG_MODELS)
 	$(NODE) dist/scripts/bench-ingest.js --artifacts $(ARTIFACTS)
 
 # Acceptance (reads ../shared): tokenizer ids against a reference WordPiece implementation.

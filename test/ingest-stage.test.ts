@@ -171,7 +171,9 @@ test('a download whose checksum does not match is an error and publishes nothing
     assert.equal(code, 1);
     assert.match(stderr, new RegExp(`checksum mismatch for .*: expected sha256 0{64}, got ${sha256(zip)}`));
     assert.deepEqual(published(ws), []);
-    assert.deepEqual(readdirSync(join(ws.cache, 'downloads', '0'.repeat(64))), []);
+    // Nothing is cached under the expected checksum, and no partial download is left behind.
+    assert.equal(existsSync(join(ws.cache, 'downloads', '0'.repeat(64))), false);
+    assert.deepEqual(readdirSync(join(ws.cache, 'downloads', '.incoming')), []);
   } finally {
     http.server.close();
   }

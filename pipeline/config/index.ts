@@ -3,7 +3,7 @@ import { basename, dirname, extname, isAbsolute, resolve } from 'node:path';
 import YAML from 'yaml';
 import { z } from 'zod';
 import { UserError } from '../errors.js';
-import { configSchema, type Config } from './schema.js';
+import { configSchema, PIN_PLACEHOLDER, type Config } from './schema.js';
 
 export { configSchema, type Config, type IngestConfig, type ModelConfig, type EmbedConfig, type TrainConfig } from './schema.js';
 
@@ -17,20 +17,62 @@ export interface LoadedConfig {
 }
 
 /**
- * Loads a YAML config: follows `extends:` (objects merge, lists replace), applies `--set`
- * overrides, then validates. Any mistake is one UserError naming the file and field.
+ * Loads a YAML config: follows `extends:` (objects merge, lists replace, `null` removes an
+ * inherited key), applies `--set` overrides, then validates. Any mistake is one UserError naming
+ * the file and field. A config with `PIN-ME` placeholders is refused unless `allowUnpinned`
+ * (what `make pin` loads it with).
  */
-export function loadConfig(path: string, overrides: string[] = []): LoadedConfig {
+export function loadConfig(path: string, overrides: string[] = [], options: { allowUnpinned?: boolean } = {}): LoadedConfig {
   const raw = readWithExtends(resolve(path), []);
+  dropRemovedKeys(raw, configSchema);
   // When the file is valid alone, overrides apply to its values with defaults filled in, so that
   // train.layers[0].units=256 changes the first default layer instead of making a one-layer list.
   const filled = overrides.length ? configSchema.safeParse(raw) : undefined;
   const target = filled?.success ? (structuredClone(filled.data) as Record<string, unknown>) : raw;
   for (const override of overrides) applyOverride(target, override);
+  dropRemovedKeys(target, configSchema);
   const result = configSchema.safeParse(target, { reportInput: true });
   if (!result.success) throw new UserError(`${path}: ${formatIssues(result.error.issues)}`);
   const config = { ...result.data, run: result.data.run ?? basename(path, extname(path)) };
+  const unpinned = placeholders(config);
+  if (unpinned.length && !options.allowUnpinned) {
+    throw new UserError(`${path}: not pinned yet (${unpinned.join(', ')} ${unpinned.length > 1 ? 'are' : 'is'} ${PIN_PLACEHOLDER}): run \`make pin CONFIG=${path}\` on a machine that reaches the hub`);
+  }
   return { config, path, baseDir: dirname(resolve(path)) };
+}
+
+/** The fields that still hold the PIN-ME placeholder. */
+export function placeholders(config: Config): string[] {
+  const fields: string[] = [];
+  if (config.ingest.sha256 === PIN_PLACEHOLDER) fields.push('ingest.sha256');
+  for (const [file, sum] of Object.entries(config.model?.hub?.files ?? {})) if (sum === PIN_PLACEHOLDER) fields.push(`model.hub.files.${file}`);
+  return fields;
+}
+
+/**
+ * `null` on a field that cannot be null means "remove the inherited key" (`model.path: null` in a
+ * config that switches to `model.hub`); on a field where null is a value (`train.early_stopping:
+ * null` turns early stopping off) it stays. The schema says which is which.
+ */
+function dropRemovedKeys(value: unknown, schema: z.ZodType): void {
+  const object = unwrapSchema(schema);
+  if (!(object instanceof z.ZodObject) || !isPlainObject(value)) return;
+  for (const [key, field] of Object.entries(value)) {
+    const fieldSchema = (object.shape as Record<string, z.ZodType>)[key];
+    if (!fieldSchema) continue;
+    if (field === null) {
+      if (!fieldSchema.safeParse(null).success) delete value[key];
+    } else {
+      dropRemovedKeys(field, fieldSchema);
+    }
+  }
+}
+
+/** The object schema inside optional, nullable, default and prefault wrappers. */
+function unwrapSchema(schema: z.ZodType): z.ZodType {
+  let inner = schema;
+  for (let def = inner.def as { innerType?: z.ZodType }; def.innerType; def = inner.def as { innerType?: z.ZodType }) inner = def.innerType;
+  return inner;
 }
 
 /** Resolves a path written in a config file. URLs are returned as they are. */

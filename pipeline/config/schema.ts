@@ -6,7 +6,12 @@ import { z } from 'zod';
  */
 
 const GiB = 1024 ** 3;
-const sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lower-case hex characters');
+/** What `make pin` replaces with a real checksum; a config that still has one is refused before any work. */
+export const PIN_PLACEHOLDER = 'PIN-ME';
+const sha256 = z.string().regex(/^([0-9a-f]{64}|PIN-ME)$/, 'expected 64 lower-case hex characters (or PIN-ME for `make pin` to fill)');
+
+/** Sources fetched over the network (and so pinned by sha256): https URLs and Kaggle datasets. */
+export const isRemoteSource = (source: string) => /^(https?|kaggle):\/\//i.test(source);
 
 const columns = z.strictObject({
   id: z.string().min(1).default('id'),
@@ -18,9 +23,9 @@ const columns = z.strictObject({
 });
 
 export const ingestSchema = z.strictObject({
-  /** A local file or folder, an archive (.zip, .tar, .tar.gz, .tgz), or an https:// URL. */
+  /** A local file or folder, an archive (.zip, .tar, .tar.gz, .tgz), an https:// URL, or kaggle://owner/dataset. */
   source: z.string().min(1),
-  /** Required for URLs: the download is checked against it and cached by it. */
+  /** Required for URLs and Kaggle: the download is checked against it and cached by it (`make pin` fills it). */
   sha256: sha256.optional(),
   format: z.enum(['auto', 'text', 'csv', 'jsonl']).default('auto'),
   /** File names inside the source folder or archive (found in sub-folders too). */
@@ -40,6 +45,8 @@ export const ingestSchema = z.strictObject({
     .strictObject({
       retries: z.number().int().min(0).max(20).default(3),
       timeout_s: z.number().positive().default(60),
+      /** Where kaggle:// sources are downloaded from (Kaggle's public API). */
+      kaggle_api: z.string().regex(/^https?:\/\//, 'expected an http(s) URL').default('https://www.kaggle.com/api/v1'),
     })
     .prefault({}),
 });
@@ -179,11 +186,11 @@ export const configSchema = z
   })
   .check((ctx) => {
     const ingest = ctx.value.ingest;
-    if (/^https?:\/\//.test(ingest.source) && !ingest.sha256) {
+    if (isRemoteSource(ingest.source) && !ingest.sha256) {
       ctx.issues.push({
         code: 'custom',
         path: ['ingest', 'sha256'],
-        message: 'required when ingest.source is a URL (pin the file: sha256sum FILE)',
+        message: 'required when ingest.source is a URL or kaggle:// (set it to PIN-ME and run `make pin`, or to `sha256sum FILE`)',
         input: ingest.sha256,
       });
     }

@@ -19,7 +19,8 @@ export function cacheRoot(): string {
 }
 
 export interface DownloadOptions {
-  sha256: string;
+  /** The pinned checksum. Without one (only `make pin` downloads so), the file is cached by the checksum it turns out to have. */
+  sha256?: string;
   retries?: number;
   /** Seconds without a byte before a try is given up. */
   timeoutS?: number;
@@ -29,21 +30,43 @@ export interface DownloadOptions {
   field: string;
   /** What to do without network, in the error message. */
   offlineHint: string;
+  /** Request headers (credentials), asked for only when the file is not cached yet. */
+  headers?: () => Record<string, string>;
+  /** What to check when the server refuses the credentials (HTTP 401 or 403). */
+  authHint?: string;
 }
 
-export async function download(url: string, options: DownloadOptions): Promise<string> {
-  const { sha256, retries = 3, timeoutS = 60, retryDelayMs = 1000, field, offlineHint } = options;
+export interface Downloaded {
+  path: string;
+  sha256: string;
+}
+
+export async function download(url: string, options: DownloadOptions & { sha256: string }): Promise<string> {
+  return (await fetchIntoCache(url, options)).path;
+}
+
+/** Downloads a file that has no pin yet and returns where it landed and its checksum (for `make pin`). */
+export async function downloadUnpinned(url: string, options: Omit<DownloadOptions, 'sha256'>): Promise<Downloaded> {
+  return fetchIntoCache(url, options);
+}
+
+function cached(sha256: string, name: string): string | undefined {
   const dir = join(cacheRoot(), 'downloads', sha256);
-  const name = basename(new URL(url).pathname) || 'download';
-  const target = join(dir, name);
-  if (existsSync(target)) return target;
+  if (existsSync(join(dir, name))) return join(dir, name);
   // Another name for the same content (a mirror) is the same file.
-  if (existsSync(dir)) {
-    const cached = readdirSync(dir).find((f) => !f.startsWith('.'));
-    if (cached) return join(dir, cached);
-  }
-  mkdirSync(dir, { recursive: true });
-  const partial = join(dir, `.partial-${process.pid}`);
+  const other = existsSync(dir) ? readdirSync(dir).find((f) => !f.startsWith('.')) : undefined;
+  return other ? join(dir, other) : undefined;
+}
+
+async function fetchIntoCache(url: string, options: DownloadOptions): Promise<Downloaded> {
+  const { sha256, retries = 3, timeoutS = 60, retryDelayMs = 1000, field, offlineHint, authHint } = options;
+  const name = basename(new URL(url).pathname) || 'download';
+  const hit = sha256 ? cached(sha256, name) : undefined;
+  if (hit) return { path: hit, sha256: sha256! };
+  const incoming = join(cacheRoot(), 'downloads', '.incoming');
+  mkdirSync(incoming, { recursive: true });
+  const partial = join(incoming, `${process.pid}-${Date.now()}`);
+  const headers = options.headers?.() ?? {};
   let lastError = '';
   for (let attempt = 0; attempt <= retries; attempt++) {
     if (attempt > 0) {
@@ -52,19 +75,24 @@ export async function download(url: string, options: DownloadOptions): Promise<s
       await sleep(delay);
     }
     try {
-      const got = await fetchOnce(url, partial, timeoutS);
-      if (got !== sha256) {
+      const got = await fetchOnce(url, partial, timeoutS, headers);
+      if (sha256 && got !== sha256) {
         rmSync(partial, { force: true });
         throw new UserError(
           `${field}: checksum mismatch for ${url}: expected sha256 ${sha256}, got ${got}. ` +
-            `Nothing was published. If the file changed on purpose, check it and pin the new checksum.`,
+            `Nothing was published. If the file changed on purpose, check it and pin the new checksum (make pin).`,
         );
       }
-      renameSync(partial, target);
-      return target;
+      const dir = join(cacheRoot(), 'downloads', got);
+      mkdirSync(dir, { recursive: true });
+      renameSync(partial, join(dir, name));
+      return { path: join(dir, name), sha256: got };
     } catch (error) {
       rmSync(partial, { force: true });
       if (error instanceof UserError) throw error;
+      if (error instanceof RefusedError) {
+        throw new UserError(`${field}: ${url} was refused (${error.message})${authHint ? `: ${authHint}` : ''}`);
+      }
       const retryable = error instanceof RetryableError || isNetworkError(error);
       lastError = describeError(error);
       if (!retryable) break;
@@ -76,8 +104,10 @@ export async function download(url: string, options: DownloadOptions): Promise<s
 }
 
 class RetryableError extends Error {}
+/** The server said no to the credentials (or their absence): trying again cannot help. */
+class RefusedError extends Error {}
 
-async function fetchOnce(url: string, path: string, timeoutS: number): Promise<string> {
+async function fetchOnce(url: string, path: string, timeoutS: number, headers: Record<string, string>): Promise<string> {
   const controller = new AbortController();
   let timer = setTimeout(() => controller.abort(), timeoutS * 1000);
   const resetTimer = () => {
@@ -85,9 +115,11 @@ async function fetchOnce(url: string, path: string, timeoutS: number): Promise<s
     timer = setTimeout(() => controller.abort(), timeoutS * 1000);
   };
   try {
-    const response = await fetch(url, { signal: controller.signal, redirect: 'follow' });
+    // fetch drops the Authorization header when a redirect leaves the origin (a hub's CDN).
+    const response = await fetch(url, { signal: controller.signal, redirect: 'follow', headers });
     if (!response.ok || !response.body) {
       const message = `HTTP ${response.status} ${response.statusText}`.trim();
+      if (response.status === 401 || response.status === 403) throw new RefusedError(message);
       if (response.status >= 500 || response.status === 429) throw new RetryableError(message);
       throw new Error(message);
     }
@@ -127,4 +159,39 @@ function describeError(error: unknown): string {
   const cause = (error as { cause?: { code?: string; message?: string } }).cause;
   if (cause?.code) return `${cause.code}${cause.code === 'ENOTFOUND' || cause.code === 'EAI_AGAIN' ? ' (no network or unknown host)' : ''}`;
   return (error as Error).message ?? String(error);
+}
+
+export interface RequestOptions {
+  method?: 'GET' | 'HEAD';
+  headers?: Record<string, string>;
+  /** What the request is for, in messages. */
+  field: string;
+  /** What to check when the server refuses the credentials. */
+  authHint?: string;
+  /** What the user can do when the server cannot be reached. */
+  offlineHint: string;
+  timeoutS?: number;
+  /** Return redirects as they are (their headers can carry what is asked), instead of following them. */
+  manualRedirect?: boolean;
+}
+
+/**
+ * One small request to a server's API (a hub's revision lookup, a file's headers), with the same
+ * error policy as downloads: no answer, a refused credential and a missing file each end in one
+ * UserError naming the URL.
+ */
+export async function request(url: string, options: RequestOptions): Promise<Response> {
+  const { method = 'GET', headers = {}, field, authHint, offlineHint, timeoutS = 30, manualRedirect = false } = options;
+  let response: Response;
+  try {
+    response = await fetch(url, { method, headers, redirect: manualRedirect ? 'manual' : 'follow', signal: AbortSignal.timeout(timeoutS * 1000) });
+  } catch (error) {
+    const reason = (error as Error).name === 'TimeoutError' ? `no answer in ${timeoutS}s` : describeError(error);
+    throw new UserError(`${field}: cannot reach ${new URL(url).origin} (${reason}) for ${url}. ${offlineHint}`);
+  }
+  const status = `HTTP ${response.status} ${response.statusText}`.trim();
+  if (response.status === 401 || response.status === 403) throw new UserError(`${field}: ${url} was refused (${status})${authHint ? `: ${authHint}` : ''}`);
+  if (response.status === 404) throw new UserError(`${field}: ${url} does not exist (${status})`);
+  if (response.status >= 400) throw new UserError(`${field}: ${url} failed (${status})`);
+  return response;
 }

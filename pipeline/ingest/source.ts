@@ -1,6 +1,8 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join, relative } from 'node:path';
-import { resolveConfigPath, type LoadedConfig } from '../config/index.js';
+import { resolveConfigPath, type IngestConfig, type LoadedConfig } from '../config/index.js';
+import { isRemoteSource } from '../config/schema.js';
+import { isKaggleSource, KAGGLE_AUTH_HINT, kaggleDownloadUrl, kaggleHeaders } from './kaggle.js';
 import { UserError } from '../errors.js';
 import { info } from '../log.js';
 import { download, cacheRoot } from '../download/index.js';
@@ -19,7 +21,11 @@ export interface ResolvedSource {
   origin: string;
 }
 
-const isUrl = (source: string) => /^https?:\/\//i.test(source);
+/** Where a remote source is downloaded from, with the credentials it needs. */
+export function remoteSource(ingest: IngestConfig): { url: string; headers?: () => Record<string, string>; authHint?: string } {
+  if (isKaggleSource(ingest.source)) return { url: kaggleDownloadUrl(ingest.source, ingest.download.kaggle_api), headers: kaggleHeaders, authHint: KAGGLE_AUTH_HINT };
+  return { url: ingest.source };
+}
 
 /**
  * What identifies the source's content, for the ingest key: the pinned checksum of a URL, the
@@ -27,7 +33,7 @@ const isUrl = (source: string) => /^https?:\/\//i.test(source);
  */
 export async function ingestSources(loaded: LoadedConfig, store: ArtifactStore): Promise<Record<string, string>> {
   const { source, sha256 } = loaded.config.ingest;
-  if (isUrl(source)) return { download: sha256! };
+  if (isRemoteSource(source)) return { download: sha256! };
   const path = localPath(loaded);
   if (statSync(path).isFile()) {
     const { archiveKind } = await import('./archive.js');
@@ -52,9 +58,12 @@ export async function resolveSource(loaded: LoadedConfig): Promise<ResolvedSourc
 async function findSource(loaded: LoadedConfig): Promise<ResolvedSource> {
   const ingest = loaded.config.ingest;
   let path: string;
-  if (isUrl(ingest.source)) {
-    path = await download(ingest.source, {
+  if (isRemoteSource(ingest.source)) {
+    const { url, headers, authHint } = remoteSource(ingest);
+    path = await download(url, {
       sha256: ingest.sha256!,
+      headers,
+      authHint,
       retries: ingest.download.retries,
       timeoutS: ingest.download.timeout_s,
       field: 'ingest.source',

@@ -5,6 +5,8 @@ import { UserError } from '../errors.js';
 import { download } from '../download/index.js';
 import { fingerprintFile } from '../artifacts/fingerprint.js';
 import type { ArtifactStore } from '../artifacts/store.js';
+import { info } from '../log.js';
+import { HUB_AUTH_HINT, HUB_OFFLINE_HINT, hubFileUrl, hubHeaders, isCommitId } from './hub.js';
 
 /** The files of a model folder, found on disk (downloaded first for hub models). */
 export interface ModelFiles {
@@ -64,13 +66,15 @@ export async function resolveModel(loaded: LoadedConfig): Promise<ModelFiles> {
   const { hub } = modelConfig(loaded);
   let find: (name: string) => string;
   if (hub) {
+    if (!isCommitId(hub.revision)) info(`model.hub.revision: ${hub.revision} is a branch or tag, which can move; \`make pin\` replaces it with its commit id`);
     const paths = new Map<string, string>();
     for (const [file, sha256] of Object.entries(hub.files)) {
-      const url = `${hub.base_url.replace(/\/$/, '')}/${hub.repo}/resolve/${hub.revision}/${file}`;
-      const path = await download(url, {
+      const path = await download(hubFileUrl(hub, hub.revision, file), {
         sha256,
         field: 'model.hub',
-        offlineHint: 'download the model folder elsewhere (model.onnx, tokenizer.json, tokenizer_config.json, config.json) and set model.path to it instead of model.hub',
+        offlineHint: HUB_OFFLINE_HINT,
+        headers: hubHeaders,
+        authHint: HUB_AUTH_HINT,
       });
       paths.set(basename(file), path);
     }
