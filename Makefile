@@ -167,6 +167,10 @@ bench-predict: $(BUILT) $(DEMO_DATA)
 bench-sweep: $(BUILT) $(DEMO_DATA)
 	$(NODE) dist/scripts/bench-sweep.js --sweep $(SWEEP) --artifacts $(ARTIFACTS)
 
+# A fill-mask export (only logits) against the feature-extraction export of the same bert-base-sized weights.
+bench-fill-mask: $(BUILT) $(DEMO_DATA)
+	$(NODE) dist/scripts/bench-fill-mask.js --data $(BENCH_DATA) --tokenizer $(BERT_TOKENIZER)
+
 bench-ingest: $(BUILT) $(DEMO_DATA) $(CONFIG_MODELS)
 	$(NODE) dist/scripts/bench-ingest.js --artifacts $(ARTIFACTS)
 

@@ -1,10 +1,20 @@
-/** config: prints the resolved config (extends followed, overrides applied, defaults filled in). */
-import { runMain } from '../pipeline/errors.js';
+/** config: prints the resolved config (extends followed, overrides applied, defaults filled in), or one field of it. */
+import { runMain, UserError } from '../pipeline/errors.js';
 import { parseArgs } from '../pipeline/cli.js';
-import { loadConfig } from '../pipeline/config/index.js';
+import { getPath, loadConfig, parseKeyPath } from '../pipeline/config/index.js';
 import { printConfig } from '../pipeline/stage.js';
 
 runMain(async () => {
-  const args = await parseArgs('config', 'Print the resolved config.');
-  process.stdout.write(printConfig(loadConfig(args.config, args.set)));
+  const args = await parseArgs('config', 'Print the resolved config.', (y) =>
+    y.option('get', { type: 'string', describe: 'print one field only, e.g. --get run (the run folder a CI job reads the report from)' }),
+  );
+  // Showing a config is fine before it is pinned (only running it is not).
+  const loaded = loadConfig(args.config, args.set, { allowUnpinned: true });
+  if (args.get === undefined) {
+    process.stdout.write(printConfig(loaded));
+    return;
+  }
+  const value = getPath(loaded.config, parseKeyPath(args.get, '--get'));
+  if (value === undefined) throw new UserError(`config --get ${args.get}: no such field in ${args.config}`);
+  process.stdout.write(`${typeof value === 'object' ? JSON.stringify(value) : String(value)}\n`);
 });

@@ -75,3 +75,33 @@ test('a URL source without a pinned checksum is refused', () => {
   const dir = writeConfigs({ 'c.yaml': 'ingest:\n  source: https://example.org/data.zip\n' });
   assert.throws(() => loadConfig(join(dir, 'c.yaml')), /ingest\.sha256: required when ingest\.source is a URL/);
 });
+
+test('null in an extending config removes the inherited key, so a config can switch from model.path to model.hub', () => {
+  const dir = writeConfigs({
+    'base.yaml': `${minimal}model:\n  path: models/local\ntrain:\n  early_stopping:\n    patience: 9\n`,
+    'hub.yaml': `extends: base.yaml\nmodel:\n  path: null\n  hub:\n    repo: acme/bert\n    revision: ${'a'.repeat(40)}\n    files:\n      onnx/model.onnx: '${'b'.repeat(64)}'\ntrain:\n  early_stopping: null\n`,
+  });
+  const { config } = loadConfig(join(dir, 'hub.yaml'));
+  assert.equal(config.model?.path, undefined);
+  assert.equal(config.model?.hub?.repo, 'acme/bert');
+  // Where null is a value of its own, it keeps that meaning: early stopping off.
+  assert.equal(config.train.early_stopping, null);
+  // The same through --set.
+  const back = loadConfig(join(dir, 'hub.yaml'), ['model.hub=null', 'model.path=models/other']);
+  assert.equal(back.config.model?.hub, undefined);
+  assert.equal(back.config.model?.path, 'models/other');
+});
+
+test('PIN-ME placeholders are refused with the command that fills them, unless loading for make pin', () => {
+  const dir = writeConfigs({
+    'real.yaml': `ingest:\n  source: kaggle://hijest/genre-classification-dataset-imdb\n  sha256: PIN-ME\nmodel:\n  hub:\n    repo: acme/bert\n    revision: main\n    files:\n      onnx/model.onnx: PIN-ME\n      config.json: '${'c'.repeat(64)}'\n`,
+  });
+  const path = join(dir, 'real.yaml');
+  assert.throws(
+    () => loadConfig(path),
+    (e: Error) => e instanceof UserError && e.message === `${path}: not pinned yet (ingest.sha256, model.hub.files.onnx/model.onnx are PIN-ME): run \`make pin CONFIG=${path}\` on a machine that reaches the hub`,
+  );
+  assert.equal(loadConfig(path, [], { allowUnpinned: true }).config.model?.hub?.files['onnx/model.onnx'], 'PIN-ME');
+  const noSum = writeConfigs({ 'k.yaml': 'ingest:\n  source: kaggle://owner/data\n' });
+  assert.throws(() => loadConfig(join(noSum, 'k.yaml')), (e: Error) => /ingest\.sha256: required when ingest\.source is a URL or kaggle:\/\//.test(e.message));
+});

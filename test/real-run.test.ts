@@ -212,8 +212,12 @@ async function pinThenMakeAll(repo: string) {
 }
 
 test('real run: a fill-mask hub export (only logits), pinned from revision main, then make all', async () => {
-  const { all } = await pinThenMakeAll('acme/bert-fill-mask');
+  const { ws, all } = await pinThenMakeAll('acme/bert-fill-mask');
   assert.match(all.output, /is a fill-mask export/);
+  // predict goes through the same derived encoder as the embed stage.
+  const predict = await make(ws, ['predict', 'TEXT=A cowboy and a sheriff at the saloon.']);
+  assert.equal(predict.code, 0, predict.output);
+  assert.match(predict.output, /using the encoder-only model derived from it \(cached/);
 });
 
 test('real run: a hub export without token_type_ids', async () => {

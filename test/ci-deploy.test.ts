@@ -1,0 +1,129 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import YAML from 'yaml';
+import { REPO } from './helpers/workspace.js';
+
+interface Step {
+  name?: string;
+  uses?: string;
+  run?: string;
+  if?: string;
+  id?: string;
+  with?: Record<string, unknown>;
+  'timeout-minutes'?: number;
+}
+interface Job {
+  if?: string;
+  needs?: string | string[];
+  'timeout-minutes'?: number;
+  steps: Step[];
+}
+
+const workflow = YAML.parse(readFileSync(join(REPO, '.github', 'workflows', 'retrain.yml'), 'utf8')) as { on: Record<string, any>; env: Record<string, string>; jobs: Record<string, Job> };
+const k8s = YAML.parseAllDocuments(readFileSync(join(REPO, 'deploy', 'k8s', 'embed-indexed-job.yaml'), 'utf8')).map((d) => d.toJS());
+
+/** The shell lines of a script, without comments and blank lines. */
+const lines = (script: string) => script.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+
+/**
+ * Checks each command as the project would run it: a `make` line with `make -n` (an unknown
+ * target or a typo fails, nothing runs) and a `node dist/...` line against that program's
+ * --help (an unknown flag fails). Variables are expanded as a run with nothing set would see them.
+ */
+function checkCommands(commands: string[], env: Record<string, string>): void {
+  const expand = (c: string) => c.replace(/\$\{\{[^}]*\}\}/g, '0').replace(/"?\$\{?(\w+)\}?"?/g, (whole, name: string) => env[name] ?? whole);
+  const expanded = commands.map(expand);
+  for (const command of expanded.filter((c) => c.startsWith('make '))) {
+    const words = command.split(/\s+/).slice(1).map((w) => w.replace(/^"|"$/g, ''));
+    const dry = spawnSync('make', ['-n', '--no-print-directory', ...words], { cwd: REPO, encoding: 'utf8' });
+    assert.equal(dry.status, 0, `${command}: ${dry.stderr}`);
+  }
+  for (const command of expanded.filter((c) => c.startsWith('node dist/'))) {
+    const [, script, ...rest] = command.split(/\s+/);
+    assert.ok(existsSync(join(REPO, script!.replace(/^dist\//, '').replace(/\.js$/, '.ts'))), `${script} exists`);
+    const help = spawnSync(process.execPath, [join(REPO, script!), '--help'], { cwd: REPO, encoding: 'utf8' });
+    for (const flag of rest.filter((w) => w.startsWith('--')).map((w) => w.split('=')[0]!)) assert.match(help.stdout, new RegExp(`${flag}\\b`), `${command}: ${flag} is an option of ${script}`);
+  }
+}
+
+const steps = (job: string) => workflow.jobs[job]!.steps;
+const runLines = (job: string) => steps(job).flatMap((s) => (s.run ? lines(s.run) : []));
+
+test('every command the retrain workflow runs is a real make target or program of the project', () => {
+  const commands = Object.keys(workflow.jobs).flatMap(runLines);
+  // Programs run inside a command substitution, e.g. echo "RUN=$(node dist/scripts/config.js ...)".
+  const substituted = commands.flatMap((c) => [...c.matchAll(/\$\((node dist\/[^)]*)\)/g)].map((m) => m[1]!));
+  const env = { CONFIG: 'configs/imdb-bert-base.yaml', SET: '', RUN: 'imdb-bert-base' };
+  checkCommands([...commands, ...substituted], env);
+  assert.ok(commands.filter((c) => c.startsWith('make ')).length >= 3 && [...commands, ...substituted].filter((c) => c.startsWith('node dist/')).length >= 3);
+  const allowed = /^(make |node dist\/|cat |echo |mkdir |ls |test |cp |tee )/;
+  for (const command of commands) assert.match(command, allowed, `unexpected command in the workflow: ${command}`);
+});
+
+test('the workflow saves its caches even when the gate fails or make all times out', () => {
+  const retrain = steps('retrain');
+  assert.ok(!Object.values(workflow.jobs).some((job) => job.steps.some((s) => /^actions\/cache@/.test(s.uses ?? ''))), 'actions/cache saves only on success: restore and save are separate steps');
+  const saves = retrain.filter((s) => s.uses?.startsWith('actions/cache/save@'));
+  assert.deepEqual(saves.map((s) => s.with!.path).sort(), ['.cache/genre-pipeline', 'artifacts', 'node_modules']);
+  for (const save of saves) assert.match(save.if ?? '', /always\(\)/, `${save.name} runs after a failure`);
+  const artifacts = saves.find((s) => s.with!.path === 'artifacts')!;
+  assert.match(String(artifacts.with!.key), /github\.run_id/, 'each run saves an entry of its own (entries are immutable)');
+  const restore = retrain.find((s) => s.uses?.startsWith('actions/cache/restore@') && s.with!.path === 'artifacts')!;
+  assert.match(String(restore.with!['restore-keys']), /^artifacts-\$\{\{ env\.RUN \}\}-$/, 'the newest entry of this run is restored by prefix');
+  const makeAll = retrain.find((s) => s.run?.startsWith('make all'))!;
+  assert.ok(makeAll['timeout-minutes']! < workflow.jobs.retrain!['timeout-minutes']!, 'make all times out before the job does, so the saves still run');
+  assert.ok(retrain.indexOf(artifacts) > retrain.indexOf(makeAll));
+});
+
+test('the workflow installs by lockfile, runs Node 22, names the run from the config, and embeds once per dispatch', () => {
+  for (const [name, job] of Object.entries(workflow.jobs)) {
+    const node = job.steps.find((s) => s.uses?.startsWith('actions/setup-node@'));
+    assert.equal(node?.with?.['node-version'], 22, `${name} runs Node 22 LTS`);
+  }
+  assert.equal(workflow.env.RUN, undefined, 'RUN is not hard-coded');
+  assert.ok(runLines('retrain').some((l) => /RUN=\$\(node dist\/scripts\/config\.js --config "\$CONFIG" --get run\).*GITHUB_ENV/.test(l)));
+  // A dispatch with parallel_embed embeds in the slices and merges; the retrain job never embeds again.
+  assert.match(workflow.jobs['embed-slice']!.if!, /workflow_dispatch.*parallel_embed/);
+  assert.deepEqual([workflow.jobs.retrain!.needs].flat(), ['embed-slice']);
+  const merge = steps('retrain').find((s) => s.run?.includes('--merge 4'))!;
+  assert.match(merge.if!, /needs\.embed-slice\.result == 'success'/);
+  assert.ok(steps('retrain').indexOf(merge) < steps('retrain').findIndex((s) => s.run?.startsWith('make all')));
+  assert.deepEqual(Object.keys(workflow.jobs).filter((job) => runLines(job).some((l) => l.startsWith('make all'))), ['retrain']);
+  // Twice a week: the newest cache entry is used every 3-4 days, well inside GitHub's 7-day eviction.
+  const days = String(workflow.on.schedule[0].cron).split(' ')[4]!.split(',').map(Number);
+  const gaps = days.map((d, i) => ((days[(i + 1) % days.length]! - d + 7) % 7) || 7);
+  assert.ok(Math.max(...gaps) < 7, `largest gap ${Math.max(...gaps)} days`);
+});
+
+test('make installs by the lockfile\'s content: a checkout that touches package.json reinstalls nothing', () => {
+  const dry = spawnSync('make', ['-n', '--no-print-directory', '-W', 'package.json', '-W', 'package-lock.json', 'build'], { cwd: REPO, encoding: 'utf8' });
+  assert.equal(dry.status, 0, dry.stderr);
+  assert.doesNotMatch(dry.stdout, /npm ci/);
+  const stamp = spawnSync('make', ['-n', '--no-print-directory', 'install', 'ORT_INSTALL=cuda12'], { cwd: REPO, encoding: 'utf8' });
+  assert.match(stamp.stdout, /npm ci/, 'another onnxruntime variant is another install');
+});
+
+test('the Kubernetes Indexed Job embeds one slice per index on a shared volume, and the merge joins them', () => {
+  const [claim, slices, merge] = k8s as any[];
+  assert.equal(claim.kind, 'PersistentVolumeClaim');
+  assert.deepEqual(claim.spec.accessModes, ['ReadWriteMany']);
+  assert.equal(slices.kind, 'Job');
+  assert.equal(slices.spec.completionMode, 'Indexed');
+  const n = slices.spec.completions;
+  assert.equal(slices.spec.parallelism, n);
+  const sliceScript = lines(slices.spec.template.spec.containers[0].args[0]);
+  assert.ok(sliceScript.some((l: string) => l.includes(`--shard "$JOB_COMPLETION_INDEX/${n}"`)), 'each index embeds its own slice of n');
+  const mergeScript = lines(merge.spec.template.spec.containers[0].args[0]);
+  assert.ok(mergeScript.some((l: string) => l.includes(`--merge ${n}`)), 'the merge joins the same number of slices');
+  assert.equal(merge.spec.suspend, true, 'the merge waits to be resumed after the slices');
+  for (const job of [slices, merge]) {
+    const container = job.spec.template.spec.containers[0];
+    assert.equal(container.volumeMounts[0].name, job.spec.template.spec.volumes[0].name);
+    assert.equal(job.spec.template.spec.volumes[0].persistentVolumeClaim.claimName, claim.metadata.name);
+  }
+  const env = { CONFIG: 'configs/imdb-bert-base.yaml', JOB_COMPLETION_INDEX: '0' };
+  checkCommands([...sliceScript, ...mergeScript], env);
+});
