@@ -23,7 +23,9 @@ BENCH_MODEL ?= models/demo-bert-random
 
 NODE ?= node
 ARGS = --config $(CONFIG) --artifacts $(ARTIFACTS) $(foreach s,$(SET),--set $(s))
-STAGE = $(NODE) dist/stages/$(1).js $(ARGS)
+# FORCE="embed train" rebuilds those stages even when their artifacts are published.
+FORCE ?=
+STAGE = $(NODE) dist/stages/$(1).js $(ARGS) $(if $(filter $(1),$(FORCE)),--force)
 
 SOURCES := $(shell find stages pipeline scripts test types -name '*.ts' 2>/dev/null) tsconfig.json
 # The install is keyed on the lockfile's content (and the ORT variant), not on mtimes: a fresh
@@ -39,12 +41,12 @@ SAMPLE_MODEL := models/sample-bert-random/model.onnx
 CONFIG_MODELS := $(if $(shell grep -s 'models/sample-bert-random' $(CONFIG)),$(SAMPLE_MODEL))
 
 PHONY_STAGES := ingest tokenize embed train evaluate report
-.PHONY: all install build browser demo-data $(PHONY_STAGES) predict sweep diff gate gate-update status config clean gc pin test bench bench-ingest bench-embed bench-train bench-predict bench-sweep bench-fill-mask model-demo model-sample model-bert-base check-tokenizer
+.PHONY: all install build browser demo-data $(PHONY_STAGES) predict sweep diff gate gate-update status config clean gc verify pin test bench bench-ingest bench-embed bench-train bench-predict bench-sweep bench-fill-mask model-demo model-sample model-bert-base check-tokenizer
 
 # One planner process answers "would anything run?"; only then are the stage targets walked.
 # That keeps a no-op `make all` to one Node start-up instead of one per stage.
 all: $(BUILT) $(DEMO_DATA) $(CONFIG_MODELS)
-	@if $(NODE) dist/scripts/status.js $(ARGS) --check; then \
+	@if [ -z "$(FORCE)" ] && $(NODE) dist/scripts/status.js $(ARGS) --check --lease-for $$$$; then \
 	  echo "(make status explains, make clean forgets the run)"; \
 	else \
 	  $(MAKE) --no-print-directory report; \
@@ -121,6 +123,10 @@ clean: $(BUILT)
 
 gc: $(BUILT)
 	@$(NODE) dist/scripts/gc.js --artifacts $(ARTIFACTS)
+
+# Every published artifact against its manifest (sizes and sha256); exit 1 when one changed.
+verify: $(BUILT)
+	@$(NODE) dist/scripts/verify.js --artifacts $(ARTIFACTS)
 
 test: $(BUILT) browser
 	CHROMIUM=$(CHROMIUM) $(NODE) --test --test-concurrency=2 dist/test/

@@ -7,6 +7,8 @@ export interface CommonArgs {
   config: string;
   set: string[];
   artifacts: string;
+  /** Stages only: rebuild even when the artifact is published (`make FORCE=stage`). */
+  force?: boolean;
 }
 
 /**
@@ -30,4 +32,11 @@ export async function parseArgs<T>(command: string, describe: string, extend: (y
   // `make ... SET="a=1 b=2"` arrives as one --set per word; an empty SET arrives as "".
   argv.set = (argv.set ?? []).flatMap((s) => String(s).split(/\s+/)).filter(Boolean);
   return argv;
+}
+
+/** A stage's command line: the shared options, `--force`, and the stage's own. */
+export function parseStageArgs<T>(command: string, describe: string, extend: (y: Argv<CommonArgs>) => Argv<T> = (y) => y as unknown as Argv<T>): Promise<T & CommonArgs> {
+  return parseArgs(command, describe, (y) =>
+    extend(y.option('force', { type: 'boolean', default: false, describe: 'rebuild this stage even when its artifact is published, and replace it' }) as unknown as Argv<CommonArgs>),
+  );
 }

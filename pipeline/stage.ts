@@ -4,7 +4,8 @@ import { loadConfig, type LoadedConfig } from './config/index.js';
 import { UserError } from './errors.js';
 import { info } from './log.js';
 import { ArtifactStore, type BuildContext, type Manifest, type ManifestBody } from './artifacts/store.js';
-import { planStages, type PlannedStage } from './artifacts/plan.js';
+import { planAvailable, type PlannedStage } from './artifacts/plan.js';
+import { takeLease } from './artifacts/lease.js';
 import { recordRun, runDir } from './artifacts/runs.js';
 import { STAGES } from './stages.js';
 import type { CommonArgs } from './cli.js';
@@ -22,13 +23,18 @@ export interface StageRun extends BuildContext {
   inputs: Record<string, UpstreamArtifact>;
 }
 
-/** Loads the config and the store, and plans the keys of `stage` and everything upstream. */
+/** Loads the config and the store, and plans the keys of every stage the config can plan (`stage` at least). */
 export async function openStage(stage: string, args: CommonArgs) {
   const loaded = loadConfig(args.config, args.set);
   const store = new ArtifactStore(resolve(args.artifacts));
-  const plan = await planStages(STAGES, loaded, store, stage);
-  return { loaded, store, plan, planned: plan.get(stage)! };
+  const { plan, blocked } = await planAvailable(STAGES, loaded, store);
+  const planned = plan.get(stage);
+  if (!planned) throw new UserError(blocked!.reason);
+  return { loaded, store, plan, planned };
 }
+
+/** Stage -> key of a plan. */
+export const planKeys = (plan: Map<string, PlannedStage>) => Object.fromEntries([...plan.values()].map((p) => [p.spec.name, p.key]));
 
 /**
  * The part of every stage that is the same: find the key, reuse the artifact if it is published,
@@ -45,26 +51,34 @@ export async function runStage(
     publishAs?: (planned: PlannedStage) => { stage: string; key: string };
   } = {},
 ): Promise<UpstreamArtifact & { built: boolean; loaded: LoadedConfig; store: ArtifactStore }> {
-  const { loaded, store, planned } = await openStage(stage, args);
+  const { loaded, store, plan, planned } = await openStage(stage, args);
+  // What this build reads and writes is kept by `make gc` until the build ends.
+  takeLease(store, Object.entries(planKeys(plan)).map(([s, k]) => `${s}/${k}`));
   const inputs: Record<string, UpstreamArtifact> = {};
   for (const [input, key] of Object.entries(planned.inputs)) {
-    const manifest = store.readManifest(input, key);
-    if (!manifest) throw new UserError(`${stage} needs the ${input} artifact ${key}, which is not built: run \`make ${input} CONFIG=${args.config}\` first`);
-    inputs[input] = { dir: store.keyDir(input, key), manifest };
+    if (!store.readManifest(input, key)) throw new UserError(`${stage} needs the ${input} artifact ${key}, which is not built: run \`${makeCommand(input, args)}\` first`);
+    // Every file is checked against its manifest before it is read (sha256: milliseconds to a second or two).
+    inputs[input] = await store.verified(input, key);
   }
   const target = options.publishAs?.(planned) ?? { stage, key: planned.key };
   const { manifest, dir, built } = await store.ensure(
-    { stage: target.stage, key: target.key, stage_version: planned.spec.version, params: planned.params, inputs: planned.inputs, sources: planned.sources },
+    { stage: target.stage, key: target.key, stage_version: planned.spec.version, params: planned.params, inputs: planned.inputs, sources: planned.sources, code: planned.code },
     async (ctx) => build({ ...ctx, loaded, store, planned, inputs }),
-    options,
+    { ...options, force: args.force },
   );
   let where = dir;
   if (!options.publishAs) {
-    recordRun(store, loaded.config.run, stage, planned.key, loaded.config, loaded.path);
+    recordRun(store, loaded.config.run, planKeys(plan), loaded.config, loaded.path);
     where = `${runDir(store, loaded.config.run)}/${stage}`;
   }
   info(built ? `${target.stage}: built ${target.key} in ${manifest.timings.seconds}s -> ${where}` : `${target.stage}: up to date (${target.key}) -> ${where}`);
   return { manifest, dir, built, loaded, store };
+}
+
+/** The make command that builds `stage` with the same config and overrides, for hints. */
+export function makeCommand(stage: string, args: Pick<CommonArgs, 'config' | 'set'>, extra = ''): string {
+  const set = args.set.length ? ` SET="${args.set.join(' ')}"` : '';
+  return `make ${stage} CONFIG=${args.config}${set}${extra}`;
 }
 
 export function printConfig(loaded: LoadedConfig): string {

@@ -12,12 +12,14 @@ import { planAvailable } from '../pipeline/artifacts/plan.js';
 import { allUpToDate, explainStatus } from '../pipeline/artifacts/status.js';
 import { runDir, runPointers } from '../pipeline/artifacts/runs.js';
 import { STAGES } from '../pipeline/stages.js';
+import { takeLease } from '../pipeline/artifacts/lease.js';
 
 runMain(async () => {
   const args = await parseArgs('status', 'Show which stages are built and why others would rerun.', (y) =>
     y
       .option('json', { type: 'boolean', default: false, describe: 'print JSON' })
-      .option('check', { type: 'boolean', default: false, describe: 'exit 0 when nothing would run (printing where the report is), 3 otherwise (printing nothing)' }),
+      .option('check', { type: 'boolean', default: false, describe: 'exit 0 when nothing would run (printing where the report is), 3 otherwise (printing nothing)' })
+      .option('lease-for', { type: 'number', describe: 'with --check, when something would run: keep the plan\'s artifacts from `make gc` while this pid lives (make all passes its shell)' }),
   );
   const loaded = loadConfig(args.config, args.set);
   const store = new ArtifactStore(resolve(args.artifacts));
@@ -26,6 +28,7 @@ runMain(async () => {
   const statuses = explainStatus(plan, store, pointers);
   if (args.check) {
     process.exitCode = !blocked && allUpToDate(statuses, pointers) ? 0 : 3;
+    if (process.exitCode === 3 && args['lease-for']) takeLease(store, [...plan.values()].map((p) => `${p.spec.name}/${p.key}`), args['lease-for']);
     if (process.exitCode === 0) info(`all stages up to date for ${args.config}; report: ${relative(process.cwd(), join(runDir(store, loaded.config.run), 'report', 'report.html'))}`);
     return;
   }

@@ -21,6 +21,6 @@ runMain(async () => {
       .option('json', { type: 'boolean', default: false, describe: 'print JSON' }),
   );
   const { a, b } = args as typeof args & { a: string; b: string };
-  const result = diffRuns(new ArtifactStore(resolve(args.artifacts)), String(a), String(b), args.all);
+  const result = await diffRuns(new ArtifactStore(resolve(args.artifacts)), String(a), String(b), args.all);
   process.stdout.write(args.json ? `${JSON.stringify(result, null, 2)}\n` : formatDiff(result, String(a), String(b)));
 });

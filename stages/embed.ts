@@ -13,11 +13,11 @@
  * one runs `--merge n`, which yields the artifact a single run would have written, byte for byte.
  */
 import { runMain, UserError } from '../pipeline/errors.js';
-import { parseArgs } from '../pipeline/cli.js';
+import { parseStageArgs } from '../pipeline/cli.js';
 import { runStage } from '../pipeline/stage.js';
 
 runMain(async () => {
-  const args = await parseArgs('embed', 'Embed token ids with a BERT ONNX model.', (y) =>
+  const args = await parseStageArgs('embed', 'Embed token ids with a BERT ONNX model.', (y) =>
     y
       .option('shard', { type: 'string', describe: 'embed only slice i of n (e.g. 0/4), for a later --merge n' })
       .option('merge', { type: 'number', describe: 'join slices 0/n .. n-1/n into the embed artifact' })

@@ -10,10 +10,10 @@
  *                            split has no genres)
  */
 import { runMain } from '../pipeline/errors.js';
-import { parseArgs } from '../pipeline/cli.js';
+import { parseStageArgs } from '../pipeline/cli.js';
 import { runStage } from '../pipeline/stage.js';
 
 runMain(async () => {
-  const args = await parseArgs('evaluate', 'Score the classifier on the validation and test splits.');
+  const args = await parseStageArgs('evaluate', 'Score the classifier on the validation and test splits.');
   await runStage('evaluate', args, async (run) => (await import('../pipeline/metrics/evaluate.js')).evaluate(run));
 });

@@ -8,11 +8,11 @@
  *   publish                   -> artifacts/ingest/<key>/ with a manifest, linked from the run
  */
 import { runMain } from '../pipeline/errors.js';
-import { parseArgs } from '../pipeline/cli.js';
+import { parseStageArgs } from '../pipeline/cli.js';
 import { runStage } from '../pipeline/stage.js';
 
 runMain(async () => {
-  const args = await parseArgs('ingest', 'Read, validate and split the movie data set.');
+  const args = await parseStageArgs('ingest', 'Read, validate and split the movie data set.');
   // The work is imported only when there is work to do, so an up-to-date check stays fast.
   await runStage('ingest', args, async (run) => (await import('../pipeline/ingest/index.js')).ingest(run));
 });

@@ -7,10 +7,10 @@
  *   publish                  -> train.arrow, test.arrow, stats.json (length percentiles, truncation)
  */
 import { runMain } from '../pipeline/errors.js';
-import { parseArgs } from '../pipeline/cli.js';
+import { parseStageArgs } from '../pipeline/cli.js';
 import { runStage } from '../pipeline/stage.js';
 
 runMain(async () => {
-  const args = await parseArgs('tokenize', 'Tokenize descriptions with the model\'s WordPiece tokenizer.');
+  const args = await parseStageArgs('tokenize', 'Tokenize descriptions with the model\'s WordPiece tokenizer.');
   await runStage('tokenize', args, async (run) => (await import('../pipeline/tokenizer/tokenize.js')).tokenize(run));
 });

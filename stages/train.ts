@@ -11,10 +11,10 @@
  *                                 history.parquet
  */
 import { runMain } from '../pipeline/errors.js';
-import { parseArgs } from '../pipeline/cli.js';
+import { parseStageArgs } from '../pipeline/cli.js';
 import { runStage } from '../pipeline/stage.js';
 
 runMain(async () => {
-  const args = await parseArgs('train', 'Train the genre classifier on the embed vectors.');
+  const args = await parseStageArgs('train', 'Train the genre classifier on the embed vectors.');
   await runStage('train', args, async (run) => (await import('../pipeline/mlp/train.js')).trainClassifier(run));
 });

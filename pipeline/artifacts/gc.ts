@@ -2,6 +2,7 @@ import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { isAlive, readOwner } from './lock.js';
 import { listRuns, runPointers } from './runs.js';
+import { readLeases } from './lease.js';
 import type { ArtifactStore } from './store.js';
 
 export interface Removed {
@@ -10,18 +11,26 @@ export interface Removed {
 }
 
 /**
- * Removes the keys no run points to, and partial folders and locks whose builder is gone.
- * A partial folder whose builder still runs (its lock is held) is left alone.
+ * Removes what it can prove unused, and only in the stage folders it owns (`stages`): keys that
+ * no run points to and no running build holds a lease on, and partial folders and locks whose
+ * builder is gone (a pid that no longer runs, or that now belongs to another process). Sweeps,
+ * benchmark output, slices waiting for a merge (`embed-slice`) and anything else in the store
+ * are never touched.
  */
-export function collectGarbage(store: ArtifactStore, dryRun: boolean): Removed[] {
+export function collectGarbage(store: ArtifactStore, dryRun: boolean, stages: readonly string[]): Removed[] {
   const live = new Set<string>();
   for (const run of listRuns(store)) for (const [stage, key] of Object.entries(runPointers(store, run))) live.add(`${stage}/${key}`);
+  const leases = readLeases(store);
+  for (const key of leases.held) live.add(key);
   const removed: Removed[] = [];
   if (!existsSync(store.root)) return removed;
-  for (const stage of readdirSync(store.root)) {
-    if (stage === 'runs' || stage.startsWith('.')) continue;
+  for (const path of leases.dead) {
+    removed.push({ path, bytes: sizeOf(path) });
+    if (!dryRun) rmSync(path, { force: true });
+  }
+  for (const stage of stages) {
     const stageDir = join(store.root, stage);
-    if (!statSync(stageDir).isDirectory()) continue;
+    if (!existsSync(stageDir) || !statSync(stageDir).isDirectory()) continue;
     const heldKeys = new Set(
       readdirSync(stageDir)
         .filter((name) => name.endsWith('.lock'))
@@ -36,6 +45,7 @@ export function collectGarbage(store: ArtifactStore, dryRun: boolean): Removed[]
       let doomed = false;
       if (name.endsWith('.lock')) doomed = !heldKeys.has(name.slice(0, -'.lock'.length));
       else if (name.startsWith('.partial-')) doomed = !heldKeys.has(name.slice('.partial-'.length));
+      else if (name.startsWith('.replaced-')) doomed = true;
       else if (!name.startsWith('.')) doomed = !live.has(`${stage}/${name}`) && !heldKeys.has(name);
       if (!doomed) continue;
       removed.push({ path, bytes: sizeOf(path) });

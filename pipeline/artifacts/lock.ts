@@ -1,4 +1,4 @@
-import { openSync, writeSync, closeSync, readFileSync, unlinkSync } from 'node:fs';
+import { existsSync, openSync, writeSync, closeSync, readFileSync, unlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { info } from '../log.js';
@@ -13,6 +13,29 @@ export interface LockOwner {
   pid: number;
   host: string;
   since: string;
+  /**
+   * Which process that pid was: the boot and the process's start time (Linux), so that a pid
+   * reused after a restart (a container's pid 1, say) is not mistaken for the owner.
+   */
+  process?: string;
+}
+
+/** This process as a lock or lease owner. */
+export function currentOwner(pid = process.pid): LockOwner {
+  return { pid, host: hostname(), since: new Date().toISOString(), process: processIdentity(pid) };
+}
+
+/** `<boot id>:<start time in clock ticks>` from /proc, or undefined where /proc has no such thing. */
+export function processIdentity(pid: number): string | undefined {
+  try {
+    const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    // Field 22 of /proc/<pid>/stat, counted after the command name (which may hold spaces).
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const start = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    return start ? `${boot}:${start}` : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export interface Lock {
@@ -24,8 +47,7 @@ export async function acquireLock(path: string, what: string): Promise<Lock> {
   for (;;) {
     try {
       const fd = openSync(path, 'wx');
-      const owner: LockOwner = { pid: process.pid, host: hostname(), since: new Date().toISOString() };
-      writeSync(fd, JSON.stringify(owner));
+      writeSync(fd, JSON.stringify(currentOwner()));
       closeSync(fd);
       return {
         release() {
@@ -66,13 +88,18 @@ export function readOwner(path: string): LockOwner | undefined {
   }
 }
 
-/** Only a lock taken on this host can be judged dead; a lock from another host is respected. */
+/**
+ * Only a lock taken on this host can be judged dead; a lock from another host is respected. On
+ * this host the owner is dead when its pid is gone, or when the pid now belongs to another
+ * process (another boot, or another start time).
+ */
 export function isAlive(owner: LockOwner): boolean {
   if (owner.host !== hostname()) return true;
   try {
     process.kill(owner.pid, 0);
-    return true;
   } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
+    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
+  if (owner.process && existsSync('/proc/sys/kernel/random/boot_id')) return processIdentity(owner.pid) === owner.process;
+  return true;
 }

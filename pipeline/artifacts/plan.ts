@@ -2,6 +2,7 @@ import { hashValue } from '../hash.js';
 import { UserError } from '../errors.js';
 import type { LoadedConfig } from '../config/index.js';
 import type { ArtifactStore } from './store.js';
+import { codeFingerprint, type CodeFingerprint } from './code.js';
 
 /** What the store needs to know about a stage to compute its key. */
 export interface StageSpec {
@@ -24,12 +25,15 @@ export interface PlannedStage {
   params: unknown;
   inputs: Record<string, string>;
   sources: Record<string, string>;
+  /** The code the stage runs (its program's module graph and packages). */
+  code: CodeFingerprint;
 }
 
 /**
  * Computes the key of `target` and of everything upstream of it. A key hashes the stage's name
- * and version, its params, its source files and its inputs' keys, so a change anywhere upstream
- * changes every key below it, and a change to `train.*` changes no key above train.
+ * and version, its params, its source files, its code (`dist/stages/<name>.js` and what it
+ * imports) and its inputs' keys, so a change anywhere upstream changes every key below it, and a
+ * change to `train.*` changes no key above train.
  */
 export async function planStages(
   specs: readonly StageSpec[],
@@ -48,8 +52,9 @@ export async function planStages(
     for (const input of spec.inputs) inputs[input] = (await visit(input)).key;
     const params = spec.params(loaded);
     const sources = spec.sources ? await spec.sources(loaded, store) : {};
-    const key = hashValue({ stage: spec.name, version: spec.version, params, inputs, sources }).slice(0, 16);
-    const stage = { spec, key, params, inputs, sources };
+    const code = codeFingerprint(`stages/${spec.name}.js`);
+    const key = hashValue({ stage: spec.name, version: spec.version, params, inputs, sources, code: code.hash }).slice(0, 16);
+    const stage = { spec, key, params, inputs, sources, code };
     planned.set(name, stage);
     return stage;
   };

@@ -6,19 +6,32 @@ import { writeFileAtomically, type ArtifactStore } from './store.js';
 /**
  * `artifacts/runs/<run>/` is what a person opens: one link per stage to the artifact that the
  * run's config used last (`ingest -> ../../ingest/<key>`), and the resolved config.
+ *
+ * A run folder never mixes configs: it is re-pointed as a whole. Recording a stage links every
+ * stage of the config's plan that is published and removes the links of stages that are not
+ * (they belonged to another config), so `make tokenize SET=seed=7` leaves a run of seed 7 with
+ * train, evaluate and report not built, rather than seed 42's model beside seed 7's tokens.
  */
 export function runDir(store: ArtifactStore, run: string): string {
   return join(store.root, 'runs', run);
 }
 
-export function recordRun(store: ArtifactStore, run: string, stage: string, key: string, resolvedConfig: unknown, configPath: string): void {
+export function recordRun(store: ArtifactStore, run: string, plan: Record<string, string>, resolvedConfig: unknown, configPath: string): void {
   const dir = runDir(store, run);
   mkdirSync(dir, { recursive: true });
-  // Link and config are replaced by rename so that parallel stages (make -j2) never see half a file.
-  const tmp = join(dir, `.${stage}.${process.pid}.tmp`);
-  rmSync(tmp, { force: true });
-  symlinkSync(join('..', '..', stage, key), tmp);
-  renameSync(tmp, join(dir, stage));
+  const current = runPointers(store, run);
+  for (const [stage, key] of Object.entries(plan)) {
+    if (!store.readManifest(stage, key)) {
+      rmSync(join(dir, stage), { force: true });
+      continue;
+    }
+    if (current[stage] === key) continue;
+    // Links and config are replaced by rename so that parallel stages (make -j2) never see half a file.
+    const tmp = join(dir, `.${stage}.${process.pid}.tmp`);
+    rmSync(tmp, { force: true });
+    symlinkSync(join('..', '..', stage, key), tmp);
+    renameSync(tmp, join(dir, stage));
+  }
   writeFileAtomically(join(dir, 'config.yaml'), YAML.stringify(resolvedConfig));
   // Relative paths in the config (model.path, report.images) start at the config file's folder.
   writeFileAtomically(join(dir, 'run.json'), `${JSON.stringify({ config: resolve(configPath) }, null, 2)}\n`);

@@ -1,6 +1,7 @@
 import { stableStringify } from '../hash.js';
 import type { PlannedStage } from './plan.js';
 import type { ArtifactStore } from './store.js';
+import type { CodeFingerprint } from './code.js';
 
 /** True when every stage is built and the run already points at it: `make all` has nothing to do. */
 export function allUpToDate(statuses: StageStatus[], pointers: Record<string, string>): boolean {
@@ -23,15 +24,19 @@ export function explainStatus(plan: Map<string, PlannedStage>, store: ArtifactSt
   const statuses: StageStatus[] = [];
   for (const stage of plan.values()) {
     const name = stage.spec.name;
-    const built = store.readManifest(name, stage.key) !== undefined;
+    const published = store.readManifest(name, stage.key) !== undefined;
+    const damage = published ? store.checkSizes(name, stage.key) : undefined;
+    const built = published && !damage;
     const reasons: string[] = [];
-    if (!built) {
+    if (damage) reasons.push(`published, but ${damage}: it changed after publishing; rebuild it with FORCE=${name}`);
+    else if (!built) {
       const previousKey = pointers[name];
       const previous = previousKey ? store.readManifest(name, previousKey) : undefined;
       if (!previousKey) reasons.push('never built for this run');
       else if (!previous) reasons.push(`the artifact it used (${previousKey}) is gone`);
       else {
         if (previous.stage_version !== stage.spec.version) reasons.push(`stage code changed (version ${previous.stage_version} -> ${stage.spec.version})`);
+        reasons.push(...codeChanges(previous.code, stage.code));
         for (const change of diffValues(previous.params, stage.params)) reasons.push(change);
         for (const [input, key] of Object.entries(stage.inputs)) {
           if (previous.inputs[input] !== key) reasons.push(`input ${input} changed (${previous.inputs[input] ?? 'none'} -> ${key})`);
@@ -45,6 +50,20 @@ export function explainStatus(plan: Map<string, PlannedStage>, store: ArtifactSt
     statuses.push({ stage: name, key: stage.key, built, reasons });
   }
   return statuses;
+}
+
+/** Which modules and packages differ from the code an artifact was built with. */
+function codeChanges(before: CodeFingerprint | undefined, after: CodeFingerprint): string[] {
+  if (!before) return ['code not recorded in the artifact it used (built before code fingerprints)'];
+  if (before.hash === after.hash) return [];
+  const changed = (a: Record<string, string>, b: Record<string, string>) => [...new Set([...Object.keys(a), ...Object.keys(b)])].filter((k) => a[k] !== b[k]).sort();
+  const modules = changed(before.modules, after.modules);
+  const packages = changed(before.packages, after.packages).map((p) => `${p} ${before.packages[p] ?? '(none)'} -> ${after.packages[p] ?? '(none)'}`);
+  const list = (items: string[]) => (items.length > 4 ? `${items.slice(0, 4).join(', ')} and ${items.length - 4} more` : items.join(', '));
+  return [
+    ...(modules.length ? [`code changed: ${list(modules)}`] : []),
+    ...(packages.length ? [`packages changed: ${list(packages)}`] : []),
+  ];
 }
 
 /** Lists `a.b: old -> new` for every leaf that differs between two config sections. */

@@ -2,6 +2,8 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, s
 import { basename, dirname, join, relative } from 'node:path';
 import { sha256File } from '../hash.js';
 import { acquireLock } from './lock.js';
+import { UserError } from '../errors.js';
+import type { CodeFingerprint } from './code.js';
 
 export const MANIFEST = 'manifest.json';
 
@@ -22,6 +24,8 @@ export interface Manifest {
   inputs: Record<string, string>;
   /** Source files (data, models) -> sha256, as they went into the key. */
   sources: Record<string, string>;
+  /** The code the stage ran, as it went into the key (absent in artifacts made before it was recorded). */
+  code?: CodeFingerprint;
   files: Record<string, FileEntry>;
   rows: Record<string, number>;
   timings: Record<string, number>;
@@ -37,6 +41,18 @@ export interface BuildContext {
   dir: string;
   /** True when an earlier, interrupted build of this key left its work in `dir`. */
   resumed: boolean;
+}
+
+/** A published artifact whose files no longer match its manifest. */
+export class CorruptArtifact extends UserError {
+  constructor(
+    readonly stage: string,
+    readonly key: string,
+    readonly dir: string,
+    readonly problem: string,
+  ) {
+    super(`${dir}: ${problem}: the ${stage} artifact changed after it was published, and nothing will read it. Rebuild it with \`make ${stage} FORCE=${stage}\` (same CONFIG and SET), or check every artifact with \`make verify\``);
+  }
 }
 
 /**
@@ -63,6 +79,41 @@ export class ArtifactStore {
     return readdirSync(dir).filter((name) => !name.startsWith('.') && !name.endsWith('.lock') && existsSync(join(dir, name, MANIFEST)));
   }
 
+  /**
+   * Checks a published artifact's files against its manifest, sizes and sha256. Returns what is wrong, or nothing: an artifact edited, truncated or
+   * partly overwritten after it was published must never be read as if it were the real one.
+   */
+  async check(stage: string, key: string): Promise<string | undefined> {
+    const sizes = this.checkSizes(stage, key);
+    if (sizes) return sizes;
+    const dir = this.keyDir(stage, key);
+    for (const [file, entry] of Object.entries(this.readManifest(stage, key)!.files)) {
+      if ((await sha256File(join(dir, file))) !== entry.sha256) return `${file} does not match the sha256 in its manifest`;
+    }
+    return undefined;
+  }
+
+  /** The cheap half of `check`: every file there, with its size (a stat per file; for status and reuse). */
+  checkSizes(stage: string, key: string): string | undefined {
+    const manifest = this.readManifest(stage, key);
+    if (!manifest) return 'not built';
+    const dir = this.keyDir(stage, key);
+    for (const [file, entry] of Object.entries(manifest.files)) {
+      const path = join(dir, file);
+      if (!existsSync(path)) return `${file} is missing`;
+      const bytes = statSync(path).size;
+      if (bytes !== entry.bytes) return `${file} has ${bytes} bytes, the manifest says ${entry.bytes}`;
+    }
+    return undefined;
+  }
+
+  /** The artifact's folder, after checking every file against the manifest; a mismatch is a CorruptArtifact. */
+  async verified(stage: string, key: string): Promise<{ dir: string; manifest: Manifest }> {
+    const problem = await this.check(stage, key);
+    if (problem) throw new CorruptArtifact(stage, key, this.keyDir(stage, key), problem);
+    return { dir: this.keyDir(stage, key), manifest: this.readManifest(stage, key)! };
+  }
+
   cacheDir(name: string): string {
     const dir = join(this.root, '.cache', name);
     mkdirSync(dir, { recursive: true });
@@ -75,22 +126,26 @@ export class ArtifactStore {
    * `resumable` keeps an interrupted build's partial folder for the next attempt.
    */
   async ensure(
-    header: Pick<Manifest, 'stage' | 'key' | 'stage_version' | 'params' | 'inputs' | 'sources'>,
+    header: Pick<Manifest, 'stage' | 'key' | 'stage_version' | 'params' | 'inputs' | 'sources' | 'code'>,
     build: (ctx: BuildContext) => Promise<ManifestBody>,
-    options: { resumable?: boolean } = {},
+    options: { resumable?: boolean; force?: boolean } = {},
   ): Promise<{ manifest: Manifest; dir: string; built: boolean }> {
     const { stage, key } = header;
     const dir = this.keyDir(stage, key);
     const existing = this.readManifest(stage, key);
-    if (existing) return { manifest: existing, dir, built: false };
+    if (existing && !options.force) {
+      const problem = this.checkSizes(stage, key);
+      if (problem) throw new CorruptArtifact(stage, key, dir, problem);
+      return { manifest: existing, dir, built: false };
+    }
 
     mkdirSync(join(this.root, stage), { recursive: true });
     const lock = await acquireLock(join(this.root, stage, `${key}.lock`), `${stage} ${key}`);
     try {
       const published = this.readManifest(stage, key);
-      if (published) return { manifest: published, dir, built: false };
+      if (published && !options.force) return { manifest: published, dir, built: false };
       // A folder without a manifest at the key path is debris from a foreign tool; it is not ours.
-      if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
+      if (!published && existsSync(dir)) rmSync(dir, { recursive: true, force: true });
 
       const partial = join(this.root, stage, `.partial-${key}`);
       const resumed = Boolean(options.resumable) && existsSync(partial);
@@ -98,7 +153,14 @@ export class ArtifactStore {
       mkdirSync(partial, { recursive: true });
 
       const started = performance.now();
-      const body = await build({ dir: partial, resumed });
+      let body: ManifestBody;
+      try {
+        body = await build({ dir: partial, resumed });
+      } catch (error) {
+        // A failed build leaves nothing behind, except the finished work of a resumable one.
+        if (!options.resumable || !holdsFiles(partial)) rmSync(partial, { recursive: true, force: true });
+        throw error;
+      }
       const manifest: Manifest = {
         ...header,
         created_at: new Date().toISOString(),
@@ -109,12 +171,24 @@ export class ArtifactStore {
         details: body.details ?? {},
       };
       writeDurably(join(partial, MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`);
-      renameSync(partial, dir);
+      if (published) {
+        // --force: the old artifact steps aside only once the new one is complete.
+        const replaced = join(this.root, stage, `.replaced-${key}-${process.pid}`);
+        renameSync(dir, replaced);
+        renameSync(partial, dir);
+        rmSync(replaced, { recursive: true, force: true });
+      } else {
+        renameSync(partial, dir);
+      }
       return { manifest, dir, built: true };
     } finally {
       lock.release();
     }
   }
+}
+
+function holdsFiles(dir: string): boolean {
+  return readdirSync(dir, { withFileTypes: true }).some((entry) => entry.isFile() || (entry.isDirectory() && holdsFiles(join(dir, entry.name))));
 }
 
 function round(x: number): number {

@@ -36,7 +36,7 @@ interface RunView {
   metrics: ReturnType<typeof readMetrics>;
 }
 
-function openRun(store: ArtifactStore, name: string): RunView {
+async function openRun(store: ArtifactStore, name: string): Promise<RunView> {
   const recorded = readRun(store, name);
   if (!recorded) {
     const runs = listRuns(store);
@@ -44,7 +44,7 @@ function openRun(store: ArtifactStore, name: string): RunView {
   }
   const evaluate = runPointers(store, name).evaluate;
   const { run: _run, ...params } = recorded.config as Record<string, unknown>;
-  return { name, params: flatten(params), metrics: evaluate ? readMetrics(store.keyDir('evaluate', evaluate)) : {} };
+  return { name, params: flatten(params), metrics: evaluate ? readMetrics((await store.verified('evaluate', evaluate)).dir) : {} };
 }
 
 const show = (v: unknown) => (v === undefined ? '–' : typeof v === 'number' ? String(Number(v.toPrecision(6))) : JSON.stringify(v).replace(/^"|"$/g, ''));
@@ -54,9 +54,9 @@ export interface DiffResult {
   metrics: { split: MetricSplit; metric: MetricName; a: number | null; b: number | null; change: number | null }[];
 }
 
-export function diffRuns(store: ArtifactStore, nameA: string, nameB: string, all = false): DiffResult {
-  const a = openRun(store, nameA);
-  const b = openRun(store, nameB);
+export async function diffRuns(store: ArtifactStore, nameA: string, nameB: string, all = false): Promise<DiffResult> {
+  const a = await openRun(store, nameA);
+  const b = await openRun(store, nameB);
   const keys = [...new Set([...Object.keys(a.params), ...Object.keys(b.params)])];
   const params = keys.filter((k) => all || JSON.stringify(a.params[k]) !== JSON.stringify(b.params[k])).map((key) => ({ key, a: a.params[key], b: b.params[key] }));
   const metrics: DiffResult['metrics'] = [];
@@ -128,7 +128,8 @@ export async function currentMetrics(store: ArtifactStore, loaded: LoadedConfig)
   const plan = await planStages(STAGES, loaded, store, 'evaluate');
   const key = plan.get('evaluate')!.key;
   if (!store.readManifest('evaluate', key)) throw new UserError(`gate: ${loaded.path} has not been evaluated (evaluate ${key} is not built); run \`make evaluate CONFIG=${loaded.path}\` first`);
-  return { key, metrics: readMetrics(store.keyDir('evaluate', key)) };
+  // An edited metrics.json must not pass the gate: the file is checked against its manifest first.
+  return { key, metrics: readMetrics((await store.verified('evaluate', key)).dir) };
 }
 
 export function checkGate(baseline: Baseline, metrics: ReturnType<typeof readMetrics>, baselinePath: string): GateRow[] {

@@ -1,4 +1,4 @@
-import { cpSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { UserError } from '../errors.js';
 import { formatCount, formatSeconds, info, progress } from '../log.js';
@@ -112,6 +112,8 @@ export async function embedShard(
  */
 async function embedShards(run: StageRun, shards: Shard[], tokens: TokenTable, lengths: Int32Array, model: ModelInfo, encoder: Encoder): Promise<RunFigures> {
   const { embed } = run.loaded.config;
+  const plan = { shard_rows: embed.shard_rows, shards: shards.length, rows: lengths.length };
+  keepShardsOfThisPlan(run.dir, plan);
   mkdirSync(join(run.dir, 'shards'), { recursive: true });
   const todo = shards.filter((s) => !existsSync(shardFile(run.dir, s.index)));
   if (todo.length < shards.length) info(`embed: resuming, ${shards.length - todo.length} of ${shards.length} shards already done`);
@@ -135,10 +137,26 @@ async function embedShards(run: StageRun, shards: Shard[], tokens: TokenTable, l
     // Written whole, then renamed: a shard file that exists is complete.
     const path = shardFile(run.dir, shard.index);
     writeEmbeddings(`${path}.tmp`, { vectors, hidden: model.hidden, rowIndex: Int32Array.from(shard.rows) });
+    if (!existsSync(join(run.dir, 'shard-plan.json'))) writeFileSync(join(run.dir, 'shard-plan.json'), `${JSON.stringify(plan)}\n`);
     renameSync(`${path}.tmp`, path);
   }
   bar.done(`${formatCount(figures.rows)} rows`);
   return figures;
+}
+
+/**
+ * Shard files are only resumable under the plan that cut them: an interrupted build resumed with
+ * another `embed.shard_rows` (which does not change the vectors, so not the key) starts over.
+ */
+function keepShardsOfThisPlan(dir: string, plan: { shard_rows: number; shards: number; rows: number }): void {
+  const path = join(dir, 'shard-plan.json');
+  if (existsSync(path)) {
+    const previous = JSON.parse(readFileSync(path, 'utf8')) as typeof plan;
+    if (previous.shard_rows === plan.shard_rows && previous.shards === plan.shards && previous.rows === plan.rows) return;
+    info(`embed: the interrupted build cut its shards with shard_rows ${previous.shard_rows}, this one with ${plan.shard_rows}: starting over`);
+  }
+  rmSync(join(dir, 'shards'), { recursive: true, force: true });
+  rmSync(path, { force: true });
 }
 
 /** Joins shard files into train.arrow and test.arrow, in ingest row order, and removes the shards. */
@@ -147,7 +165,9 @@ function mergeShards(dir: string, counts: Record<string, number>, hidden: number
   const vectors = new Float32Array(total * hidden);
   const filled = new Uint8Array(total);
   const files = readdirSync(join(dir, 'shards')).filter((f) => f.endsWith('.arrow'));
-  if (files.length !== expectedShards) throw new Error(`expected ${expectedShards} shard files, found ${files.length}`);
+  if (files.length !== expectedShards) {
+    throw new UserError(`embed: expected ${expectedShards} shard files, found ${files.length}: the slices were cut with another embed.shard_rows; embed every slice again with the same config`);
+  }
   for (const file of files.sort()) {
     const shard = readEmbeddings(join(dir, 'shards', file));
     if (shard.hidden !== hidden) throw new UserError(`embed: ${file} has vectors of ${shard.hidden}, not ${hidden}: the slices come from different models`);
@@ -161,6 +181,7 @@ function mergeShards(dir: string, counts: Record<string, number>, hidden: number
   writeEmbeddings(join(dir, 'train.arrow'), { vectors: vectors.subarray(0, counts.train! * hidden), hidden });
   writeEmbeddings(join(dir, 'test.arrow'), { vectors: vectors.subarray(counts.train! * hidden), hidden });
   rmSync(join(dir, 'shards'), { recursive: true, force: true });
+  rmSync(join(dir, 'shard-plan.json'), { force: true });
 }
 
 /**

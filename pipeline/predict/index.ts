@@ -63,6 +63,8 @@ export async function findRun(store: ArtifactStore, loaded: LoadedConfig, runNam
       );
     }
     manifests[stage] = manifest;
+    // The classifier's weights are read as published, or not at all (the vectors are not read here).
+    if (stage === 'train') await store.verified(stage, keys[stage]!);
   }
   // A named run may point at artifacts made from model files that have changed since. (The
   // current config's keys already hash today's model files, so its artifacts match by construction.)

@@ -105,7 +105,7 @@ export async function runSweep(sweep: Sweep, store: ArtifactStore, artifacts: st
       const missing = UPSTREAM.filter((stage) => !store.readManifest(stage, first.keys[stage]!));
       for (const stage of missing.length ? UPSTREAM : []) count(stage, await runStageProgram(stage, sweep, first, artifacts, first.log));
       // Every variant's run points at the shared artifacts, as if it had run the stages itself.
-      for (const r of missing.length ? group.slice(1) : group) for (const stage of UPSTREAM) recordRun(store, r.run, stage, r.keys[stage]!, r.loaded!.config, r.loaded!.path);
+      for (const r of missing.length ? group.slice(1) : group) recordRun(store, r.run, r.keys as Record<string, string>, r.loaded!.config, r.loaded!.path);
     } catch (error) {
       for (const r of group) Object.assign(r, { status: 'failed', error: (error as Error).message });
       info(`sweep: the shared upstream of ${group.map((r) => r.run).join(', ')} failed: ${(error as Error).message}`);

@@ -1,0 +1,214 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { appendFileSync, cpSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, symlinkSync, writeFileSync, writeSync, closeSync, truncateSync, statSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { ArtifactStore } from '../pipeline/artifacts/store.js';
+import { acquireLock } from '../pipeline/artifacts/lock.js';
+import { takeLease } from '../pipeline/artifacts/lease.js';
+import { runPointers } from '../pipeline/artifacts/runs.js';
+import { REPO, kaggleLines, runProgram, startProgram, workspace, type Workspace } from './helpers/workspace.js';
+
+const MODEL = join(REPO, 'models', 'demo-bert-random');
+const GENRES = ['western', 'horror', 'romance'];
+const WORDS: Record<string, string[]> = { western: ['cowboy', 'sheriff', 'saloon'], horror: ['ghost', 'haunted', 'demon'], romance: ['love', 'wedding', 'kiss'] };
+const rows = (n: number, offset: number) => Array.from({ length: n }, (_, i) => ({ id: i + 1, genre: GENRES[i % 3], text: `A ${WORDS[GENRES[i % 3]!]![i % 3]} and a ${WORDS[GENRES[i % 3]!]![(i + 1) % 3]} at night, number ${i + offset}.` }));
+const STAGE_NAMES = ['ingest', 'tokenize', 'embed', 'train', 'evaluate', 'report'];
+
+function trustWorkspace(extra = ''): Workspace {
+  const ws = workspace(`seed: 4\ningest:\n  source: data\nmodel:\n  path: ${MODEL}\nembed:\n  providers: [cpu]\n  threads: 1\n  shard_rows: 32\ntrain:\n  epochs: 2\n  early_stopping: null\n  layers:\n    - units: 16\nreport:\n  gallery: 2\n  mistakes: 1\n${extra}`);
+  ws.write('data/train_data.txt', kaggleLines(rows(120, 0)));
+  ws.write('data/test_data_solution.txt', kaggleLines(rows(30, 500)));
+  return ws;
+}
+
+function run(ws: Workspace, program: string, args: string[] = []) {
+  const result = runProgram(ws, program, args);
+  return { ...result, output: `${result.stdout}${result.stderr}` };
+}
+
+function buildAll(ws: Workspace, stages = STAGE_NAMES, args: string[] = []) {
+  for (const stage of stages) {
+    const result = run(ws, `stages/${stage}`, args);
+    assert.equal(result.code, 0, `${stage}: ${result.stderr}`);
+  }
+}
+
+const linkOf = (ws: Workspace, stage: string, runName = 'config') => join(ws.artifacts, 'runs', runName, stage);
+const oneUserError = (output: string) => {
+  assert.match(output, /^error: /m);
+  assert.doesNotMatch(output, /internal error/);
+};
+
+test('editing the code a stage runs reruns that stage and nothing upstream; make status says which module changed', () => {
+  // A copy of the compiled program beside the real node_modules, so that the edit stays in the copy.
+  const ws = trustWorkspace();
+  const copy = join(ws.dir, 'program');
+  cpSync(join(REPO, 'dist'), join(copy, 'dist'), { recursive: true });
+  symlinkSync(join(REPO, 'node_modules'), join(copy, 'node_modules'));
+  const program = (name: string, args: string[] = []) => {
+    const result = spawnSync(process.execPath, [join(copy, 'dist', `${name}.js`), '--config', ws.config, '--artifacts', ws.artifacts, ...args], { cwd: ws.dir, encoding: 'utf8', env: { ...process.env, PIPELINE_CACHE: ws.cache, CI: '1' } });
+    return { code: result.status, output: `${result.stdout}${result.stderr}` };
+  };
+  for (const stage of STAGE_NAMES) assert.equal(program(`stages/${stage}`).code, 0);
+  const before = runPointers(new ArtifactStore(ws.artifacts), 'config');
+
+  appendFileSync(join(copy, 'dist', 'pipeline', 'report', 'index.js'), '\n// Movie genre classifier (edited)\n');
+  const status = program('scripts/status');
+  assert.match(status.output, /report +[0-9a-f]{16} +would run\n +code changed: pipeline\/report\/index\.js/);
+  assert.match(status.output, /evaluate +[0-9a-f]{16} +built/);
+  for (const stage of STAGE_NAMES) {
+    const result = program(`stages/${stage}`);
+    assert.match(result.output, stage === 'report' ? /report: built/ : new RegExp(`${stage}: up to date`));
+  }
+  const after = runPointers(new ArtifactStore(ws.artifacts), 'config');
+  for (const stage of STAGE_NAMES.slice(0, -1)) assert.equal(after[stage], before[stage], `${stage} keeps its key`);
+  assert.notEqual(after.report, before.report);
+  // A logging-only module is not part of any key: fixing a progress line re-embeds nothing.
+  appendFileSync(join(copy, 'dist', 'pipeline', 'log.js'), '\n// a better progress line\n');
+  assert.match(program('scripts/status', ['--check']).output, /all stages up to date/);
+});
+
+test('--force (make FORCE=stage) rebuilds a published stage in place under the same key', () => {
+  const ws = trustWorkspace();
+  buildAll(ws, ['ingest', 'tokenize', 'embed', 'train']);
+  const key = runPointers(new ArtifactStore(ws.artifacts), 'config').train;
+  const forced = run(ws, 'stages/train', ['--force']);
+  assert.equal(forced.code, 0, forced.stderr);
+  assert.match(forced.output, new RegExp(`train: built ${key}`));
+  assert.deepEqual(readdirSync(join(ws.artifacts, 'train')).filter((n) => n.startsWith('.')), [], 'no partial or replaced folder is left');
+  const dry = spawnSync('make', ['-n', '--no-print-directory', 'train', 'FORCE=train embed', `CONFIG=${ws.config}`], { cwd: REPO, encoding: 'utf8' });
+  assert.match(dry.stdout, /dist\/stages\/train\.js .* --force/);
+  assert.match(dry.stdout, /dist\/stages\/embed\.js .* --force/);
+  assert.doesNotMatch(dry.stdout, /dist\/stages\/tokenize\.js .* --force/);
+});
+
+test('a published artifact changed after publishing is refused where it is read, and make verify lists it', () => {
+  const ws = trustWorkspace();
+  buildAll(ws);
+  const vectors = join(linkOf(ws, 'embed'), 'train.arrow');
+  // Overwrite 4 KB in the middle, size unchanged.
+  const fd = openSync(vectors, 'r+');
+  writeSync(fd, Buffer.alloc(4096, 7), 0, 4096, Math.floor(statSync(vectors).size / 2));
+  closeSync(fd);
+  const train = run(ws, 'stages/train', ['--set', 'train.epochs=3']);
+  assert.equal(train.code, 1);
+  assert.match(train.output, /^error: .*\/embed\/[0-9a-f]{16}: train\.arrow does not match the sha256 in its manifest: the embed artifact changed after it was published, and nothing will read it\. Rebuild it with `make embed FORCE=embed`/m);
+  oneUserError(train.output);
+  assert.equal(existsSync(join(ws.artifacts, 'train', '.partial-')), false);
+
+  const metrics = join(linkOf(ws, 'evaluate'), 'metrics.json');
+  writeFileSync(metrics, readFileSync(metrics, 'utf8').replace(/"accuracy": [0-9.]+/, '"accuracy": 0.9999'));
+  ws.write('baseline.yaml', 'split: test\nmetrics:\n  accuracy: { value: 0.1, tolerance: 0.5 }\n');
+  const gate = run(ws, 'stages/gate', ['--baseline', join(ws.dir, 'baseline.yaml')]);
+  assert.equal(gate.code, 1, 'an edited metrics.json never passes the gate');
+  assert.match(gate.output, /metrics\.json/);
+  oneUserError(gate.output);
+
+  const verify = run(ws, 'scripts/verify');
+  assert.equal(verify.code, 1);
+  assert.match(verify.output, /CHANGED .*\/embed\/[0-9a-f]{16}: train\.arrow does not match/);
+  assert.match(verify.output, /CHANGED .*\/evaluate\/[0-9a-f]{16}: metrics\.json/);
+  assert.match(verify.output, /2 changed after publishing/);
+
+  truncateSync(vectors, 1000);
+  const status = run(ws, 'scripts/status');
+  assert.match(status.output, /embed +[0-9a-f]{16} +would run\n +published, but train\.arrow has 1000 bytes, the manifest says \d+: it changed after publishing; rebuild it with FORCE=embed/);
+  const again = run(ws, 'stages/train', ['--set', 'train.epochs=3']);
+  assert.equal(again.code, 1);
+  assert.match(again.output, /train\.arrow has 1000 bytes/);
+  oneUserError(again.output);
+  const rebuilt = run(ws, 'stages/embed', ['--force']);
+  assert.equal(rebuilt.code, 0, rebuilt.stderr);
+  assert.equal(run(ws, 'stages/train', ['--set', 'train.epochs=3']).code, 0);
+});
+
+test('gc removes only unreferenced stage artifacts: sweeps, bench output and pending slices stay', () => {
+  const ws = trustWorkspace();
+  buildAll(ws, ['ingest', 'tokenize', 'embed']);
+  const slice = run(ws, 'stages/embed', ['--shard', '0/2', '--set', 'embed.shard_rows=16']);
+  assert.equal(slice.code, 0, slice.stderr);
+  ws.write('artifacts/sweeps/mlp/leaderboard.md', '| run |\n');
+  ws.write('artifacts/bench/train.json', '{}');
+  ws.write('artifacts/notes/mine.txt', 'a user file');
+  // A key of another config that no run points to any more.
+  buildAll(ws, ['ingest'], ['--set', 'seed=9', '--set', 'run=other']);
+  const otherKey = runPointers(new ArtifactStore(ws.artifacts), 'other').ingest!;
+  spawnSync('rm', ['-rf', join(ws.artifacts, 'runs', 'other')]);
+
+  const dry = run(ws, 'scripts/gc', ['--dry-run']);
+  assert.match(dry.output, new RegExp(`would remove .*ingest/${otherKey}`));
+  assert.doesNotMatch(dry.output, /embed-slice|sweeps|bench|notes/);
+  const gc = run(ws, 'scripts/gc');
+  assert.equal(gc.code, 0, gc.stderr);
+  assert.equal(existsSync(join(ws.artifacts, 'ingest', otherKey)), false);
+  for (const kept of ['sweeps/mlp/leaderboard.md', 'bench/train.json', 'notes/mine.txt']) assert.ok(existsSync(join(ws.artifacts, kept)), kept);
+  assert.equal(readdirSync(join(ws.artifacts, 'embed-slice')).length, 1, 'the slice waits for its merge');
+  assert.ok(existsSync(linkOf(ws, 'embed')), 'what a run points to stays');
+});
+
+test('gc keeps what a running build holds a lease on, and a run is re-pointed as a whole, never mixed', async () => {
+  const ws = trustWorkspace();
+  buildAll(ws);
+  const store = new ArtifactStore(ws.artifacts);
+  const seed4 = runPointers(store, 'config');
+  // A build of seed 4 still running (a live process holds the lease), while seed 7 re-points the run.
+  const builder = spawn('sleep', ['30']);
+  try {
+    takeLease(store, Object.entries(seed4).map(([s, k]) => `${s}/${k}`), builder.pid!);
+    buildAll(ws, ['ingest', 'tokenize'], ['--set', 'seed=7']);
+    const seed7 = runPointers(store, 'config');
+    assert.notEqual(seed7.ingest, seed4.ingest);
+    assert.deepEqual(Object.keys(seed7).sort(), ['ingest', 'tokenize'], 'no train, evaluate or report of seed 4 beside seed 7\'s tokens');
+    assert.match(readFileSync(join(ws.artifacts, 'runs', 'config', 'config.yaml'), 'utf8'), /^seed: 7$/m);
+    assert.match(run(ws, 'scripts/status', ['--set', 'seed=7']).output, /train +[0-9a-f]{16} +would run/);
+    run(ws, 'scripts/gc');
+    for (const [stage, key] of Object.entries(seed4)) assert.ok(existsSync(join(ws.artifacts, stage, key, 'manifest.json')), `${stage} of the running build is kept`);
+  } finally {
+    builder.kill();
+    await once(builder, 'exit');
+  }
+  const gc = run(ws, 'scripts/gc');
+  assert.match(gc.output, /removed .*\.leases\//, 'the lease of a finished build is debris');
+  assert.equal(existsSync(join(ws.artifacts, 'train', seed4.train!)), false, 'then unreferenced, it goes');
+});
+
+test('a lock whose pid now belongs to another process is taken over at once, and gc lists it', async () => {
+  const ws = trustWorkspace();
+  mkdirSync(join(ws.artifacts, 'embed'), { recursive: true });
+  const path = join(ws.artifacts, 'embed', 'abcdef0123456789.lock');
+  // pid 1 is alive, but it is not the process that took the lock (another boot, another start).
+  writeFileSync(path, JSON.stringify({ pid: 1, host: hostname(), since: '2026-01-01T00:00:00Z', process: 'another-boot:12345' }));
+  const dry = run(ws, 'scripts/gc', ['--dry-run']);
+  assert.match(dry.output, /would remove .*embed\/abcdef0123456789\.lock/);
+  const started = performance.now();
+  const lock = await acquireLock(path, 'embed abcdef0123456789');
+  lock.release();
+  assert.ok(performance.now() - started < 1000, 'no waiting for a pid that is not the owner');
+});
+
+test('an interrupted embed resumed with another shard_rows starts over cleanly and ends byte-identical', async () => {
+  const ws = trustWorkspace('');
+  buildAll(ws, ['ingest', 'tokenize']);
+  const child = startProgram(ws, 'stages/embed', ['--set', 'embed.shard_rows=16']);
+  const shardsDone = () => {
+    const dir = join(ws.artifacts, 'embed');
+    const partial = existsSync(dir) ? readdirSync(dir).find((n) => n.startsWith('.partial-')) : undefined;
+    const shards = partial ? join(dir, partial, 'shards') : '';
+    return shards && existsSync(shards) ? readdirSync(shards).filter((f) => f.endsWith('.arrow')).length : 0;
+  };
+  while (shardsDone() < 2) {
+    if (child.exitCode !== null) assert.fail('embed finished before it could be killed');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  child.kill('SIGKILL');
+  await once(child, 'exit');
+  const resumed = run(ws, 'stages/embed', ['--set', 'embed.shard_rows=40']);
+  assert.equal(resumed.code, 0, resumed.stderr);
+  assert.match(resumed.output, /cut its shards with shard_rows 16, this one with 40: starting over/);
+  const reference = trustWorkspace();
+  buildAll(reference, ['ingest', 'tokenize', 'embed']);
+  for (const file of ['train.arrow', 'test.arrow']) assert.ok(readFileSync(join(linkOf(ws, 'embed'), file)).equals(readFileSync(join(linkOf(reference, 'embed'), file))), file);
+});
