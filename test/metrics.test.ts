@@ -56,3 +56,18 @@ test('top-k accuracy, log loss, calibration error and the majority baseline', ()
   assert.deepEqual(m.reliability.map((b) => b.count), [0, 0, 4, 1]);
   assert.deepEqual(m.majority_baseline, { label: 'a', accuracy: 3 / 5 });
 });
+
+test('summary.md shows genre names from the data as text: no HTML, no image, no broken table', async () => {
+  const { summaryMarkdown } = await import('../pipeline/report/index.js');
+  const labels = ['<script>alert(1)</script>', '![x](https://example.com/t.png)', 'sci|fi', 'drama'];
+  const truth = [0, 1, 2, 3, 0, 1, 2, 3];
+  const probs = Float32Array.from(truth.flatMap((t) => labels.map((_, l) => (l === t ? 0.7 : 0.1))));
+  const metrics = computeMetrics(truth, probs, labels, { topK: 2, bins: 5, majority: 0.25 });
+  const md = summaryMarkdown({ run: 'r', split: 'test', metrics, trainCounts: Object.fromEntries(labels.map((l) => [l, 2])), randomModel: false });
+  assert.doesNotMatch(md, /<script|<img/);
+  assert.doesNotMatch(md, /!\[x\]\(/, 'no image syntax survives');
+  assert.match(md, /&lt;script&gt;alert\\\(1\\\)&lt;\/script&gt;/);
+  const genreRows = md.split('\n').filter((l) => l.startsWith('| ') && / \| \d+ \|$/.test(l));
+  assert.ok(genreRows.length >= 4, md);
+  for (const row of genreRows) assert.equal(row.replace(/\\\|/g, '').split('|').length, 7, `one cell per column: ${row}`);
+});

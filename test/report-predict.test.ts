@@ -193,12 +193,15 @@ test('predict refuses an unfinished run, an empty description and an unreadable 
   for (const r of [unfinished, empty, badLine, binary]) assert.equal(r.stderr.trim().split('\n').filter((l) => l.startsWith('error')).length, 1);
 });
 
-test('posters from the data\'s image column: a path resolved at ingest, a URL fetched once, a missing one drawn as a tile', { timeout: 120_000 }, async () => {
+test('posters from the data\'s image column: a path resolved at ingest, a URL fetched once, a missing, outside or oversized one drawn as a tile', { timeout: 120_000 }, async () => {
   const png = await sharp({ create: { width: 200, height: 300, channels: 3, background: '#fa0' } }).png().toBuffer();
   let requests = 0;
+  const asked: Record<string, number> = {};
   const server = createServer((req, res) => {
     requests++;
+    asked[req.url!] = (asked[req.url!] ?? 0) + 1;
     if (req.url === '/posters/2.png') res.writeHead(200, { 'content-type': 'image/png' }).end(png);
+    else if (req.url === '/posters/big.png') res.writeHead(200, { 'content-type': 'image/png' }).end(Buffer.alloc(300_000, 1));
     else res.writeHead(404).end();
   });
   server.listen(0, '127.0.0.1');
@@ -209,10 +212,21 @@ test('posters from the data\'s image column: a path resolved at ingest, a URL fe
       'csvdata/train.csv',
       'id,title,genre,description\n' + rows(120, 0, false).map((r) => `${r.id},Film ${r.id},${r.genre},"${r.text}"`).join('\n') + '\n',
     );
-    const image = (id: number) => (id === 1 ? 'art/1.png' : id === 2 ? `${base}/posters/2.png` : id === 3 ? 'art/missing.png' : id === 4 ? `${base}/posters/gone.png` : '');
-    ws.write('csvdata/test.csv', 'id,title,genre,description,image\n' + rows(6, 3, false).map((r) => `${r.id},Film ${r.id},${r.genre},"${r.text}",${image(r.id)}`).join('\n') + '\n');
+    const images: Record<number, string> = {
+      1: 'art/1.png',
+      2: `${base}/posters/2.png`,
+      3: 'art/missing.png',
+      4: `${base}/posters/gone.png`,
+      5: '/etc/passwd',
+      6: '../outside.png',
+      7: `${base}/posters/gone.png`,
+      8: `${base}/posters/big.png`,
+    };
+    ws.write('csvdata/test.csv', 'id,title,genre,description,image\n' + rows(9, 3, false).map((r) => `${r.id},Film ${r.id},${r.genre},"${r.text}",${images[r.id as number] ?? ''}`).join('\n') + '\n');
     ws.write('csvdata/art/1.png', png);
-    const config = readFileSync(ws.config, 'utf8').replace('source: data', `source: ${join(ws.dir, 'csvdata')}\n  files: { train: train.csv, test: null, test_solution: test.csv }`).replace(/report:[\s\S]*$/, 'report:\n  gallery: 6\n  mistakes: 0\n');
+    ws.write('outside.png', png);
+    const config =
+      readFileSync(ws.config, 'utf8').replace('source: data', `source: ${join(ws.dir, 'csvdata')}\n  files: { train: train.csv, test: null, test_solution: test.csv }`).replace(/report:[\s\S]*$/, 'report:\n  gallery: 9\n  mistakes: 0\n  poster_max_bytes: 100000\n  allow_private_poster_urls: true\n');
     const posterWs = workspace(config);
     for (const stage of ['ingest', 'tokenize', 'embed', 'train', 'evaluate', 'report']) {
       const result = await runProgramAsync(posterWs, `stages/${stage}`);
@@ -220,18 +234,30 @@ test('posters from the data\'s image column: a path resolved at ingest, a URL fe
       if (stage === 'report') {
         assert.match(result.stderr, /warning: no poster for movie 3 \(.*art\/missing\.png/);
         assert.match(result.stderr, /warning: no poster for movie 4 \(.*gone\.png: HTTP 404/);
-        assert.match(result.stderr, /6 gallery cards \(2 with posters\)/);
+        assert.match(result.stderr, /warning: no poster for movie 5 \(\/etc\/passwd: outside the data folder and report\.images: not read\)/);
+        assert.match(result.stderr, /warning: no poster for movie 6 \(.*outside\.png: outside the data folder and report\.images: not read\)/);
+        assert.match(result.stderr, /warning: no poster for movie 8 \(.*big\.png: larger than report\.poster_max_bytes \(100000 bytes\)\)/);
+        assert.match(result.stderr, /9 gallery cards \(2 with posters\)/);
+        assert.equal(asked['/posters/gone.png'], 1, 'a failing URL is asked once, however many movies name it');
       }
     }
     const ingested = await readParquet<{ id: string; image: string | null }>(join(posterWs.artifacts, 'runs', 'config', 'ingest', 'test.parquet'), ['id', 'image']);
     assert.equal(ingested.find((r) => r.id === '1')!.image, join(ws.dir, 'csvdata', 'art', '1.png'), 'relative paths are resolved at ingest');
-    assert.equal(ingested.find((r) => r.id === '5')!.image ?? null, null, 'no image: null');
+    assert.equal(ingested.find((r) => r.id === '9')!.image ?? null, null, 'no image: null');
     const page = readFileSync(join(posterWs.artifacts, 'runs', 'config', 'report', 'report.html'), 'utf8');
     assert.equal((page.match(/<img src="data:image\/webp;base64,/g) ?? []).length, 2);
-    assert.equal((page.match(/<svg class="placeholder"/g) ?? []).length, 4);
+    assert.equal((page.match(/<svg class="placeholder"/g) ?? []).length, 7);
     const fetched = requests;
     assert.equal((await runProgramAsync(posterWs, 'stages/report', ['--set', 'report.excerpt_chars=100'])).code, 0);
-    assert.equal(requests, fetched + 1, 'the poster that was found comes from the cache; only the 404 is asked again');
+    assert.equal(requests, fetched + 2, 'the poster that was found comes from the cache; only the 404 and the oversized one are asked again');
+    assert.equal(asked['/posters/2.png'], 1);
+
+    // Without the opt-in, a poster URL on a local or private address is not fetched at all.
+    const before = requests;
+    const strict = await runProgramAsync(posterWs, 'stages/report', ['--set', 'report.allow_private_poster_urls=false']);
+    assert.equal(strict.code, 0, strict.stderr);
+    assert.match(strict.stderr, /warning: no poster for movie 2 \(.*127\.0\.0\.1 is a local or private address/);
+    assert.equal(requests, before);
   } finally {
     server.close();
   }

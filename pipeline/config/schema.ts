@@ -165,6 +165,10 @@ export const reportSchema = z.strictObject({
   images: z.string().min(1).nullable().default(null),
   /** Posters are scaled down to this width (pixels) before they are embedded. */
   image_width: positiveInt.max(1024).default(160),
+  /** A poster URL that sends more than this is not shown (a warning and a tile). */
+  poster_max_bytes: positiveInt.default(8 * 1024 * 1024),
+  /** Poster URLs on loopback or private addresses (127.0.0.1, 10.x, ...) are refused unless this is set. */
+  allow_private_poster_urls: z.boolean().default(false),
 });
 
 export const configSchema = z

@@ -80,6 +80,8 @@ export async function ingest(run: StageRun): Promise<ManifestBody> {
     rows,
     details: {
       source: source.origin,
+      // Posters named by the data are read only from inside this folder (the report checks).
+      data_root: source.root,
       files: Object.fromEntries(Object.entries(source.files).map(([role, path]) => [role, path])),
       labels: labels.length,
       test_has_genres: test.some((r) => r.genre !== null),

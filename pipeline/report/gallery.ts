@@ -1,5 +1,6 @@
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, realpathSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { cacheRoot } from '../download/index.js';
 import { sha256 } from '../hash.js';
 import { writeFileAtomically } from '../artifacts/store.js';
@@ -43,22 +44,67 @@ async function inline(bytes: Buffer, width: number): Promise<string> {
   return `data:image/webp;base64,${webp.toString('base64')}`;
 }
 
+/** Each URL is asked for once per process, whether it answers or fails (one dead host, one warning's worth of waiting). */
+const fetches = new Map<string, Promise<Buffer>>();
+
 /** A poster URL's bytes, fetched once and kept in the download cache (by URL: posters are shown, not trusted). */
-async function fetchPoster(url: string): Promise<Buffer> {
+function fetchPoster(url: string, sources: PosterSources): Promise<Buffer> {
+  let pending = fetches.get(url);
+  if (!pending) {
+    pending = fetchPosterOnce(url, sources);
+    fetches.set(url, pending);
+  }
+  return pending;
+}
+
+async function fetchPosterOnce(url: string, sources: PosterSources): Promise<Buffer> {
+  const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
+  if (!sources.allowPrivateUrls && isPrivateHost(host)) throw new Error(`${host} is a local or private address (report.allow_private_poster_urls: true allows it)`);
   const path = join(cacheRoot(), 'posters', sha256(url));
   if (existsSync(path)) return readFileSync(path);
   const response = await fetch(url, { signal: AbortSignal.timeout(15_000) });
-  if (!response.ok) throw new Error(`HTTP ${response.status}`);
-  const bytes = Buffer.from(await response.arrayBuffer());
+  if (!response.ok || !response.body) throw new Error(`HTTP ${response.status}`);
+  const chunks: Buffer[] = [];
+  let bytes = 0;
+  for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+    bytes += chunk.length;
+    if (bytes > sources.maxBytes) throw new Error(`larger than report.poster_max_bytes (${sources.maxBytes} bytes)`);
+    chunks.push(Buffer.from(chunk));
+  }
+  const data = Buffer.concat(chunks);
   mkdirSync(dirname(path), { recursive: true });
-  writeFileAtomically(path, bytes);
-  return bytes;
+  writeFileAtomically(path, data);
+  return data;
+}
+
+/** Literal loopback, private, link-local and unspecified addresses (a name that resolves to one is not caught). */
+function isPrivateHost(host: string): boolean {
+  if (host === 'localhost' || host.endsWith('.localhost')) return true;
+  if (isIP(host) === 4) {
+    const [a, b] = host.split('.').map(Number) as [number, number];
+    return a === 127 || a === 10 || a === 0 || (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168) || (a === 169 && b === 254);
+  }
+  if (isIP(host) === 6) return host === '::1' || host === '::' || /^f[cd]/i.test(host) || /^fe80:/i.test(host) || /^::ffff:/i.test(host);
+  return false;
+}
+
+/** Whether `path` (links followed) lies inside `root`. */
+function inside(path: string, root: string | null): boolean {
+  if (!root || !existsSync(root)) return false;
+  const real = existsSync(path) ? realpathSync(path) : resolve(path);
+  const rel = relative(realpathSync(root), real);
+  return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel);
 }
 
 export interface PosterSources {
   /** report.images: a folder of `<id>.<ext>` files the user curated. */
   imagesDir: string | null;
+  /** The data's folder (from the ingest manifest): the only place a path in the data may point. */
+  dataRoot: string | null;
   width: number;
+  /** URLs larger than this are not shown. */
+  maxBytes: number;
+  allowPrivateUrls: boolean;
   /** Called for a poster the data names but that cannot be shown; the card gets a tile. */
   onMissing: (id: string, reason: string) => void;
 }
@@ -72,7 +118,10 @@ export interface PosterSources {
 export async function posterDataUri(movie: { id: string; image?: string | null }, sources: PosterSources): Promise<string | null> {
   if (movie.image) {
     try {
-      const bytes = /^https?:\/\//i.test(movie.image) ? await fetchPoster(movie.image) : readFileSync(movie.image);
+      const isUrl = /^https?:\/\//i.test(movie.image);
+      if (!isUrl && /^[a-z][a-z0-9+.-]*:/i.test(movie.image)) throw new Error('only http(s) URLs and paths are read');
+      if (!isUrl && !inside(movie.image, sources.dataRoot) && !inside(movie.image, sources.imagesDir)) throw new Error('outside the data folder and report.images: not read');
+      const bytes = isUrl ? await fetchPoster(movie.image, sources) : readFileSync(movie.image);
       return await inline(bytes, sources.width);
     } catch (error) {
       sources.onMissing(movie.id, `${movie.image}: ${(error as Error).message.split('\n')[0]}`);

@@ -59,6 +59,20 @@ export function rankGenres(metrics: Metrics): { genre: string; f1: number; preci
     .sort((a, b) => b.f1 - a.f1 || b.support - a.support || a.genre.localeCompare(b.genre));
 }
 
+/**
+ * Text from the data as one Markdown table cell that shows exactly that text: no HTML (a
+ * `<script>` or a remote `<img>` in a genre name stays text), no link or image syntax, no `|`
+ * that would split the row. CI job summaries render this file.
+ */
+export function markdownText(text: string): string {
+  return text
+    .replace(/[\r\n]+/g, ' ')
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/([\\`*_[\]()!|#~])/g, '\\$1');
+}
+
 /** The CI job summary: the headline against the baseline, and the five best and worst genres. */
 export function summaryMarkdown(options: { run: string; split: string; metrics: Metrics; trainCounts: Record<string, number>; randomModel: boolean }): string {
   const { metrics } = options;
@@ -73,7 +87,7 @@ export function summaryMarkdown(options: { run: string; split: string; metrics: 
     '',
     '| genre | F1 | precision | recall | support |',
     '|---|---:|---:|---:|---:|',
-    ...rows.map((r) => `| ${r.genre} | ${r.f1.toFixed(3)} | ${r.precision.toFixed(3)} | ${r.recall.toFixed(3)} | ${r.support} |`),
+    ...rows.map((r) => `| ${markdownText(r.genre)} | ${r.f1.toFixed(3)} | ${r.precision.toFixed(3)} | ${r.recall.toFixed(3)} | ${r.support} |`),
   ];
   lines.push(...table('Best genres', ranked.slice(0, 5)), ...table('Worst genres', ranked.slice(-5).reverse()));
   return `${lines.join('\n')}\n`;
@@ -214,7 +228,10 @@ export async function buildReport(run: StageRun): Promise<ManifestBody> {
   const missing: string[] = [];
   const posterSources = {
     imagesDir,
+    dataRoot: (run.inputs.ingest!.manifest.details.data_root as string | undefined) ?? null,
     width: config.report.image_width,
+    maxBytes: config.report.poster_max_bytes,
+    allowPrivateUrls: config.report.allow_private_poster_urls,
     onMissing: (id: string, reason: string) => {
       missing.push(id);
       info(`report: warning: no poster for movie ${id} (${reason}); showing a tile`);
