@@ -99,7 +99,7 @@ gate: $(BUILT)
 
 # Rewrite that baseline from the current run (then review and commit it).
 gate-update: $(BUILT)
-	@$(NODE) dist/stages/gate.js $(ARGS) --update
+	@$(NODE) dist/stages/gate.js $(ARGS) --update $(if $(ALLOW_WORSE),--allow-worse)
 
 # Genres for new descriptions with the run CONFIG builds (it must be trained):
 #   make predict TEXT="A sheriff faces outlaws at noon."
@@ -107,7 +107,7 @@ gate-update: $(BUILT)
 # TEXT reaches the program through the environment, so quotes and $ in it stay as typed.
 predict: export PREDICT_TEXT = $(value TEXT)
 predict: $(BUILT)
-	@$(NODE) dist/stages/predict.js $(ARGS) $(if $(INPUT),--input $(INPUT)) $(if $(OUTPUT),--output $(OUTPUT)) $(if $(TEXT),"$$PREDICT_TEXT")
+	@$(NODE) dist/stages/predict.js $(ARGS) $(if $(INPUT),--input $(INPUT)) $(if $(OUTPUT),--output $(OUTPUT)) $(if $(TEXT),-- "$$PREDICT_TEXT")
 
 status: $(BUILT)
 	@$(NODE) dist/scripts/status.js $(ARGS)

@@ -12,6 +12,11 @@ export class UserError extends Error {
 
 /** Runs a command's main function with the project's error policy. */
 export function runMain(main: () => Promise<void>): void {
+  // Ctrl-C: nothing half-written is ever published, so say what a rerun does.
+  process.once('SIGINT', () => {
+    process.stderr.write('\ninterrupted: nothing was published; rerun the same command to continue (the embed stage resumes from its last finished shard)\n');
+    process.exit(130);
+  });
   main().then(
     () => {
       // Worker pools or open handles must not keep a finished command alive.
@@ -20,6 +25,9 @@ export function runMain(main: () => Promise<void>): void {
     (error: unknown) => {
       if (error instanceof UserError) {
         process.stderr.write(`error: ${error.message}\n`);
+      } else if ((error as NodeJS.ErrnoException)?.code === 'ENOSPC') {
+        const path = (error as NodeJS.ErrnoException).path;
+        process.stderr.write(`error: no space left on the device${path ? ` writing ${path}` : ''}: free some space (df -h), or point --artifacts (ARTIFACTS=) and PIPELINE_CACHE at a larger disk; nothing was published, and a rerun resumes where it can\n`);
       } else {
         process.stderr.write(`internal error (a bug, please report it):\n${(error as Error)?.stack ?? String(error)}\n`);
       }

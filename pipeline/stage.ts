@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import YAML from 'yaml';
-import { loadConfig, type LoadedConfig } from './config/index.js';
+import { loadConfig, makeCommand, type LoadedConfig } from './config/index.js';
 import { UserError } from './errors.js';
 import { info } from './log.js';
 import { ArtifactStore, type BuildContext, type Manifest, type ManifestBody } from './artifacts/store.js';
@@ -56,7 +56,7 @@ export async function runStage(
   takeLease(store, Object.entries(planKeys(plan)).map(([s, k]) => `${s}/${k}`));
   const inputs: Record<string, UpstreamArtifact> = {};
   for (const [input, key] of Object.entries(planned.inputs)) {
-    if (!store.readManifest(input, key)) throw new UserError(`${stage} needs the ${input} artifact ${key}, which is not built: run \`${makeCommand(input, args)}\` first`);
+    if (!store.readManifest(input, key)) throw new UserError(`${stage} needs the ${input} artifact ${key}, which is not built: run \`${makeCommand(input, loaded)}\` first`);
     // Every file is checked against its manifest before it is read (sha256: milliseconds to a second or two).
     inputs[input] = await store.verified(input, key);
   }
@@ -73,12 +73,6 @@ export async function runStage(
   }
   info(built ? `${target.stage}: built ${target.key} in ${manifest.timings.seconds}s -> ${where}` : `${target.stage}: up to date (${target.key}) -> ${where}`);
   return { manifest, dir, built, loaded, store };
-}
-
-/** The make command that builds `stage` with the same config and overrides, for hints. */
-export function makeCommand(stage: string, args: Pick<CommonArgs, 'config' | 'set'>, extra = ''): string {
-  const set = args.set.length ? ` SET="${args.set.join(' ')}"` : '';
-  return `make ${stage} CONFIG=${args.config}${set}${extra}`;
 }
 
 export function printConfig(loaded: LoadedConfig): string {

@@ -19,7 +19,8 @@ runMain(async () => {
   const args = await parseArgs('gate', 'Compare the run\'s metrics with a committed baseline; exit 1 on a regression.', (y) =>
     y
       .option('baseline', { type: 'string', describe: 'baseline file (default: configs/baselines/<config name>.yaml next to the config)' })
-      .option('update', { type: 'boolean', default: false, describe: 'write the run\'s figures as the new baseline' }),
+      .option('update', { type: 'boolean', default: false, describe: 'write the run\'s figures as the new baseline' })
+      .option('allow-worse', { type: 'boolean', default: false, describe: 'with --update: write it even when a metric gets worse than the committed baseline' }),
   );
   const loaded = loadConfig(args.config, args.set);
   const baselinePath = args.baseline ?? join(dirname(args.config), 'baselines', `${basename(args.config, extname(args.config))}.yaml`);
@@ -27,7 +28,7 @@ runMain(async () => {
   const { key, metrics } = await currentMetrics(store, loaded);
   if (args.update) {
     mkdirSync(dirname(baselinePath), { recursive: true });
-    const baseline = writeBaseline(baselinePath, metrics, args.config, existsSync(baselinePath) ? readBaseline(baselinePath) : undefined);
+    const baseline = writeBaseline(baselinePath, metrics, args.config, existsSync(baselinePath) ? readBaseline(baselinePath) : undefined, args['allow-worse']);
     info(`gate: wrote ${baselinePath} from evaluate ${key} (${Object.keys(baseline.metrics).join(', ')}); review and commit it`);
     return;
   }

@@ -32,9 +32,11 @@ runMain(async () => {
       .option('top-k', { alias: 'k', type: 'number', describe: 'genres per description (default: evaluate.top_k)' })
       .option('run', { type: 'string', describe: 'a run under artifacts/runs/ (default: the one --config builds)' }),
   );
-  const extra = (args as unknown as { _: (string | number)[] })._;
+  // After `--` (make predict passes the text so, where --set cannot swallow it) yargs leaves it in `_`.
+  const extra = [...(args as unknown as { _: (string | number)[] })._];
+  let raw = (args as typeof args & { description?: string | number }).description;
+  if (raw === undefined && extra.length === 1) raw = extra.shift();
   if (extra.length) throw new UserError(`predict: give one description in quotes, or --input FILE for many (unexpected: ${extra.join(' ')})`);
-  const raw = (args as typeof args & { description?: string | number }).description;
   const description = raw === undefined ? undefined : String(raw);
   if (description !== undefined && args.input) throw new UserError('predict: give a description or --input FILE, not both');
   if (description === undefined && !args.input) throw new UserError('predict: nothing to predict: give a description in quotes, or --input FILE (see --help)');

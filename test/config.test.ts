@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../pipeline/config/index.js';
@@ -53,7 +53,32 @@ test('extends merges objects and lets the child win', () => {
   const { config } = loadConfig(join(dir, 'child.yaml'));
   assert.equal(config.seed, 5);
   assert.equal(config.ingest.validation_fraction, 0.2);
-  assert.equal(config.ingest.source, 'data');
+  // A relative path is anchored at the folder of the file that wrote it.
+  assert.equal(config.ingest.source, join(dir, 'data'));
+});
+
+test('relative paths in an extended config resolve against the file that wrote them, not the extending one', () => {
+  const dir = writeConfigs({ 'base.yaml': `${minimal}model:\n  path: models/bert\n` });
+  mkdirSync(join(dir, 'team'));
+  writeFileSync(join(dir, 'team', 'mine.yaml'), 'extends: ../base.yaml\nreport:\n  images: posters\n');
+  const { config } = loadConfig(join(dir, 'team', 'mine.yaml'));
+  assert.equal(config.ingest.source, join(dir, 'data'));
+  assert.equal(config.model?.path, join(dir, 'models', 'bert'));
+  assert.equal(config.report.images, join(dir, 'team', 'posters'));
+  const url = writeConfigs({ 'u.yaml': `ingest:\n  source: kaggle://owner/data\n  sha256: '${'a'.repeat(64)}'\n` });
+  assert.equal(loadConfig(join(url, 'u.yaml')).config.ingest.source, 'kaggle://owner/data');
+});
+
+test('--set cannot write outside the config: __proto__, prototype and constructor are refused', () => {
+  const dir = writeConfigs({ 'c.yaml': minimal });
+  assert.throws(() => loadConfig(join(dir, 'c.yaml'), ['__proto__.polluted=1']), (e: Error) => e instanceof UserError && /"__proto__" is not a config key/.test(e.message));
+  assert.throws(() => loadConfig(join(dir, 'c.yaml'), ['train.constructor.prototype.x=1']), UserError);
+  assert.equal(({} as Record<string, unknown>).polluted, undefined);
+});
+
+test('--config naming a folder is one clear error', () => {
+  const dir = writeConfigs({});
+  assert.throws(() => loadConfig(dir), (e: Error) => e instanceof UserError && /is a folder, not a config file/.test(e.message));
 });
 
 test('an extends cycle is an error', () => {

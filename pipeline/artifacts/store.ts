@@ -159,6 +159,10 @@ export class ArtifactStore {
       } catch (error) {
         // A failed build leaves nothing behind, except the finished work of a resumable one.
         if (!options.resumable || !holdsFiles(partial)) rmSync(partial, { recursive: true, force: true });
+        else removeTemporaryFiles(partial);
+        if ((error as NodeJS.ErrnoException).code === 'ENOSPC') {
+          throw new UserError(`${stage}: no space left on the device while building ${key} in ${this.root}: free some space (df -h ${this.root}), or point --artifacts (ARTIFACTS=) at a larger disk; nothing was published${options.resumable && existsSync(partial) ? ', and a rerun resumes from the finished shards' : ''}`);
+        }
         throw error;
       }
       const manifest: Manifest = {
@@ -184,6 +188,15 @@ export class ArtifactStore {
     } finally {
       lock.release();
     }
+  }
+}
+
+/** Half-written files (`*.tmp`) of a resumable build: they hold space and no work. */
+function removeTemporaryFiles(dir: string): void {
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) removeTemporaryFiles(path);
+    else if (entry.name.endsWith('.tmp')) rmSync(path, { force: true });
   }
 }
 

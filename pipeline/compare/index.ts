@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import YAML from 'yaml';
 import { z } from 'zod';
 import { UserError } from '../errors.js';
-import { formatIssues, type LoadedConfig } from '../config/index.js';
+import { formatIssues, makeCommand, type LoadedConfig } from '../config/index.js';
 import { listRuns, readRun, runPointers } from '../artifacts/runs.js';
 import { planStages } from '../artifacts/plan.js';
 import { STAGES } from '../stages.js';
@@ -109,7 +109,13 @@ export type Baseline = z.output<typeof baselineSchema>;
 
 export function readBaseline(path: string): Baseline {
   if (!existsSync(path)) throw new UserError(`gate: no baseline file ${path}; create it from a run you trust with \`make gate-update CONFIG=...\` and commit it`);
-  const parsed = baselineSchema.safeParse(YAML.parse(readFileSync(path, 'utf8')) ?? {}, { reportInput: true });
+  const doc = YAML.parseDocument(readFileSync(path, 'utf8'), { prettyErrors: true });
+  if (doc.errors.length) {
+    const e = doc.errors[0]!;
+    const where = e.linePos ? `:${e.linePos[0].line}:${e.linePos[0].col}` : '';
+    throw new UserError(`${path}${where}: invalid YAML: ${e.message.split('\n')[0]}`);
+  }
+  const parsed = baselineSchema.safeParse(doc.toJS() ?? {}, { reportInput: true });
   if (!parsed.success) throw new UserError(`${path}: ${formatIssues(parsed.error.issues)}`);
   return parsed.data;
 }
@@ -127,7 +133,7 @@ export interface GateRow {
 export async function currentMetrics(store: ArtifactStore, loaded: LoadedConfig): Promise<{ key: string; metrics: ReturnType<typeof readMetrics> }> {
   const plan = await planStages(STAGES, loaded, store, 'evaluate');
   const key = plan.get('evaluate')!.key;
-  if (!store.readManifest('evaluate', key)) throw new UserError(`gate: ${loaded.path} has not been evaluated (evaluate ${key} is not built); run \`make evaluate CONFIG=${loaded.path}\` first`);
+  if (!store.readManifest('evaluate', key)) throw new UserError(`gate: ${loaded.path} has not been evaluated (evaluate ${key} is not built); run \`${makeCommand('evaluate', loaded)}\` first`);
   // An edited metrics.json must not pass the gate: the file is checked against its manifest first.
   return { key, metrics: readMetrics((await store.verified('evaluate', key)).dir) };
 }
@@ -152,11 +158,27 @@ export function formatGate(rows: GateRow[], split: string): string {
 }
 
 /** Writes the run's figures as the new baseline, keeping existing tolerances (default 0.02). */
-export function writeBaseline(path: string, metrics: ReturnType<typeof readMetrics>, configPath: string, previous?: Baseline): Baseline {
+/**
+ * Rewrites the baseline from the run. A baseline that would get worse (a metric moving in its
+ * worse direction) is refused unless `allowWorse`: lowering the bar has to be a decision, made
+ * with the list of what moves in front of you, not a side effect of rerunning the command.
+ */
+export function writeBaseline(path: string, metrics: ReturnType<typeof readMetrics>, configPath: string, previous?: Baseline, allowWorse = false): Baseline {
   const split = previous?.split ?? 'test';
   const figures = metrics[split];
   if (!figures) throw new UserError(`gate --update: the run has no ${split} metrics to record`);
   const names = previous ? (Object.keys(previous.metrics) as MetricName[]) : (['accuracy', 'macro_f1', 'weighted_f1', 'top_k_accuracy', 'log_loss'] as MetricName[]);
+  const worse = previous
+    ? names.filter((n) => {
+        const before = previous.metrics[n]!.value;
+        const after = Number(figures[n].toFixed(4));
+        return METRICS[n].higherIsBetter ? after < before : after > before;
+      })
+    : [];
+  if (worse.length && !allowWorse) {
+    const list = worse.map((n) => `${split}.${n} ${previous!.metrics[n]!.value} -> ${figures[n].toFixed(4)}`).join(', ');
+    throw new UserError(`gate --update: this would lower the baseline in ${path} (${list}); nothing was written. If that is intended, rerun with ALLOW_WORSE=1 (--allow-worse)`);
+  }
   const baseline: Baseline = {
     split,
     metrics: Object.fromEntries(names.map((n) => [n, { value: Number(figures[n].toFixed(4)), tolerance: previous?.metrics[n]?.tolerance ?? (n === 'log_loss' ? 0.05 : 0.02) }])) as Baseline['metrics'],

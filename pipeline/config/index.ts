@@ -1,4 +1,4 @@
-import { readFileSync, existsSync } from 'node:fs';
+import { readFileSync, existsSync, statSync } from 'node:fs';
 import { basename, dirname, extname, isAbsolute, resolve } from 'node:path';
 import YAML from 'yaml';
 import { z } from 'zod';
@@ -14,6 +14,14 @@ export interface LoadedConfig {
   path: string;
   /** Relative paths in the config (data sources, models) are resolved against this folder. */
   baseDir: string;
+  /** The `--set` overrides it was loaded with, so that a hint can repeat them. */
+  overrides: string[];
+}
+
+/** The make command that runs `target` on this config with the same overrides, for hints in messages. */
+export function makeCommand(target: string, loaded: Pick<LoadedConfig, 'path' | 'overrides'>): string {
+  const set = loaded.overrides.length ? ` SET="${loaded.overrides.join(' ')}"` : '';
+  return `make ${target} CONFIG=${loaded.path}${set}`;
 }
 
 /**
@@ -38,7 +46,7 @@ export function loadConfig(path: string, overrides: string[] = [], options: { al
   if (unpinned.length && !options.allowUnpinned) {
     throw new UserError(`${path}: not pinned yet (${unpinned.join(', ')} ${unpinned.length > 1 ? 'are' : 'is'} ${PIN_PLACEHOLDER}): run \`make pin CONFIG=${path}\` on a machine that reaches the hub`);
   }
-  return { config, path, baseDir: dirname(resolve(path)) };
+  return { config, path, baseDir: dirname(resolve(path)), overrides };
 }
 
 /** The fields that still hold the PIN-ME placeholder. */
@@ -87,6 +95,7 @@ function readWithExtends(path: string, chain: string[]): Record<string, unknown>
     const from = chain.length ? ` (extended by ${chain[chain.length - 1]})` : '';
     throw new UserError(`config file not found: ${path}${from}`);
   }
+  if (!statSync(path).isFile()) throw new UserError(`${path}: is a folder, not a config file (e.g. --config configs/default.yaml)`);
   const doc = YAML.parseDocument(readFileSync(path, 'utf8'), { prettyErrors: true });
   if (doc.errors.length) {
     const e = doc.errors[0]!;
@@ -96,10 +105,28 @@ function readWithExtends(path: string, chain: string[]): Record<string, unknown>
   const value = doc.toJS() ?? {};
   if (typeof value !== 'object' || Array.isArray(value)) throw new UserError(`${path}: expected a mapping of config keys at the top level`);
   const { extends: parent, ...own } = value as Record<string, unknown>;
+  anchorPaths(own, dirname(path));
   if (parent === undefined) return own;
   if (typeof parent !== 'string') throw new UserError(`${path}: extends: expected a file path, got ${JSON.stringify(parent)}`);
   const base = readWithExtends(resolve(dirname(path), parent), [...chain, path]);
   return deepMerge(base, own);
+}
+
+/** Config fields that hold a path. */
+const PATH_FIELDS = [['ingest', 'source'], ['model', 'path'], ['report', 'images']] as const;
+
+/**
+ * A relative path means "from the folder of the file that wrote it": made absolute while each
+ * file is read, so that a config extending `configs/base.yaml` from another folder still finds
+ * base.yaml's data and model.
+ */
+function anchorPaths(values: Record<string, unknown>, dir: string): void {
+  for (const [section, field] of PATH_FIELDS) {
+    const holder = values[section];
+    if (!isPlainObject(holder)) continue;
+    const value = holder[field];
+    if (typeof value === 'string' && value && !/^[a-z][a-z0-9+.-]*:\/\//i.test(value) && !isAbsolute(value)) holder[field] = resolve(dir, value);
+  }
 }
 
 function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
@@ -133,6 +160,9 @@ export function applyOverride(target: Record<string, unknown>, override: string)
 export function parseKeyPath(text: string, where: string): (string | number)[] {
   const parts: (string | number)[] = [];
   const re = /([^.[\]]+)|\[(\d+)\]/g;
+  // A key path writes into plain objects: these names would reach Object.prototype instead.
+  const forbidden = text.split(/[.[\]]/).find((part) => ['__proto__', 'prototype', 'constructor'].includes(part));
+  if (forbidden) throw new UserError(`${where}: "${forbidden}" is not a config key`);
   let consumed = '';
   for (const m of text.matchAll(re)) {
     parts.push(m[1] !== undefined ? m[1] : Number(m[2]));

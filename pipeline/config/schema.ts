@@ -10,6 +10,9 @@ const GiB = 1024 ** 3;
 export const PIN_PLACEHOLDER = 'PIN-ME';
 const sha256 = z.string().regex(/^([0-9a-f]{64}|PIN-ME)$/, 'expected 64 lower-case hex characters (or PIN-ME for `make pin` to fill)');
 
+/** The Kaggle data set's file names: the defaults of ingest.files. */
+export const DEFAULT_FILES = { train: 'train_data.txt', test: 'test_data.txt', test_solution: 'test_data_solution.txt' } as const;
+
 /** Sources fetched over the network (and so pinned by sha256): https URLs and Kaggle datasets. */
 export const isRemoteSource = (source: string) => /^(https?|kaggle):\/\//i.test(source);
 
@@ -31,9 +34,9 @@ export const ingestSchema = z.strictObject({
   /** File names inside the source folder or archive (found in sub-folders too). */
   files: z
     .strictObject({
-      train: z.string().min(1).default('train_data.txt'),
-      test: z.string().min(1).nullable().default('test_data.txt'),
-      test_solution: z.string().min(1).nullable().default('test_data_solution.txt'),
+      train: z.string().min(1).default(DEFAULT_FILES.train),
+      test: z.string().min(1).nullable().default(DEFAULT_FILES.test),
+      test_solution: z.string().min(1).nullable().default(DEFAULT_FILES.test_solution),
     })
     .prefault({}),
   /** For CSV and JSONL: which column holds each field. */
@@ -45,6 +48,8 @@ export const ingestSchema = z.strictObject({
     .strictObject({
       retries: z.number().int().min(0).max(20).default(3),
       timeout_s: z.number().positive().default(60),
+      /** A download larger than this is stopped and removed. */
+      max_bytes: z.number().int().positive().default(4 * GiB),
       /** Where kaggle:// sources are downloaded from (Kaggle's public API). */
       kaggle_api: z.string().regex(/^https?:\/\//, 'expected an http(s) URL').default('https://www.kaggle.com/api/v1'),
     })

@@ -5,6 +5,7 @@ import { homedir } from 'node:os';
 import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { UserError } from '../errors.js';
+import { sha256File } from '../hash.js';
 import { formatBytes, info, progress } from '../log.js';
 
 /**
@@ -34,6 +35,10 @@ export interface DownloadOptions {
   headers?: () => Record<string, string>;
   /** What to check when the server refuses the credentials (HTTP 401 or 403). */
   authHint?: string;
+  /** A download larger than this is stopped and removed (default 4 GiB). */
+  maxBytes?: number;
+  /** The config field that sets `maxBytes`, for the message. */
+  maxBytesField?: string;
 }
 
 export interface Downloaded {
@@ -50,18 +55,26 @@ export async function downloadUnpinned(url: string, options: Omit<DownloadOption
   return fetchIntoCache(url, options);
 }
 
-function cached(sha256: string, name: string): string | undefined {
+/**
+ * The cached copy of a pinned file, re-hashed on every use: a cache is shared (CI restores it,
+ * people copy it), so a swapped or damaged file is caught here and downloaded again, never used.
+ */
+async function cached(sha256: string, name: string): Promise<string | undefined> {
   const dir = join(cacheRoot(), 'downloads', sha256);
-  if (existsSync(join(dir, name))) return join(dir, name);
   // Another name for the same content (a mirror) is the same file.
-  const other = existsSync(dir) ? readdirSync(dir).find((f) => !f.startsWith('.')) : undefined;
-  return other ? join(dir, other) : undefined;
+  const file = existsSync(join(dir, name)) ? name : existsSync(dir) ? readdirSync(dir).find((f) => !f.startsWith('.')) : undefined;
+  if (!file) return undefined;
+  const path = join(dir, file);
+  if ((await sha256File(path)) === sha256) return path;
+  info(`download: the cached ${path} does not match its sha256 any more; removing it and downloading again`);
+  rmSync(path, { force: true });
+  return undefined;
 }
 
 async function fetchIntoCache(url: string, options: DownloadOptions): Promise<Downloaded> {
-  const { sha256, retries = 3, timeoutS = 60, retryDelayMs = 1000, field, offlineHint, authHint } = options;
+  const { sha256, retries = 3, timeoutS = 60, retryDelayMs = 1000, field, offlineHint, authHint, maxBytes = 4 * 1024 ** 3, maxBytesField = 'ingest.download.max_bytes' } = options;
   const name = basename(new URL(url).pathname) || 'download';
-  const hit = sha256 ? cached(sha256, name) : undefined;
+  const hit = sha256 ? await cached(sha256, name) : undefined;
   if (hit) return { path: hit, sha256: sha256! };
   const incoming = join(cacheRoot(), 'downloads', '.incoming');
   mkdirSync(incoming, { recursive: true });
@@ -75,7 +88,7 @@ async function fetchIntoCache(url: string, options: DownloadOptions): Promise<Do
       await sleep(delay);
     }
     try {
-      const got = await fetchOnce(url, partial, timeoutS, headers);
+      const got = await fetchOnce(url, partial, timeoutS, headers, maxBytes);
       if (sha256 && got !== sha256) {
         rmSync(partial, { force: true });
         throw new UserError(
@@ -90,6 +103,7 @@ async function fetchIntoCache(url: string, options: DownloadOptions): Promise<Do
     } catch (error) {
       rmSync(partial, { force: true });
       if (error instanceof UserError) throw error;
+      if (error instanceof TooLargeError) throw new UserError(`${field}: ${url}: ${error.message}; nothing was kept (raise ${maxBytesField} if the file really is that large)`);
       if (error instanceof RefusedError) {
         throw new UserError(`${field}: ${url} was refused (${error.message})${authHint ? `: ${authHint}` : ''}`);
       }
@@ -104,10 +118,12 @@ async function fetchIntoCache(url: string, options: DownloadOptions): Promise<Do
 }
 
 class RetryableError extends Error {}
+/** More bytes than the caller allows: not retried, and nothing is kept. */
+class TooLargeError extends Error {}
 /** The server said no to the credentials (or their absence): trying again cannot help. */
 class RefusedError extends Error {}
 
-async function fetchOnce(url: string, path: string, timeoutS: number, headers: Record<string, string>): Promise<string> {
+async function fetchOnce(url: string, path: string, timeoutS: number, headers: Record<string, string>, maxBytes: number): Promise<string> {
   const controller = new AbortController();
   let timer = setTimeout(() => controller.abort(), timeoutS * 1000);
   const resetTimer = () => {
@@ -124,6 +140,7 @@ async function fetchOnce(url: string, path: string, timeoutS: number, headers: R
       throw new Error(message);
     }
     const total = Number(response.headers.get('content-length')) || undefined;
+    if (total !== undefined && total > maxBytes) throw new TooLargeError(`the server announces ${formatBytes(total)}, more than the limit of ${formatBytes(maxBytes)}`);
     const bar = progress(`download ${basename(new URL(url).pathname)}`, total, 'B');
     const hash = createHash('sha256');
     const file = await open(path, 'w');
@@ -131,11 +148,16 @@ async function fetchOnce(url: string, path: string, timeoutS: number, headers: R
     try {
       for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
         resetTimer();
+        bytes += chunk.length;
+        // Without a Content-Length the limit is the only thing between a wrong URL and a full disk.
+        if (bytes > maxBytes) throw new TooLargeError(`more than the limit of ${formatBytes(maxBytes)} arrived`);
         hash.update(chunk);
         await file.write(chunk);
-        bytes += chunk.length;
         bar.tick(chunk.length);
       }
+    } catch (error) {
+      if (error instanceof TooLargeError || controller.signal.aborted) throw error;
+      throw new RetryableError(`the connection closed after ${formatBytes(bytes)}${total ? ` of ${formatBytes(total)}` : ''} (${describeError(error)})`);
     } finally {
       await file.close();
     }

@@ -1,6 +1,9 @@
-import { createWriteStream, existsSync, mkdirSync, openSync, readSync, closeSync, renameSync, rmSync } from 'node:fs';
-import { dirname, resolve, sep } from 'node:path';
+import { createWriteStream, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, closeSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative, resolve, sep } from 'node:path';
+import { sha256File } from '../hash.js';
 import { pipeline } from 'node:stream/promises';
+import { Transform } from 'node:stream';
+import { crc32 } from 'node:zlib';
 import * as tar from 'tar';
 import yauzl from 'yauzl';
 import { UserError } from '../errors.js';
@@ -52,9 +55,20 @@ function checkEntries(archive: string, entries: EntryCheck[], maxBytes: number):
   }
 }
 
-/** Extracts once into `dest` (atomically: a partial folder, then rename). */
+const LISTING = '.extracted.json';
+
+/**
+ * Extracts once into `dest` (atomically: a partial folder, then rename), with a listing of every
+ * file's size and sha256. A later run reuses the folder only when every file still matches it; an
+ * edited or damaged extraction is extracted again rather than read.
+ */
 export async function extractArchive(archive: string, kind: ArchiveKind, dest: string, maxBytes: number): Promise<string> {
-  if (existsSync(dest)) return dest;
+  if (existsSync(dest)) {
+    const problem = await checkExtraction(dest);
+    if (!problem) return dest;
+    info(`ingest: the extracted copy in ${dest} changed (${problem}); extracting again`);
+    rmSync(dest, { recursive: true, force: true });
+  }
   const partial = `${dest}.partial-${process.pid}`;
   rmSync(partial, { recursive: true, force: true });
   mkdirSync(partial, { recursive: true });
@@ -62,12 +76,34 @@ export async function extractArchive(archive: string, kind: ArchiveKind, dest: s
   try {
     if (kind === 'zip') await extractZip(archive, partial, maxBytes);
     else await extractTar(archive, partial, maxBytes);
+    writeFileSync(join(partial, LISTING), JSON.stringify(await listFiles(partial)));
     mkdirSync(dirname(dest), { recursive: true });
     renameSync(partial, dest);
   } finally {
     rmSync(partial, { recursive: true, force: true });
   }
   return dest;
+}
+
+async function listFiles(root: string, dir = root, out: Record<string, { bytes: number; sha256: string }> = {}) {
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) await listFiles(root, path, out);
+    else if (path !== join(root, LISTING)) out[relative(root, path)] = { bytes: statSync(path).size, sha256: await sha256File(path) };
+  }
+  return out;
+}
+
+async function checkExtraction(dest: string): Promise<string | undefined> {
+  if (!existsSync(join(dest, LISTING))) return 'no listing of its files';
+  const expected = JSON.parse(readFileSync(join(dest, LISTING), 'utf8')) as Record<string, { bytes: number; sha256: string }>;
+  const actual = await listFiles(dest);
+  for (const [file, entry] of Object.entries(expected)) {
+    if (!actual[file]) return `${file} is missing`;
+    if (actual[file].bytes !== entry.bytes || actual[file].sha256 !== entry.sha256) return `${file} differs`;
+  }
+  const extra = Object.keys(actual).find((file) => !expected[file]);
+  return extra ? `${extra} was added` : undefined;
 }
 
 async function extractTar(archive: string, dest: string, maxBytes: number): Promise<void> {
@@ -106,7 +142,11 @@ function readZipEntries(zip: yauzl.ZipFile, archivePath: string): Promise<yauzl.
     zip.on('end', () => ok(entries));
     // yauzl itself stops at an entry named with `..` or an absolute path: that is a refusal too.
     zip.on('error', (error: Error) =>
-      fail(/relative path|absolute path|invalid characters/.test(error.message) ? new UserError(`${archivePath}: refusing entry: ${error.message}`) : error),
+      fail(
+        /relative path|absolute path|invalid characters/.test(error.message)
+          ? new UserError(`${archivePath}: refusing entry: ${error.message}`)
+          : new UserError(`${archivePath}: not a valid zip archive (${error.message}); download it again`),
+      ),
     );
     zip.readEntry();
   });
@@ -133,8 +173,23 @@ async function extractZip(archive: string, dest: string, maxBytes: number): Prom
         continue;
       }
       mkdirSync(dirname(target), { recursive: true });
-      const stream = await new Promise<NodeJS.ReadableStream>((ok, fail) => zip.openReadStream(entry, (e, s) => (e ? fail(e) : ok(s!))));
-      await pipeline(stream, createWriteStream(target));
+      try {
+        const stream = await new Promise<NodeJS.ReadableStream>((ok, fail) => zip.openReadStream(entry, (e, s) => (e ? fail(e) : ok(s!))));
+        // Sizes in the headers can lie consistently; the CRC of what came out cannot.
+        let crc = 0;
+        const checked = new Transform({
+          transform(chunk: Buffer, _encoding, done) {
+            crc = crc32(chunk, crc);
+            done(null, chunk);
+          },
+        });
+        await pipeline(stream, checked, createWriteStream(target));
+        if (crc !== entry.crc32) throw new Error(`CRC-32 ${crc.toString(16)} where the header says ${entry.crc32.toString(16)}`);
+      } catch (error) {
+        // yauzl checks each entry against its header (sizes, CRC): a mismatch is a damaged or forged archive.
+        if ((error as NodeJS.ErrnoException).code === 'ENOSPC') throw error;
+        throw new UserError(`${archive}: entry "${entry.fileName}" is damaged or does not match its header (${(error as Error).message}); download the archive again`);
+      }
     }
   } finally {
     zip.close();

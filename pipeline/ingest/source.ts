@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join, relative } from 'node:path';
 import { resolveConfigPath, type IngestConfig, type LoadedConfig } from '../config/index.js';
-import { isRemoteSource } from '../config/schema.js';
+import { DEFAULT_FILES, isRemoteSource } from '../config/schema.js';
 import { isKaggleSource, KAGGLE_AUTH_HINT, kaggleDownloadUrl, kaggleHeaders } from './kaggle.js';
 import { UserError } from '../errors.js';
 import { info } from '../log.js';
@@ -64,6 +64,7 @@ async function findSource(loaded: LoadedConfig): Promise<ResolvedSource> {
       sha256: ingest.sha256!,
       headers,
       authHint,
+      maxBytes: ingest.download.max_bytes,
       retries: ingest.download.retries,
       timeoutS: ingest.download.timeout_s,
       field: 'ingest.source',
@@ -109,6 +110,8 @@ function locateFiles(loaded: LoadedConfig, root: string): Partial<Record<Role, s
     }
     if (found.length === 1) files[role] = found[0];
     else if (role === 'train') throw new UserError(`ingest.files.train: "${name}" not found under ${root}`);
+    // The Kaggle names may be absent (a data set without test genres); a name the user wrote may not.
+    else if (name !== DEFAULT_FILES[role]) throw new UserError(`ingest.files.${role}: "${name}" not found under ${root} (set it to null if the data has no such file)`);
   }
   return files;
 }

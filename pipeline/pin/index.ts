@@ -44,6 +44,7 @@ export async function pinConfig(path: string, overrides: string[]): Promise<PinC
       authHint,
       retries: ingest.download.retries,
       timeoutS: ingest.download.timeout_s,
+      maxBytes: ingest.download.max_bytes,
       offlineHint: 'run make pin where the source can be reached',
     });
     changes.push({ field: 'ingest.sha256', from: ingest.sha256, to: sha256, how: 'downloaded into the cache and hashed' });

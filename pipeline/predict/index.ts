@@ -6,7 +6,7 @@ import { UserError } from '../errors.js';
 import { formatCount, progress } from '../log.js';
 import { readParquet, writeParquet, type TableSchema } from '../parquet/index.js';
 import { configSchema, type Config } from '../config/schema.js';
-import type { LoadedConfig } from '../config/index.js';
+import { makeCommand, type LoadedConfig } from '../config/index.js';
 import type { ArtifactStore, Manifest } from '../artifacts/store.js';
 import { listRuns, readRun, runPointers } from '../artifacts/runs.js';
 import { planStages } from '../artifacts/plan.js';
@@ -48,7 +48,7 @@ export async function findRun(store: ArtifactStore, loaded: LoadedConfig, runNam
     if (!recorded.configPath) throw new UserError(`predict --run ${runName}: the run does not say which config file made it; rerun \`make train\` for it once`);
     const parsed = configSchema.safeParse(recorded.config);
     if (!parsed.success) throw new UserError(`predict --run ${runName}: ${store.root}/runs/${runName}/config.yaml is not a valid config; rerun \`make train\` for it`);
-    loaded = { config: { ...parsed.data, run: runName } as Config, path: recorded.configPath, baseDir: dirname(recorded.configPath) };
+    loaded = { config: { ...parsed.data, run: runName } as Config, path: recorded.configPath, baseDir: dirname(recorded.configPath), overrides: [] };
     keys = runPointers(store, runName);
   } else {
     const plan = await planStages(STAGES, loaded, store, 'train');
@@ -59,7 +59,7 @@ export async function findRun(store: ArtifactStore, loaded: LoadedConfig, runNam
     const manifest = keys[stage] ? store.readManifest(stage, keys[stage]) : null;
     if (!manifest) {
       throw new UserError(
-        `predict: the run "${loaded.config.run}" is unfinished: its ${stage} artifact is not built; run \`make train CONFIG=${loaded.path}\` first`,
+        `predict: the run "${loaded.config.run}" is unfinished: its ${stage} artifact is not built; run \`${makeCommand('train', loaded)}\` first`,
       );
     }
     manifests[stage] = manifest;
@@ -71,7 +71,7 @@ export async function findRun(store: ArtifactStore, loaded: LoadedConfig, runNam
   if (runName) {
     const now = { ...(await modelSources(loaded, store, TOKENIZER_FILES)), ...(await modelSources(loaded, store, NETWORK_FILES(loaded))) };
     for (const [file, sha] of Object.entries({ ...manifests.tokenize.sources, ...manifests.embed.sources })) {
-      if (now[file] !== undefined && now[file] !== sha) throw new UserError(`predict: ${file} has changed since run "${loaded.config.run}" was embedded; retrain with \`make train CONFIG=${loaded.path}\``);
+      if (now[file] !== undefined && now[file] !== sha) throw new UserError(`predict: ${file} has changed since run "${loaded.config.run}" was embedded; retrain with \`${makeCommand('train', loaded)}\``);
     }
   }
   return { name: loaded.config.run, loaded, manifests, trainDir: store.keyDir('train', manifests.train.key) };
