@@ -41,7 +41,7 @@ SAMPLE_MODEL := models/sample-bert-random/model.onnx
 CONFIG_MODELS := $(if $(shell grep -s 'models/sample-bert-random' $(CONFIG)),$(SAMPLE_MODEL))
 
 PHONY_STAGES := ingest tokenize embed train evaluate report
-.PHONY: all install build browser demo-data $(PHONY_STAGES) predict sweep diff gate gate-update status config clean gc verify pin test bench bench-ingest bench-embed bench-train bench-predict bench-sweep bench-fill-mask model-demo model-sample model-bert-base check-tokenizer
+.PHONY: all install build browser demo-data $(PHONY_STAGES) predict sweep diff gate gate-update status config clean gc verify pin test bench bench-ingest bench-embed bench-train bench-predict bench-sweep bench-fill-mask bench-verify model-demo model-sample model-bert-base check-tokenizer
 
 # One planner process answers "would anything run?"; only then are the stage targets walked.
 # That keeps a no-op `make all` to one Node start-up instead of one per stage.
@@ -176,6 +176,10 @@ bench-sweep: $(BUILT) $(DEMO_DATA)
 # A fill-mask export (only logits) against the feature-extraction export of the same bert-base-sized weights.
 bench-fill-mask: $(BUILT) $(DEMO_DATA)
 	$(NODE) dist/scripts/bench-fill-mask.js --data $(BENCH_DATA) --tokenizer $(BERT_TOKENIZER)
+
+# What checking inputs against their manifests costs, next to the stage (train on CONFIG) and one epoch on 100,000 x 768.
+bench-verify: $(BUILT)
+	$(NODE) dist/scripts/bench-verify.js --config $(CONFIG) --artifacts $(ARTIFACTS)
 
 bench-ingest: $(BUILT) $(DEMO_DATA) $(CONFIG_MODELS)
 	$(NODE) dist/scripts/bench-ingest.js --artifacts $(ARTIFACTS)

@@ -55,15 +55,20 @@ export async function runStage(
   // What this build reads and writes is kept by `make gc` until the build ends.
   takeLease(store, Object.entries(planKeys(plan)).map(([s, k]) => `${s}/${k}`));
   const inputs: Record<string, UpstreamArtifact> = {};
+  const verifyStarted = performance.now();
   for (const [input, key] of Object.entries(planned.inputs)) {
     if (!store.readManifest(input, key)) throw new UserError(`${stage} needs the ${input} artifact ${key}, which is not built: run \`${makeCommand(input, loaded)}\` first`);
     // Every file is checked against its manifest before it is read (sha256: milliseconds to a second or two).
     inputs[input] = await store.verified(input, key);
   }
+  const verifySeconds = Math.round(performance.now() - verifyStarted) / 1000;
   const target = options.publishAs?.(planned) ?? { stage, key: planned.key };
   const { manifest, dir, built } = await store.ensure(
     { stage: target.stage, key: target.key, stage_version: planned.spec.version, params: planned.params, inputs: planned.inputs, sources: planned.sources, code: planned.code },
-    async (ctx) => build({ ...ctx, loaded, store, planned, inputs }),
+    async (ctx) => {
+      const body = await build({ ...ctx, loaded, store, planned, inputs });
+      return { ...body, timings: { ...body.timings, verify_inputs_seconds: verifySeconds } };
+    },
     { ...options, force: args.force },
   );
   let where = dir;
