@@ -19,6 +19,7 @@ NPM_SCRIPTS := $(if $(filter skip,$(ORT_INSTALL)),,--allow-scripts=onnxruntime-n
 # For `make model-bert-base`: a bert-base-uncased tokenizer folder (its 30,522-token vocabulary).
 BERT_TOKENIZER ?= ../shared/models/bert-base-uncased-tokenizer
 BENCH_DATA ?= data/demo
+BENCH_PROVIDERS ?= cuda,webgpu,cpu
 BENCH_MODEL ?= models/demo-bert-random
 
 NODE ?= node
@@ -162,7 +163,7 @@ models/bert-base-random/model.onnx: $(BUILT)
 bench: bench-ingest bench-embed bench-train bench-predict bench-sweep
 
 bench-embed: $(BUILT) $(DEMO_DATA)
-	$(NODE) dist/scripts/bench.js --data $(BENCH_DATA) --model $(BENCH_MODEL) --artifacts $(ARTIFACTS)
+	$(NODE) dist/scripts/bench.js --data $(BENCH_DATA) --model $(BENCH_MODEL) --artifacts $(ARTIFACTS) --providers $(BENCH_PROVIDERS)
 
 bench-train: $(BUILT)
 	$(NODE) dist/scripts/bench-train.js --config $(CONFIG) --artifacts $(ARTIFACTS)

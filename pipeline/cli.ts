@@ -20,7 +20,7 @@ export async function parseArgs<T>(command: string, describe: string, extend: (y
     .scriptName(command)
     .usage(`$0 [options]\n\n${describe}`)
     .option('config', { type: 'string', default: 'configs/default.yaml', describe: 'YAML config file' })
-    .option('set', { type: 'string', array: true, default: [] as string[], describe: 'override a config value: --set train.lr=0.0003' })
+    .option('set', { type: 'string', array: true, default: [] as string[], describe: 'override a config value: --set train.optimizer.lr=0.0003' })
     .option('artifacts', { type: 'string', default: process.env.PIPELINE_ARTIFACTS ?? 'artifacts', describe: 'artifact store folder' })
     .strict()
     .help()

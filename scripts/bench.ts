@@ -16,7 +16,7 @@ import { formatCount, info } from '../pipeline/log.js';
 import { readTokens } from '../pipeline/arrow/index.js';
 import { bertFlops } from '../pipeline/embed/pooling.js';
 import { readModelInfo } from '../pipeline/model/index.js';
-import { openSession, ort } from '../pipeline/onnx/session.js';
+import { openSession, ort, type Provider } from '../pipeline/onnx/session.js';
 
 runMain(async () => {
   const args = await parseArgs('bench', 'Benchmark the tokenize and embed stages.', (y) =>
@@ -26,6 +26,7 @@ runMain(async () => {
       .option('tokenize-rows', { type: 'number', default: 50_000, describe: 'descriptions for the tokenize run (the data repeated)' })
       .option('max-length', { type: 'number', default: 128 })
       .option('threads', { type: 'number', default: 2 })
+      .option('providers', { type: 'string', default: 'cuda,webgpu,cpu', describe: 'execution providers to try, in order (e.g. webgpu)' })
       .option('only', { choices: ['tokenize', 'embed'] as const, describe: 'run one half of the benchmark' }),
   );
   for (const f of ['train_data.txt']) if (!existsSync(join(args.data, f))) throw new UserError(`bench: ${join(args.data, f)} not found`);
@@ -38,7 +39,7 @@ runMain(async () => {
   };
   const yaml = (source: string) =>
     `ingest:\n  source: ${resolve(source)}\n  max_reject_fraction: 0.05\nmodel:\n  path: ${resolve(args.model)}\ntokenize:\n  max_length: ${args['max-length']}\n` +
-    `embed:\n  providers: [cuda, cpu]\n  threads: ${args.threads}\n`;
+    `embed:\n  providers: [${args.providers}]\n  threads: ${args.threads}\n`;
   try {
     const benchTokenize = () => {
     // Tokenize: the data's training rows repeated to --tokenize-rows descriptions.
@@ -80,7 +81,7 @@ runMain(async () => {
 
       // A bare ONNX Runtime loop at batch 32 x 128, for scale.
       const modelInfo = readModelInfo(join(args.model, 'config.json'));
-      const open = await openSession(join(args.model, 'model.onnx'), ['cuda', 'cpu'], args.threads);
+      const open = await openSession(join(args.model, 'model.onnx'), args.providers.split(',') as Provider[], args.threads);
       const dims = [32, 128];
       const ids = BigInt64Array.from({ length: 32 * 128 }, (_, i) => BigInt(1 + ((i * 7919) % (modelInfo.vocab - 1))));
       const feeds = { input_ids: new ort.Tensor('int64', ids, dims), attention_mask: new ort.Tensor('int64', new BigInt64Array(32 * 128).fill(1n), dims), token_type_ids: new ort.Tensor('int64', new BigInt64Array(32 * 128), dims) };

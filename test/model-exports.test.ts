@@ -6,7 +6,7 @@ import onnxProto from 'onnx-proto';
 import { readEmbeddings } from '../pipeline/arrow/index.js';
 import { deriveEncoder } from '../pipeline/onnx/derive.js';
 import type { ExportShape } from '../pipeline/onnx/bert-graph.js';
-import { kaggleLines, runProgram, workspace, type Workspace } from './helpers/workspace.js';
+import { REPO, kaggleLines, runProgram, workspace, type Workspace } from './helpers/workspace.js';
 import { TINY, writeModelFolder } from './helpers/models.js';
 
 const WORDS = ['cowboy', 'sheriff', 'alien', 'spaceship', 'ghost', 'haunted', 'wedding', 'love', 'detective', 'robbery', 'the', 'a', 'city', 'night'];
@@ -143,4 +143,36 @@ test('a model with neither hidden states nor masked-LM logits, or with an input 
   const input = embedWith(ws, configFor(ws, 'extra', join(ws.dir, 'extra-input')));
   assert.equal(input.code, 1);
   assert.match(input.stderr, /^error: .*extra-input\/model\.onnx: input pixel_values float32\[b\] is not one the embed stage can feed/m);
+});
+
+test('webgpu falls back to cpu with the reason in the log and the manifest when no GPU adapter exists', () => {
+  const ws = exportsWorkspace();
+  const config = configFor(ws, 'gpu', writeModelFolder(join(ws.dir, 'features'), {}));
+  const result = embedWith(ws, config, ['--set', 'embed.providers=[webgpu,cpu]']);
+  assert.equal(result.code, 0, result.stderr);
+  const manifest = JSON.parse(readFileSync(join(ws.artifacts, 'runs', 'gpu', 'embed', 'manifest.json'), 'utf8'));
+  if (manifest.details.provider === 'webgpu') {
+    assert.deepEqual(manifest.details.provider_fallbacks, []);
+    return;
+  }
+  assert.equal(manifest.details.provider, 'cpu');
+  assert.match(manifest.details.provider_fallbacks[0], /^webgpu provider unavailable \(.*\); it needs a GPU whose driver provides Vulkan \(check with `vulkaninfo --summary`\)$/);
+  assert.match(result.stderr, /embed: webgpu provider unavailable/);
+});
+
+test('webgpu vectors equal the cpu ones within 1e-3 on the demo data (where a GPU adapter exists)', async (t) => {
+  const ort = await import('onnxruntime-node');
+  try {
+    const probe = await ort.InferenceSession.create(join(REPO, 'models', 'demo-bert-random', 'model.onnx'), { executionProviders: ['webgpu'], logSeverityLevel: 4 });
+    await probe.release();
+  } catch (error) {
+    return t.skip(`no WebGPU adapter on this machine (${((error as Error).message.match(/Failed to get a WebGPU adapter: [^\n]*/) ?? ['session failed'])[0]})`);
+  }
+  const ws = exportsWorkspace();
+  const model = join(REPO, 'models', 'demo-bert-random');
+  assert.equal(embedWith(ws, configFor(ws, 'cpu', model), ['--set', 'embed.providers=[cpu]']).code, 0);
+  const gpu = embedWith(ws, configFor(ws, 'webgpu', model), ['--set', 'embed.providers=[webgpu]']);
+  assert.equal(gpu.code, 0, gpu.stderr);
+  const diff = maxAbsDiff(vectorsOf(ws, 'webgpu'), vectorsOf(ws, 'cpu'));
+  assert.ok(diff <= 1e-3, `max abs diff ${diff}`);
 });

@@ -145,7 +145,7 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 /** `train.layers[1].units=256`: the value is read as YAML, so numbers, booleans and lists work. */
 export function applyOverride(target: Record<string, unknown>, override: string): void {
   const eq = override.indexOf('=');
-  if (eq <= 0) throw new UserError(`--set ${override}: expected key=value, e.g. --set train.lr=0.0003`);
+  if (eq <= 0) throw new UserError(`--set ${override}: expected key=value, e.g. --set train.optimizer.lr=0.0003`);
   const keyPath = parseKeyPath(override.slice(0, eq), `--set ${override}`);
   let value: unknown;
   try {

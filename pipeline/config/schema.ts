@@ -94,7 +94,16 @@ export const tokenizeSchema = z.strictObject({
 export const embedSchema = z.strictObject({
   pooling: z.enum(['mean', 'cls', 'pooler']).default('mean'),
   /** Execution providers to try, in order; the first that loads runs. Not part of the key. */
-  providers: z.array(z.enum(['cuda', 'cpu'])).min(1).default(['cuda', 'cpu']),
+  providers: z.array(z.enum(['cuda', 'webgpu', 'cpu'])).min(1).default(['cuda', 'webgpu', 'cpu']),
+  /** WebGPU provider options that change speed and memory, not the vectors. Not part of the key. */
+  webgpu: z
+    .strictObject({
+      /** How GPU storage buffers are reused between runs: bucket (ORT's default), simple, lazyRelease, disabled. */
+      storage_buffer_cache_mode: z.enum(['bucket', 'simple', 'lazyRelease', 'disabled']).default('bucket'),
+      /** Dawn's validation: basic (default), wgpuOnly, full (debugging), disabled (fastest; a GPU error can crash the process). */
+      validation_mode: z.enum(['basic', 'wgpuOnly', 'full', 'disabled']).default('basic'),
+    })
+    .prefault({}),
   /** ONNX Runtime intra-op threads ("auto": one per core). Not part of the key. */
   threads: z.union([z.literal('auto'), z.number().int().min(1).max(256)]).default('auto'),
   /** Padded tokens per batch: rows of similar length are batched up to this budget. Not part of the key. */

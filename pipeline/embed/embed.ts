@@ -203,6 +203,7 @@ export async function embed(run: StageRun, slice?: Slice): Promise<ManifestBody>
     vocab: model.vocab,
     providers: config.embed.providers,
     threads: config.embed.threads,
+    providerOptions: { webgpu: config.embed.webgpu },
   });
   const { open } = encoder;
   if (model.random) info('embed: the model has RANDOM weights (the project\'s own test model): vectors carry tokens, not meaning');
@@ -231,6 +232,7 @@ export async function embed(run: StageRun, slice?: Slice): Promise<ManifestBody>
     versions: { onnxruntime: onnxRuntimeVersion() },
     details: {
       provider: open.provider,
+      provider_fallbacks: open.fallbacks,
       threads: open.threads,
       pooling: config.embed.pooling,
       precision: config.model?.precision,

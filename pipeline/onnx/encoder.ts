@@ -4,7 +4,7 @@ import { UserError } from '../errors.js';
 import { formatBytes, info } from '../log.js';
 import { cacheRoot } from '../download/index.js';
 import type { Pooling } from '../embed/pooling.js';
-import { openSession, ort, type OpenSession, type Provider } from './session.js';
+import { openSession, ort, type OpenSession, type Provider, type ProviderOptions } from './session.js';
 import { deriveEncoder, ENCODER_DERIVATION_VERSION, NotAMaskedLmHead } from './derive.js';
 
 /** The integer inputs a BERT-family export may declare, and what the pipeline feeds each. */
@@ -41,6 +41,7 @@ export interface EncoderOptions {
   vocab: number;
   providers: readonly Provider[];
   threads: 'auto' | number;
+  providerOptions?: ProviderOptions;
 }
 
 const HUB_HINT = 'export the checkpoint for feature extraction (`optimum-cli export onnx --model <repo> --task feature-extraction <dir>`) and set model.path to that folder';
@@ -54,19 +55,19 @@ const HUB_HINT = 'export the checkpoint for feature extraction (`optimum-cli exp
 export async function openEncoder(modelPath: string, sha256: string, options: EncoderOptions): Promise<Encoder> {
   const derivedPath = join(cacheRoot(), 'derived', `${sha256}-encoder-v${ENCODER_DERIVATION_VERSION}`, 'model.onnx');
   if (existsSync(derivedPath)) {
-    const open = await openSession(derivedPath, options.providers, options.threads);
+    const open = await openSession(derivedPath, options.providers, options.threads, options.providerOptions);
     const record = JSON.parse(readFileSync(join(derivedPath, '..', 'derivation.json'), 'utf8')) as Adaptation['derived'] & { source_outputs: string[] };
     info(`embed: ${basename(modelPath)} is a fill-mask export; using the encoder-only model derived from it (cached: ${derivedPath})`);
     return encoderFrom(open, modelPath, options, { ...record, path: derivedPath }, record.source_outputs);
   }
-  const open = await openSession(modelPath, options.providers, options.threads);
+  const open = await openSession(modelPath, options.providers, options.threads, options.providerOptions);
   const outputs = open.session.outputMetadata;
   const plan = chooseOutput(outputs, modelPath, options);
   if (plan.output) return encoderFrom(open, modelPath, options, undefined, outputs.map(describeValue));
 
   await open.session.release();
   const derived = await deriveAndCache(modelPath, sha256, plan.logits!, options.vocab, derivedPath, outputs.map(describeValue));
-  const reopened = await openSession(derivedPath, options.providers, options.threads);
+  const reopened = await openSession(derivedPath, options.providers, options.threads, options.providerOptions);
   return encoderFrom(reopened, modelPath, options, derived, outputs.map(describeValue));
 }
 

@@ -170,6 +170,7 @@ export async function predictDescriptions(run: RunArtifacts, input: Descriptions
     vocab: model.vocab,
     providers: config.embed.providers,
     threads: config.embed.threads,
+    providerOptions: { webgpu: config.embed.webgpu },
   });
   const classifierReady = (async () => {
     await selectBackend(config.train.backend, 'predict');
