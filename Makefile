@@ -42,7 +42,7 @@ SAMPLE_MODEL := models/sample-bert-random/model.onnx
 CONFIG_MODELS := $(if $(shell grep -s 'models/sample-bert-random' $(CONFIG)),$(SAMPLE_MODEL))
 
 PHONY_STAGES := ingest tokenize embed train evaluate report
-.PHONY: all install build browser demo-data $(PHONY_STAGES) predict sweep diff gate gate-update status config clean gc verify pin test bench bench-ingest bench-embed bench-train bench-predict bench-sweep bench-fill-mask bench-verify model-demo model-sample model-bert-base check-tokenizer
+.PHONY: all install build browser demo-data $(PHONY_STAGES) predict sweep diff gate gate-update status config clean gc verify pin test bench bench-ingest bench-embed bench-train bench-predict bench-sweep bench-fill-mask bench-verify bench-int8 model-demo model-sample model-bert-base check-tokenizer
 
 # One planner process answers "would anything run?"; only then are the stage targets walked.
 # That keeps a no-op `make all` to one Node start-up instead of one per stage.
@@ -173,6 +173,10 @@ bench-predict: $(BUILT) $(DEMO_DATA)
 
 bench-sweep: $(BUILT) $(DEMO_DATA)
 	$(NODE) dist/scripts/bench-sweep.js --sweep $(SWEEP) --artifacts $(ARTIFACTS)
+
+# fp32 against int8 quantized in the pipeline: rows/s, per-row cosine, classifier top-1 agreement.
+bench-int8: $(BUILT) $(DEMO_DATA)
+	$(NODE) dist/scripts/bench-int8.js --data $(BENCH_DATA) --model $(BENCH_MODEL)
 
 # A fill-mask export (only logits) against the feature-extraction export of the same bert-base-sized weights.
 bench-fill-mask: $(BUILT) $(DEMO_DATA)

@@ -74,8 +74,13 @@ export const modelSchema = z
         files: z.record(z.string().min(1), sha256),
       })
       .optional(),
-    /** Which ONNX file to run: `fp32` (model.onnx) or `int8` (model_quantized.onnx). */
+    /**
+     * `fp32` runs model.onnx. `int8` runs the folder's model_quantized.onnx when it has one, else
+     * an int8 model the pipeline derives from model.onnx (dynamic quantization, cached).
+     */
     precision: z.enum(['fp32', 'int8']).default('fp32'),
+    /** With int8: quantize model.onnx in the pipeline even when a model_quantized.onnx is published. */
+    quantize: z.boolean().default(false),
   })
   .check((ctx) => {
     const { path, hub } = ctx.value;

@@ -4,7 +4,7 @@ import { UserError } from '../errors.js';
 import { formatCount, formatSeconds, info, progress } from '../log.js';
 import { concatTokens } from '../tokenizer/index.js';
 import { lengthOf, readEmbeddings, readTokens, rowCount, writeEmbeddings, type TokenTable } from '../arrow/index.js';
-import { readModelInfo, resolveModel, type ModelInfo } from '../model/index.js';
+import { quantizeInPipeline, readModelInfo, resolveModel, type ModelInfo } from '../model/index.js';
 import { onnxRuntimeVersion } from '../onnx/session.js';
 import { encoderFeeds, openEncoder, type Encoder } from '../onnx/encoder.js';
 import type { ArtifactStore, ManifestBody } from '../artifacts/store.js';
@@ -204,6 +204,7 @@ export async function embed(run: StageRun, slice?: Slice): Promise<ManifestBody>
     providers: config.embed.providers,
     threads: config.embed.threads,
     providerOptions: { webgpu: config.embed.webgpu },
+    quantize: quantizeInPipeline(run.loaded),
   });
   const { open } = encoder;
   if (model.random) info('embed: the model has RANDOM weights (the project\'s own test model): vectors carry tokens, not meaning');

@@ -34,7 +34,21 @@ export function modelConfig(loaded: LoadedConfig): ModelConfig {
   return model;
 }
 
-const onnxName = (loaded: LoadedConfig) => (modelConfig(loaded).precision === 'int8' ? 'model_quantized.onnx' : 'model.onnx');
+/**
+ * The ONNX file embed runs: model.onnx, or for int8 the published model_quantized.onnx when the
+ * folder (or the hub's file list) has one and `model.quantize` is off. Otherwise int8 is made
+ * from model.onnx by the pipeline (`quantizeInPipeline`).
+ */
+const onnxName = (loaded: LoadedConfig) => (modelConfig(loaded).precision === 'int8' && !modelConfig(loaded).quantize && hasPublishedInt8(loaded) ? 'model_quantized.onnx' : 'model.onnx');
+
+function hasPublishedInt8(loaded: LoadedConfig): boolean {
+  const { hub } = modelConfig(loaded);
+  if (hub) return Object.keys(hub.files).some((file) => basename(file) === 'model_quantized.onnx');
+  return existsSync(join(localFolder(loaded), 'model_quantized.onnx'));
+}
+
+/** True when int8 is asked for and the pipeline quantizes model.onnx itself. */
+export const quantizeInPipeline = (loaded: LoadedConfig) => modelConfig(loaded).precision === 'int8' && onnxName(loaded) === 'model.onnx';
 
 /** Which files each stage reads: tokenize needs the tokenizer, embed the network. */
 export const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'config.json'] as const;

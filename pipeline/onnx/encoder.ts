@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { UserError } from '../errors.js';
 import { formatBytes, info } from '../log.js';
@@ -6,6 +6,7 @@ import { cacheRoot } from '../download/index.js';
 import type { Pooling } from '../embed/pooling.js';
 import { openSession, ort, type OpenSession, type Provider, type ProviderOptions } from './session.js';
 import { deriveEncoder, ENCODER_DERIVATION_VERSION, NotAMaskedLmHead } from './derive.js';
+import { quantizeDynamic, QUANTIZER_VERSION } from './quantize.js';
 
 /** The integer inputs a BERT-family export may declare, and what the pipeline feeds each. */
 export type InputRole = 'input_ids' | 'attention_mask' | 'token_type_ids' | 'position_ids';
@@ -25,6 +26,8 @@ export interface Adaptation {
   inputs: EncoderInput[];
   /** Set when the file was a fill-mask export and an encoder-only model was derived from it. */
   derived?: { from_sha256: string; version: number; hidden_value: string; removed_nodes: number; path: string };
+  /** Set when the pipeline quantized the (encoder-only) model to int8 itself. */
+  quantized?: { from_sha256: string; version: number; matmuls: number; weight_mb_before: number; weight_mb_after: number; path: string };
 }
 
 /** An open model that yields hidden states (or the pooler output) and the inputs it takes. */
@@ -42,6 +45,8 @@ export interface EncoderOptions {
   providers: readonly Provider[];
   threads: 'auto' | number;
   providerOptions?: ProviderOptions;
+  /** Quantize the fp32 model to int8 (dynamic, per-column weights) and run that. */
+  quantize?: boolean;
 }
 
 const HUB_HINT = 'export the checkpoint for feature extraction (`optimum-cli export onnx --model <repo> --task feature-extraction <dir>`) and set model.path to that folder';
@@ -53,6 +58,7 @@ const HUB_HINT = 'export the checkpoint for feature extraction (`optimum-cli exp
  * model is opened instead. Anything else is one error naming the file and what would work.
  */
 export async function openEncoder(modelPath: string, sha256: string, options: EncoderOptions): Promise<Encoder> {
+  if (options.quantize) return openQuantized(modelPath, sha256, options);
   const derivedPath = join(cacheRoot(), 'derived', `${sha256}-encoder-v${ENCODER_DERIVATION_VERSION}`, 'model.onnx');
   if (existsSync(derivedPath)) {
     const open = await openSession(derivedPath, options.providers, options.threads, options.providerOptions);
@@ -71,12 +77,55 @@ export async function openEncoder(modelPath: string, sha256: string, options: En
   return encoderFrom(reopened, modelPath, options, derived, outputs.map(describeValue));
 }
 
-function encoderFrom(open: OpenSession, modelPath: string, options: EncoderOptions, derived: Adaptation['derived'], sourceOutputs: string[]): Encoder {
-  const output = derived ? 'last_hidden_state' : chooseOutput(open.session.outputMetadata, modelPath, options).output!;
+function encoderFrom(open: OpenSession, modelPath: string, options: EncoderOptions, derived: Adaptation['derived'], sourceOutputs: string[], quantized?: Adaptation['quantized']): Encoder {
+  const output = chooseOutput(open.session.outputMetadata, modelPath, options).output!;
   const inputs = chooseInputs(open.session.inputMetadata, modelPath);
   const fed = inputs.map((i) => (i.type === 'int64' ? i.name : `${i.name} (${i.type})`)).join(', ');
-  info(`embed: reading ${output} of ${basename(modelPath)}; feeding ${fed}`);
-  return { open, output, inputs, adaptation: { source_outputs: sourceOutputs, output, inputs, derived } };
+  info(`embed: reading ${output} of ${basename(modelPath)}${quantized ? ' (int8)' : ''}; feeding ${fed}`);
+  return { open, output, inputs, adaptation: { source_outputs: sourceOutputs, output, inputs, derived, quantized } };
+}
+
+/**
+ * int8 from an fp32 model: the fp32 encoder (the file itself, or the encoder cut from a fill-mask
+ * export) is quantized once (`quantizeDynamic`) and cached by the file's sha256, the quantizer's
+ * version and the derivation's, then that model runs.
+ */
+async function openQuantized(modelPath: string, sha256: string, options: EncoderOptions): Promise<Encoder> {
+  const dir = join(cacheRoot(), 'derived', `${sha256}-int8-v${QUANTIZER_VERSION}-encoder-v${ENCODER_DERIVATION_VERSION}`);
+  const path = join(dir, 'model.onnx');
+  if (existsSync(path)) {
+    info(`embed: using the int8 model quantized from ${basename(modelPath)} (cached: ${path})`);
+  } else {
+    const fp32 = await openEncoder(modelPath, sha256, { ...options, quantize: false, providers: ['cpu'] });
+    await fp32.open.session.release();
+    const started = performance.now();
+    const q = quantizeDynamic(readFileSync(fp32.adaptation.derived?.path ?? modelPath));
+    const mb = (bytes: number) => Math.round(bytes / 1024 / 1024);
+    const quantized = { from_sha256: sha256, version: QUANTIZER_VERSION, matmuls: q.matmuls, weight_mb_before: mb(q.weightBytes.before), weight_mb_after: mb(q.weightBytes.after) };
+    publishCacheFolder(dir, { 'model.onnx': q.bytes, 'quantization.json': `${JSON.stringify({ quantized, derived: fp32.adaptation.derived, source_outputs: fp32.adaptation.source_outputs }, null, 2)}\n` });
+    info(
+      `embed: quantized ${basename(modelPath)} to int8 in ${((performance.now() - started) / 1000).toFixed(1)}s: ${q.matmuls} MatMuls as DynamicQuantizeMatMul, ` +
+        `weights ${quantized.weight_mb_before} -> ${quantized.weight_mb_after} MB -> ${path}`,
+    );
+  }
+  const record = JSON.parse(readFileSync(join(dir, 'quantization.json'), 'utf8')) as { quantized: Omit<NonNullable<Adaptation['quantized']>, 'path'>; derived: Adaptation['derived']; source_outputs: string[] };
+  const open = await openSession(path, options.providers, options.threads, options.providerOptions);
+  return encoderFrom(open, modelPath, options, record.derived, record.source_outputs, { ...record.quantized, path });
+}
+
+/** Writes a folder of the cache whole, then renames it into place: one that exists is complete. */
+function publishCacheFolder(dir: string, files: Record<string, string | Uint8Array>): void {
+  const partial = `${dir}.partial-${process.pid}`;
+  mkdirSync(partial, { recursive: true });
+  for (const [name, data] of Object.entries(files)) writeFileSync(join(partial, name), data);
+  mkdirSync(join(dir, '..'), { recursive: true });
+  try {
+    renameSync(partial, dir);
+  } catch (error) {
+    // Another process made the same folder meanwhile: its copy is as good as ours.
+    if (!existsSync(dir)) throw error;
+    rmSync(partial, { recursive: true, force: true });
+  }
 }
 
 /** Which output gives the vectors, or which `logits` to cut the head from. */
@@ -132,19 +181,7 @@ async function deriveAndCache(modelPath: string, sha256: string, logits: string,
     throw new UserError(`${modelPath}: its only output ${logits} looks like masked-LM logits, but the graph cannot be cut below the head (${error.message}); ${HUB_HINT}`);
   }
   const record = { from_sha256: sha256, version: ENCODER_DERIVATION_VERSION, hidden_value: cut.hiddenValue, removed_nodes: cut.removedNodes, source_outputs: sourceOutputs };
-  // Written whole, then renamed: a derived model that exists is complete.
-  const dir = join(derivedPath, '..');
-  const partial = `${dir}.partial-${process.pid}`;
-  mkdirSync(partial, { recursive: true });
-  writeFileSync(join(partial, 'model.onnx'), cut.bytes);
-  writeFileSync(join(partial, 'derivation.json'), `${JSON.stringify(record, null, 2)}\n`);
-  mkdirSync(join(dir, '..'), { recursive: true });
-  try {
-    renameSync(partial, dir);
-  } catch (error) {
-    // Another process derived the same model meanwhile: its copy is as good as ours.
-    if (!existsSync(derivedPath)) throw error;
-  }
+  publishCacheFolder(join(derivedPath, '..'), { 'model.onnx': cut.bytes, 'derivation.json': `${JSON.stringify(record, null, 2)}\n` });
   info(
     `embed: derived ${formatBytes(cut.bytes.length)} encoder-only model in ${((performance.now() - started) / 1000).toFixed(1)}s: ` +
       `output ${cut.hiddenValue} as last_hidden_state, ${cut.removedNodes} head nodes removed -> ${derivedPath}`,

@@ -11,7 +11,7 @@ import type { ArtifactStore, Manifest } from '../artifacts/store.js';
 import { listRuns, readRun, runPointers } from '../artifacts/runs.js';
 import { planStages } from '../artifacts/plan.js';
 import { STAGES } from '../stages.js';
-import { modelSources, NETWORK_FILES, readModelInfo, resolveModel, TOKENIZER_FILES } from '../model/index.js';
+import { modelSources, NETWORK_FILES, quantizeInPipeline, readModelInfo, resolveModel, TOKENIZER_FILES } from '../model/index.js';
 import { openEncoder } from '../onnx/encoder.js';
 import { BertTokenizer, resolveWorkers, TokenizerPool } from '../tokenizer/index.js';
 import { lengthOf, rowCount, type TokenTable } from '../arrow/index.js';
@@ -171,6 +171,7 @@ export async function predictDescriptions(run: RunArtifacts, input: Descriptions
     providers: config.embed.providers,
     threads: config.embed.threads,
     providerOptions: { webgpu: config.embed.webgpu },
+    quantize: quantizeInPipeline(run.loaded),
   });
   const classifierReady = (async () => {
     await selectBackend(config.train.backend, 'predict');

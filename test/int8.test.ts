@@ -1,0 +1,51 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { readEmbeddings } from '../pipeline/arrow/index.js';
+import { REPO, runProgram, workspace } from './helpers/workspace.js';
+
+const MODEL = join(REPO, 'models', 'demo-bert-random');
+
+test('int8 made in the pipeline from the committed demo model: cosine >= 0.99 to fp32 on the demo data, keyed apart, and cached', () => {
+  const ws = workspace(`ingest:\n  source: demo\nmodel:\n  path: ${MODEL}\nembed:\n  providers: [cpu]\n  threads: 1\n`);
+  const made = spawnSync(process.execPath, [join(REPO, 'dist', 'scripts', 'generate-demo-data.js'), '--out', join(ws.dir, 'demo')], { encoding: 'utf8' });
+  assert.equal(made.status, 0, made.stderr);
+  for (const stage of ['ingest', 'tokenize', 'embed']) assert.equal(runProgram(ws, `stages/${stage}`).code, 0, stage);
+  const fp32Manifest = JSON.parse(readFileSync(join(ws.artifacts, 'runs', 'config', 'embed', 'manifest.json'), 'utf8'));
+
+  const int8 = runProgram(ws, 'stages/embed', ['--set', 'model.precision=int8']);
+  assert.equal(int8.code, 0, int8.stderr);
+  assert.match(int8.stderr, /quantized model\.onnx to int8 in [\d.]+s: 13 MatMuls as DynamicQuantizeMatMul/);
+  const int8Manifest = JSON.parse(readFileSync(join(ws.artifacts, 'runs', 'config', 'embed', 'manifest.json'), 'utf8'));
+  assert.notEqual(int8Manifest.key, fp32Manifest.key, 'int8 vectors are another artifact');
+  assert.equal(int8Manifest.details.model_adaptation.quantized.matmuls, 13);
+
+  let minCosine = 1;
+  for (const split of ['train', 'test']) {
+    const a = readEmbeddings(join(ws.artifacts, 'embed', fp32Manifest.key, `${split}.arrow`));
+    const b = readEmbeddings(join(ws.artifacts, 'embed', int8Manifest.key, `${split}.arrow`));
+    for (let row = 0; row < a.vectors.length / a.hidden; row++) {
+      let dot = 0;
+      let na = 0;
+      let nb = 0;
+      for (let h = 0; h < a.hidden; h++) {
+        const x = a.vectors[row * a.hidden + h]!;
+        const y = b.vectors[row * a.hidden + h]!;
+        dot += x * y;
+        na += x * x;
+        nb += y * y;
+      }
+      minCosine = Math.min(minCosine, dot / Math.sqrt(na * nb));
+    }
+  }
+  assert.ok(minCosine >= 0.99, `min cosine ${minCosine}`);
+  assert.ok(minCosine < 1, 'the int8 vectors are not the fp32 ones');
+
+  for (const stage of ['ingest', 'tokenize']) assert.equal(runProgram(ws, `stages/${stage}`, ['--artifacts', join(ws.dir, 'fresh')]).code, 0);
+  const cached = runProgram(ws, 'stages/embed', ['--set', 'model.precision=int8', '--artifacts', join(ws.dir, 'fresh')]);
+  assert.equal(cached.code, 0, cached.stderr);
+  assert.match(cached.stderr, /using the int8 model quantized from model\.onnx \(cached/);
+  assert.doesNotMatch(cached.stderr, /quantized model\.onnx to int8 in/);
+});
