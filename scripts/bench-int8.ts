@@ -25,9 +25,10 @@ runMain(async () => {
     y
       .option('data', { type: 'string', default: 'data/demo', describe: 'folder with the Kaggle-format files' })
       .option('model', { type: 'string', default: 'models/demo-bert-random', describe: 'model folder with an fp32 model.onnx' })
-      .option('threads', { type: 'number', default: 2 }),
+      .option('threads', { type: 'number', default: 2 })
+      .option('work', { type: 'string', describe: 'reuse this work folder (its artifacts and cache) instead of a new one' }),
   );
-  const work = mkdtempSync(join(tmpdir(), 'bench-int8-'));
+  const work = args.work ?? mkdtempSync(join(tmpdir(), 'bench-int8-'));
   const artifacts = join(work, 'artifacts');
   const env = { ...process.env, CI: '1', PIPELINE_CACHE: join(work, 'cache') };
   const config = join(work, 'bench.yaml');
@@ -37,8 +38,9 @@ runMain(async () => {
     const result = spawnSync(process.execPath, [resolve(`dist/stages/${name}.js`), '--config', config, '--artifacts', artifacts, '--set', `model.precision=${precision}`], { stdio: ['ignore', 'inherit', 'pipe'], encoding: 'utf8', env });
     process.stderr.write(result.stderr);
     if (result.status !== 0) throw new UserError(`bench-int8: the ${name} stage failed (${precision})`);
-    const dir = join(artifacts, 'runs', 'bench', name);
-    return { dir, manifest: JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as Manifest, wall: (performance.now() - t0) / 1000, stderr: result.stderr };
+    // The artifact itself, not the run's link: the next precision re-points the run.
+    const manifest = JSON.parse(readFileSync(join(artifacts, 'runs', 'bench', name, 'manifest.json'), 'utf8')) as Manifest;
+    return { dir: join(artifacts, name, manifest.key), manifest, wall: (performance.now() - t0) / 1000, stderr: result.stderr };
   };
   const runs: Record<string, { embed: ReturnType<typeof stage>; evaluate: ReturnType<typeof stage> }> = {};
   for (const precision of ['fp32', 'int8']) {
