@@ -71,3 +71,18 @@ test('summary.md shows genre names from the data as text: no HTML, no image, no 
   assert.ok(genreRows.length >= 4, md);
   for (const row of genreRows) assert.equal(row.replace(/\\\|/g, '').split('|').length, 7, `one cell per column: ${row}`);
 });
+
+test('best and worst genres are marked only among genres with support, never through a tie, and F1 0 is never best', async () => {
+  const { bestAndWorst } = await import('../pipeline/report/index.js');
+  const g = (genre: string, f1: number) => ({ genre, f1, precision: f1, recall: f1, support: 10 });
+  // The real sample's shape: a few genres learned, most at F1 0.
+  const ranked = [g('drama', 0.6), g('documentary', 0.5), g('comedy', 0.2), ...['horror', 'western', 'war', 'music', 'sport'].map((n) => g(n, 0))];
+  const marks = bestAndWorst(ranked, 3);
+  assert.deepEqual(marks.best.map((r) => r.genre), ['drama', 'documentary', 'comedy']);
+  assert.deepEqual(marks.worst, [], 'five genres tie at 0: none of them is "the worst three"');
+  assert.deepEqual(marks.tiedWorst.map((r) => r.genre), ['sport', 'music', 'war', 'western', 'horror']);
+  const tiedAtBestCut = bestAndWorst([g('a', 0.9), g('b', 0.5), g('c', 0.5), g('d', 0.1), g('e', 0.05), g('f', 0.01)], 2);
+  assert.deepEqual(tiedAtBestCut.best.map((r) => r.genre), ['a'], 'b and c tie at the cut of two');
+  assert.deepEqual(tiedAtBestCut.worst.map((r) => r.genre), ['f', 'e']);
+  assert.deepEqual(bestAndWorst([g('x', 0), g('y', 0)], 3).best, [], 'F1 0 is never best');
+});

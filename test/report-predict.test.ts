@@ -125,6 +125,22 @@ test('the report renders in Chromium without errors or network requests, every c
     const confusionCells = await page.$$eval('[data-chart="confusion"] path[role="graphics-symbol"] title', (t) => t.map((x) => x.textContent));
     assert.equal(confusionCells.length, 16, 'a 4 x 4 confusion matrix with hover text');
     assert.match(confusionCells[0]!, /^true \w+, predicted \w+: \d+ of \d+/);
+    // Counts are printed in the cells: a screenshot or a printout keeps them.
+    const cellCounts = confusionCells.map((t) => Number(/: (\d+) of/.exec(t!)![1]));
+    const shownCounts = await page.$$eval('[data-chart="confusion"] text', (t) => t.map((x) => x.textContent?.trim() ?? '').filter((x) => /^\d+$/.test(x)).map(Number));
+    assert.deepEqual([...shownCounts].sort((a, b) => a - b), cellCounts.filter((n) => n > 0).sort((a, b) => a - b), 'every non-empty cell shows its count');
+    // Rows ordered by support: the first row's genre has the most test movies.
+    const rowTotals = new Map<string, number>();
+    for (const t of confusionCells) {
+      const [, truth, count] = /^true (\S+), predicted \S+: (\d+)/.exec(t!)!;
+      rowTotals.set(truth!, (rowTotals.get(truth!) ?? 0) + Number(count));
+    }
+    const supports = [...rowTotals.values()];
+    assert.deepEqual(supports, [...supports].sort((a, b) => b - a), 'genres in order of support');
+    const reliabilityCounts = await page.$$eval('[data-chart="reliability"] text', (t) => t.map((x) => x.textContent?.trim() ?? '').filter((x) => /^\d+$/.test(x)).length);
+    assert.ok(reliabilityCounts >= 2, 'the reliability diagram shows how many movies each bin holds');
+    const footer = await page.$$eval('table.per-class tfoot tr', (rows) => rows.map((r) => r.getAttribute('data-row')));
+    assert.deepEqual(footer, ['accuracy', 'macro avg', 'weighted avg']);
 
     const cards = await page.$$eval('article.card', (list) =>
       list.map((c) => {

@@ -65,6 +65,10 @@ test('editing the code a stage runs reruns that stage and nothing upstream; make
   }
   const after = runPointers(new ArtifactStore(ws.artifacts), 'config');
   for (const stage of STAGE_NAMES.slice(0, -1)) assert.equal(after[stage], before[stage], `${stage} keeps its key`);
+  // The copy has no .git: provenance says so instead of guessing.
+  const report = JSON.parse(readFileSync(join(ws.artifacts, 'report', after.report!, 'manifest.json'), 'utf8'));
+  assert.equal(report.versions.git_commit, 'not a git checkout');
+  assert.match(readFileSync(join(ws.artifacts, 'report', after.report!, 'report.html'), 'utf8'), /code: not a git checkout/);
   assert.notEqual(after.report, before.report);
   // A logging-only module is not part of any key: fixing a progress line re-embeds nothing.
   appendFileSync(join(copy, 'dist', 'pipeline', 'log.js'), '\n// a better progress line\n');
@@ -78,6 +82,10 @@ test('--force (make FORCE=stage) rebuilds a published stage in place under the s
   const forced = run(ws, 'stages/train', ['--force']);
   assert.equal(forced.code, 0, forced.stderr);
   assert.match(forced.output, new RegExp(`train: built ${key}`));
+  // Every manifest records the commit of the code that built it, and whether the tree was dirty.
+  const manifest = JSON.parse(readFileSync(join(ws.artifacts, 'train', key!, 'manifest.json'), 'utf8'));
+  assert.match(manifest.versions.git_commit, /^[0-9a-f]{40}$/);
+  assert.match(manifest.versions.git_dirty, /^(no|yes \(uncommitted changes\))$/);
   assert.deepEqual(readdirSync(join(ws.artifacts, 'train')).filter((n) => n.startsWith('.')), [], 'no partial or replaced folder is left');
   const dry = spawnSync('make', ['-n', '--no-print-directory', 'train', 'FORCE=train embed', `CONFIG=${ws.config}`], { cwd: REPO, encoding: 'utf8' });
   assert.match(dry.stdout, /dist\/stages\/train\.js .* --force/);

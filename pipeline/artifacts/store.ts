@@ -4,6 +4,7 @@ import { sha256File } from '../hash.js';
 import { acquireLock } from './lock.js';
 import { UserError } from '../errors.js';
 import type { CodeFingerprint } from './code.js';
+import { codeProvenance } from './provenance.js';
 
 export const MANIFEST = 'manifest.json';
 
@@ -171,7 +172,7 @@ export class ArtifactStore {
         files: await describeFiles(partial),
         rows: body.rows,
         timings: { seconds: round((performance.now() - started) / 1000), peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024), ...body.timings },
-        versions: { node: process.version, ...body.versions },
+        versions: { node: process.version, ...codeProvenance(), ...body.versions },
         details: body.details ?? {},
       };
       writeDurably(join(partial, MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`);

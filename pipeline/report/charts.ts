@@ -32,18 +32,36 @@ export async function renderChart(spec: TopLevelSpec): Promise<string> {
 
 const percent = (x: number) => `${(100 * x).toFixed(1)}%`;
 
-/** Rows are the true genre, columns the predicted one; each row sums to 1 so rare genres stay readable. */
-export function confusionSpec(metrics: Metrics): TopLevelSpec {
-  const { labels, confusion } = metrics;
-  const values = labels.flatMap((truth, i) => {
-    const total = confusion[i]!.reduce((a, b) => a + b, 0);
-    return labels.map((predicted, j) => {
+export type ConfusionNormalization = 'true' | 'pred' | 'all' | 'none';
+
+const NORMALIZED = { true: 'share of true genre', pred: 'share of predicted genre', all: 'share of all movies', none: 'movies' } as const;
+
+/**
+ * Rows are the true genre, columns the predicted one, as scikit-learn's ConfusionMatrixDisplay
+ * draws them. Genres are ordered by support (most test movies first), every non-empty cell shows
+ * its count (a printout or a CI preview keeps them), and the colour is the count normalized as
+ * `report.confusion_normalize` says: by row (`true`, the default: rare genres stay readable), by
+ * column (`pred`), over all cells (`all`) or not at all (`none`).
+ */
+export function confusionSpec(metrics: Metrics, normalize: ConfusionNormalization = 'true', width = 760): TopLevelSpec {
+  const { confusion } = metrics;
+  const rowTotal = metrics.labels.map((_, i) => confusion[i]!.reduce((a, b) => a + b, 0));
+  const colTotal = metrics.labels.map((_, j) => confusion.reduce((a, row) => a + row[j]!, 0));
+  const all = rowTotal.reduce((a, b) => a + b, 0);
+  const order = metrics.labels.map((label, i) => ({ label, i })).sort((a, b) => rowTotal[b.i]! - rowTotal[a.i]! || a.label.localeCompare(b.label));
+  const labels = order.map((o) => o.label);
+  const values = order.flatMap(({ label: truth, i }) =>
+    order.map(({ label: predicted, i: j }) => {
       const count = confusion[i]![j]!;
-      const share = total ? count / total : 0;
-      return { truth, predicted, count, share, hover: `true ${truth}, predicted ${predicted}: ${count} of ${total} (${percent(share)})` };
-    });
-  });
-  const cell = labels.length > 20 ? 16 : 24;
+      const denominator = normalize === 'true' ? rowTotal[i]! : normalize === 'pred' ? colTotal[j]! : normalize === 'all' ? all : 1;
+      const value = denominator ? count / denominator : 0;
+      const shown = normalize === 'none' ? String(count) : `${count} of ${denominator} (${percent(value)})`;
+      return { truth, predicted, count, value, hover: `true ${truth}, predicted ${predicted}: ${shown}` };
+    }),
+  );
+  // Sized to its card: the cells share the width, within what keeps a count legible.
+  const cell = Math.max(16, Math.min(40, Math.floor(width / labels.length)));
+  const maxValue = normalize === 'none' ? Math.max(1, ...values.map((v) => v.value)) : normalize === 'all' ? Math.max(1e-9, ...values.map((v) => v.value)) : 1;
   return {
     data: { values },
     width: cell * labels.length,
@@ -52,27 +70,24 @@ export function confusionSpec(metrics: Metrics): TopLevelSpec {
       {
         mark: { type: 'rect', stroke: 'white', strokeWidth: 0.5 },
         encoding: {
-          x: { field: 'predicted', type: 'nominal', sort: labels, title: 'predicted genre', axis: { labelAngle: -50 } },
+          x: { field: 'predicted', type: 'nominal', sort: labels, title: 'predicted genre (most test movies first)', axis: { labelAngle: -50 } },
           y: { field: 'truth', type: 'nominal', sort: labels, title: 'true genre' },
           // Empty cells stay white, so the few that matter stand out in a 27 x 27 matrix.
-          color: { condition: { test: 'datum.count === 0', value: '#f8f9fa' }, field: 'share', type: 'quantitative', title: 'share of row', scale: { scheme: 'blues', domain: [0, 1] } },
+          color: { condition: { test: 'datum.count === 0', value: '#f8f9fa' }, field: 'value', type: 'quantitative', title: NORMALIZED[normalize], scale: { scheme: 'blues', domain: [0, maxValue] }, legend: { titleLimit: 240 } },
           description: { field: 'hover' },
         },
       },
-      ...(labels.length <= 15
-        ? [
-            {
-              mark: { type: 'text' as const, fontSize: 9 },
-              transform: [{ filter: 'datum.count > 0' }],
-              encoding: {
-                x: { field: 'predicted', type: 'nominal' as const, sort: labels },
-                y: { field: 'truth', type: 'nominal' as const, sort: labels },
-                text: { field: 'count', type: 'quantitative' as const },
-                color: { condition: { test: 'datum.share > 0.5', value: 'white' }, value: '#212529' },
-              },
-            },
-          ]
-        : []),
+      {
+        // Counts in the cells themselves, not only on hover.
+        mark: { type: 'text' as const, fontSize: cell >= 24 ? 10 : 8 },
+        transform: [{ filter: 'datum.count > 0' }],
+        encoding: {
+          x: { field: 'predicted', type: 'nominal' as const, sort: labels },
+          y: { field: 'truth', type: 'nominal' as const, sort: labels },
+          text: { field: 'count', type: 'quantitative' as const },
+          color: { condition: { test: `datum.value > ${maxValue / 2}`, value: 'white' }, value: '#212529' },
+        },
+      },
     ],
   } as TopLevelSpec;
 }
@@ -122,7 +137,28 @@ export function reliabilitySpec(metrics: Metrics): TopLevelSpec {
     middle: (b.lower + b.upper) / 2,
     hover: `confidence ${b.lower.toFixed(2)}–${b.upper.toFixed(2)}: ${b.count} rows, accuracy ${percent(b.accuracy)}, mean confidence ${percent(b.confidence)}`,
   }));
-  return {
+  // Below the diagram, how many movies each bin holds: one movie at 0.9 confidence is no evidence.
+  const histogram = {
+    width: 260,
+    height: 70,
+    data: { values: bins },
+    layer: [
+      {
+        mark: { type: 'bar' as const, color: PALETTE.baseline },
+        encoding: {
+          x: { field: 'lower', type: 'quantitative' as const, bin: 'binned' as const, scale: { domain: [0, 1] }, title: 'confidence (top-1 probability)' },
+          x2: { field: 'upper' },
+          y: { field: 'count', type: 'quantitative' as const, title: 'movies' },
+          description: { field: 'hover' },
+        },
+      },
+      {
+        mark: { type: 'text' as const, dy: -5, fontSize: 9 },
+        encoding: { x: { field: 'middle', type: 'quantitative' as const }, y: { field: 'count', type: 'quantitative' as const }, text: { field: 'count', type: 'quantitative' as const } },
+      },
+    ],
+  };
+  const diagram = {
     width: 260,
     height: 220,
     title: `expected calibration error ${metrics.expected_calibration_error.toFixed(3)}`,
@@ -142,8 +178,15 @@ export function reliabilitySpec(metrics: Metrics): TopLevelSpec {
         mark: { type: 'line', strokeDash: [4, 3], color: '#868e96' },
         encoding: { x: { field: 'x', type: 'quantitative' }, y: { field: 'y', type: 'quantitative' } },
       },
+      {
+        // The count on each bar too: the diagram alone must not hide how little a bar may rest on.
+        data: { values: bins },
+        mark: { type: 'text', dy: -5, fontSize: 9, color: '#495057' },
+        encoding: { x: { field: 'middle', type: 'quantitative' }, y: { field: 'accuracy', type: 'quantitative' }, text: { field: 'count', type: 'quantitative' } },
+      },
     ],
-  } as TopLevelSpec;
+  };
+  return { vconcat: [diagram, histogram] } as TopLevelSpec;
 }
 
 /** Share of each genre in train and test, side by side. */

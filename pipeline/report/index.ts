@@ -16,6 +16,7 @@ import type { EpochRecord } from '../mlp/train.js';
 import { confusionSpec, classDistributionSpec, learningCurveSpec, reliabilitySpec, renderChart, timingSpec, tokenLengthSpec, type LengthStats } from './charts.js';
 import { card, pickGallery, posterDataUri, type GalleryMovie } from './gallery.js';
 import { delta, escapeHtml, figure, fixed, page, section } from './html.js';
+import { codeProvenance } from '../artifacts/provenance.js';
 
 /**
  * What a model that always answers the most frequent training genre would score on the same rows.
@@ -60,6 +61,28 @@ export function rankGenres(metrics: Metrics): { genre: string; f1: number; preci
 }
 
 /**
+ * The genres worth marking best and worst: only genres with test rows, at most `count` each, and
+ * never a cut through a tie (three of 23 genres at F1 0.000 are not "the worst three"); a genre
+ * with F1 0 is never best. What a tie leaves unmarked is said as a tie.
+ */
+export function bestAndWorst(ranked: RankedGenre[], count: number): { best: RankedGenre[]; worst: RankedGenre[]; tiedWorst: RankedGenre[] } {
+  const cleanCut = (list: RankedGenre[], strictlyBetter: (a: RankedGenre, b: RankedGenre) => boolean) => {
+    let k = Math.min(count, list.length);
+    while (k > 0 && k < list.length && !strictlyBetter(list[k - 1]!, list[k]!)) k--;
+    return list.slice(0, k);
+  };
+  const half = Math.floor(ranked.length / 2);
+  const best = cleanCut(ranked, (a, b) => a.f1 > b.f1).filter((g) => g.f1 > 0).slice(0, half);
+  const ascending = [...ranked].reverse();
+  const worst = cleanCut(ascending, (a, b) => a.f1 < b.f1).filter((g) => !best.includes(g)).slice(0, half);
+  const lowest = ascending[0];
+  const tiedWorst = !worst.length && lowest ? ascending.filter((g) => g.f1 === lowest.f1) : [];
+  return { best, worst, tiedWorst };
+}
+
+type RankedGenre = ReturnType<typeof rankGenres>[number];
+
+/**
  * Text from the data as one Markdown table cell that shows exactly that text: no HTML (a
  * `<script>` or a remote `<img>` in a genre name stays text), no link or image syntax, no `|`
  * that would split the row. CI job summaries render this file.
@@ -89,16 +112,27 @@ export function summaryMarkdown(options: { run: string; split: string; metrics: 
     '|---|---:|---:|---:|---:|',
     ...rows.map((r) => `| ${markdownText(r.genre)} | ${r.f1.toFixed(3)} | ${r.precision.toFixed(3)} | ${r.recall.toFixed(3)} | ${r.support} |`),
   ];
-  lines.push(...table('Best genres', ranked.slice(0, 5)), ...table('Worst genres', ranked.slice(-5).reverse()));
+  const { best, worst, tiedWorst } = bestAndWorst(ranked, 5);
+  lines.push(...(best.length ? table('Best genres', best) : ['', '**Best genres**: none stands out (no genre has F1 above 0 without a tie at the cut).']));
+  if (worst.length) lines.push(...table('Worst genres', worst));
+  else if (tiedWorst.length) lines.push('', `**Worst genres**: ${tiedWorst.length} genres tie at F1 ${tiedWorst[0]!.f1.toFixed(3)}: ${tiedWorst.map((g) => markdownText(g.genre)).join(', ')}.`);
   return `${lines.join('\n')}\n`;
 }
 
+/** scikit-learn's classification_report: a row per genre, then accuracy, macro and weighted averages. */
 function perClassTable(metrics: Metrics): string {
   const ranked = rankGenres(metrics);
-  const marked = Math.min(3, Math.floor(ranked.length / 2));
-  const best = new Set(ranked.slice(0, marked).map((r) => r.genre));
-  const worst = new Set(ranked.slice(ranked.length - marked).map((r) => r.genre));
+  const marks = bestAndWorst(ranked, 3);
+  const best = new Set(marks.best.map((r) => r.genre));
+  const worst = new Set(marks.worst.map((r) => r.genre));
   const absent = metrics.labels.filter((l) => !(metrics.per_class[l]?.support > 0));
+  const average = (name: string, a: { precision: number; recall: number; f1: number }) =>
+    `<tr class="average" data-row="${name}"><td>${name}</td><td>${fixed(a.precision)}</td><td>${fixed(a.recall)}</td><td>${fixed(a.f1)}</td><td>${metrics.rows}</td></tr>`;
+  const summaryRows =
+    `<tr class="average" data-row="accuracy"><td>accuracy</td><td></td><td></td><td>${fixed(metrics.accuracy)}</td><td>${metrics.rows}</td></tr>` +
+    average('macro avg', metrics.macro) +
+    average('weighted avg', metrics.weighted);
+  const tie = marks.tiedWorst.length ? `<p class="note">No genre is marked worst: ${marks.tiedWorst.length} genres tie at F1 ${fixed(marks.tiedWorst[0]!.f1)}.</p>` : '';
   const rows = ranked
     .map(
       (r) =>
@@ -107,7 +141,8 @@ function perClassTable(metrics: Metrics): string {
     )
     .join('');
   return (
-    `<table class="per-class"><thead><tr><th>genre</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr></thead><tbody>${rows}</tbody></table>` +
+    `<table class="per-class"><thead><tr><th>genre</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr></thead><tbody>${rows}</tbody><tfoot>${summaryRows}</tfoot></table>` +
+    tie +
     (absent.length ? `<p class="note">No test rows: ${absent.map(escapeHtml).join(', ')}.</p>` : '')
   );
 }
@@ -185,7 +220,9 @@ export async function buildReport(run: StageRun): Promise<ManifestBody> {
   if (metrics) {
     add('headline', `Headline (${split} split)`, headlineCards(metrics, trainCounts));
     add('per-class', 'Per genre', perClassTable(metrics), 'Sorted by F1; the three best and worst genres are marked.');
-    add('confusion', 'Confusion matrix', await chart('confusion', confusionSpec(metrics), 'Each row is one true genre and sums to 100%; hover a cell for its count.'));
+    const normalize = config.report.confusion_normalize;
+    const how = { true: 'Each row is one true genre and its colours sum to 100%', pred: 'Each column is one predicted genre and its colours sum to 100%', all: 'Colours are shares of all test movies', none: 'Colours are counts' }[normalize];
+    add('confusion', 'Confusion matrix', await chart('confusion', confusionSpec(metrics, normalize), `${how}; every cell shows its count, genres ordered by support; hover a cell for the share.`));
   } else {
     add('headline', 'Headline', '<p>This run has no genres for its validation or test rows, so there is nothing to score; the gallery shows its predictions.</p>');
   }
@@ -195,7 +232,7 @@ export async function buildReport(run: StageRun): Promise<ManifestBody> {
   const stopped = train.details.early_stopped ? `Early stopping ended training after ${history.length} epochs and kept the weights of epoch ${keptEpoch} (dashed line).` : `Trained for all ${history.length} epochs; the dashed line marks the weights kept (epoch ${keptEpoch}).`;
   add('training', 'Training', await chart('learning-curves', learningCurveSpec(history, keptEpoch), stopped));
 
-  const calibration = metrics ? await chart('reliability', reliabilitySpec(metrics), 'Bars: accuracy per confidence bin; dashed: perfect calibration.') : '';
+  const calibration = metrics ? await chart('reliability', reliabilitySpec(metrics), 'Bars: accuracy per confidence bin, with the number of movies in it; dashed: perfect calibration. Below: how many movies fall in each bin.') : '';
   add(
     'data',
     'Data and calibration',
@@ -256,13 +293,23 @@ export async function buildReport(run: StageRun): Promise<ManifestBody> {
 
   add('timings', 'Stage timings', `<div class="charts">${await chart('timings', timingSpec(stages.map((s) => ({ stage: s, seconds: manifests[s]!.timings.seconds ?? 0 }))))}</div>${timingsTable(manifests)}`);
 
-  const versions = Object.assign({}, ...stages.map((s) => manifests[s]!.versions), reportVersions()) as Record<string, string>;
+  // The code of each artifact is shown with the artifact (stages can be built at different commits).
+  const { git_commit: _commit, git_dirty: _dirty, ...versions } = Object.assign({}, ...stages.map((s) => manifests[s]!.versions), reportVersions()) as Record<string, string>;
+  const codeOf = (v: Record<string, string>) => {
+    if (!v.git_commit) return ', code: not recorded';
+    if (!/^[0-9a-f]{40}$/.test(v.git_commit)) return `, code: ${v.git_commit}`;
+    return `, code ${v.git_commit.slice(0, 12)}${v.git_dirty?.startsWith('yes') ? ' with uncommitted changes' : v.git_dirty === 'no' ? '' : ` (dirty: ${v.git_dirty})`}`;
+  };
+  const own = codeProvenance();
   const sources = Object.assign({}, ...stages.map((s) => manifests[s]!.sources)) as Record<string, string>;
   const cpu = cpus();
   add(
     'provenance',
     'Provenance',
-    `<h3>Artifacts</h3>${keyValues([...stages.map((s): [string, unknown] => [s, `${manifests[s]!.key}  (stage v${manifests[s]!.stage_version}, ${manifests[s]!.created_at})`]), ['report', run.planned.key]])}` +
+    `<h3>Artifacts</h3>${keyValues([
+      ...stages.map((s): [string, unknown] => [s, `${manifests[s]!.key}  (stage v${manifests[s]!.stage_version}, ${manifests[s]!.created_at}${codeOf(manifests[s]!.versions)})`]),
+      ['report', `${run.planned.key}${codeOf(own as unknown as Record<string, string>)}`],
+    ])}` +
       `<h3>Data and model checksums (sha256)</h3>${keyValues(Object.entries(sources))}` +
       `<h3>Versions</h3>${keyValues(Object.entries(versions))}` +
       `<h3>Machine that built the report</h3>${keyValues([
