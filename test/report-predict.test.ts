@@ -152,11 +152,60 @@ test('the report renders in Chromium without errors or network requests, every c
     assert.equal(cards.length, 16);
     for (const c of cards) assert.ok(c.visible && (c.poster === true || (c.poster === null && c.tile)), JSON.stringify(c));
     assert.ok(await page.isVisible('.banner'), 'the random-model banner is shown');
-    const shot = join(REPO, 'artifacts', 'test', 'report.png');
+    const shot = join(REPO, 'artifacts', 'test', 'report-1280x900.png');
     mkdirSync(join(REPO, 'artifacts', 'test'), { recursive: true });
     await page.screenshot({ path: shot, fullPage: true });
     assert.ok(statSync(shot).size > 10_000);
     assert.deepEqual(problems, []);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('layout at 1366 x 768: a nav click shows its section heading below the sticky links, and no boxes overlap', { timeout: 120_000 }, async () => {
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
+  });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1366, height: 768 } });
+    await page.goto(pathToFileURL(join(reportDir(), 'report.html')).href, { waitUntil: 'load' });
+    const splits = await page.$$eval('table.splits tr[data-split]', (rows) => rows.map((r) => r.getAttribute('data-split')));
+    assert.deepEqual(splits, ['train', 'validation', 'test'], 'the headline compares every split');
+    const navHeight = await page.$eval('nav', (n) => n.getBoundingClientRect().height);
+    assert.ok(navHeight < 80, `the sticky part is ${navHeight} px high`);
+    const ids = await page.$$eval('nav a', (links) => links.map((a) => a.getAttribute('href')!.slice(1)));
+    for (const id of ids) {
+      await page.click(`nav a[href="#${id}"]`);
+      await page.waitForTimeout(50);
+      const { heading, nav } = await page.evaluate((sectionId) => {
+        const h = document.querySelector(`#${sectionId} h2`)!.getBoundingClientRect();
+        const n = document.querySelector('nav')!.getBoundingClientRect();
+        return { heading: { top: h.top, bottom: h.bottom }, nav: { bottom: n.bottom } };
+      }, id);
+      // The last sections may not scroll to the top (the page ends); the heading is in view either way.
+      assert.ok(heading.top >= nav.bottom && heading.bottom <= 768, `#${id}: heading at ${heading.top}-${heading.bottom}, nav ends at ${nav.bottom}`);
+    }
+    await page.evaluate(() => window.scrollTo(0, 0));
+    const overlaps = await page.evaluate(() => {
+      const boxes = [...document.querySelectorAll('.headline .metric, .headline + .note, section > h2, section > .note')].map((e) => ({ name: `${e.tagName}.${e.className}`, r: e.getBoundingClientRect() }));
+      const found: string[] = [];
+      for (let i = 0; i < boxes.length; i++) {
+        for (let j = i + 1; j < boxes.length; j++) {
+          const a = boxes[i]!.r;
+          const b = boxes[j]!.r;
+          if (a.left < b.right - 1 && b.left < a.right - 1 && a.top < b.bottom - 1 && b.top < a.bottom - 1) found.push(`${boxes[i]!.name} / ${boxes[j]!.name}`);
+        }
+      }
+      return found;
+    });
+    assert.deepEqual(overlaps, []);
+    mkdirSync(join(REPO, 'artifacts', 'test'), { recursive: true });
+    await page.screenshot({ path: join(REPO, 'artifacts', 'test', 'report-1366x768.png') });
+    // Printed, the resolved config is not cut off.
+    await page.emulateMedia({ media: 'print' });
+    const pre = await page.$eval('#provenance pre', (e) => ({ scroll: e.scrollHeight, client: e.clientHeight }));
+    assert.ok(pre.scroll <= pre.client + 1, `the printed config shows all of its ${pre.scroll} px`);
   } finally {
     await browser.close();
   }

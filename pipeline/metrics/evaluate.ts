@@ -55,6 +55,12 @@ export async function evaluate(run: StageRun): Promise<ManifestBody> {
   const metrics: Partial<Record<Split, Metrics>> = {};
   const predictions: Record<string, unknown>[] = [];
   let submission: string[] | undefined;
+  // The training rows are scored too (metrics only, no predictions): train against validation
+  // and test is the first overfitting check a reader makes.
+  const train = features.splits.train;
+  if (train?.rows.length && train.y.every((y) => y >= 0)) {
+    metrics.train = computeMetrics(train.y, predictProbabilities(model, standardize(train.x, dim, stats), dim), labels, { topK: k, bins: config.evaluate.calibration_bins, majority });
+  }
   for (const split of ['validation', 'test'] as const) {
     const part = features.splits[split];
     if (!part?.rows.length) continue;

@@ -40,8 +40,8 @@ export function page(options: { title: string; subtitle: string; banner?: string
   <h1>${escapeHtml(options.title)}</h1>
   <p class="subtitle">${options.subtitle}</p>
   ${options.banner ? `<div class="banner" role="alert">${options.banner}</div>` : ''}
-  <nav>${options.nav.map(([id, label]) => `<a href="#${id}">${escapeHtml(label)}</a>`).join('')}</nav>
 </header>
+<nav>${options.nav.map(([id, label]) => `<a href="#${id}">${escapeHtml(label)}</a>`).join('')}</nav>
 <main>
 ${options.body}
 </main>
@@ -54,19 +54,21 @@ const CSS = `
 :root { --ink:#212529; --muted:#6c757d; --line:#e9ecef; --bg:#f8f9fa; --card:#fff; --model:#3b5bdb; --good:#2b8a3e; --bad:#c92a2a; }
 * { box-sizing: border-box; }
 body { margin:0; font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif; color:var(--ink); background:var(--bg); }
-header { background:var(--card); border-bottom:1px solid var(--line); padding:20px 32px 0; position:sticky; top:0; z-index:2; }
+header { background:var(--card); padding:20px 32px 4px; }
 h1 { margin:0; font-size:22px; }
 .subtitle { margin:4px 0 10px; color:var(--muted); }
-nav { display:flex; gap:18px; flex-wrap:wrap; }
+/* Only the section links stay in view (one line, about 40 px): the title and the banner scroll away. */
+nav { display:flex; gap:18px; flex-wrap:wrap; background:var(--card); border-bottom:1px solid var(--line); padding:0 32px; position:sticky; top:0; z-index:2; }
 nav a { color:var(--muted); text-decoration:none; padding:8px 0; border-bottom:2px solid transparent; }
 nav a:hover { color:var(--ink); border-color:var(--model); }
 main { padding:8px 32px 48px; max-width:1400px; }
-section { background:var(--card); border:1px solid var(--line); border-radius:10px; padding:18px 22px; margin:18px 0; overflow-x:auto; scroll-margin-top:130px; }
+section { background:var(--card); border:1px solid var(--line); border-radius:10px; padding:18px 22px; margin:18px 0; overflow-x:auto; scroll-margin-top:64px; }
 h2 { margin:0 0 12px; font-size:17px; }
 h3 { margin:16px 0 8px; font-size:14px; }
 .note { color:var(--muted); margin:-6px 0 12px; }
 .banner { background:#fff4e6; border:1px solid #ffd8a8; color:#7c3a00; border-radius:8px; padding:10px 14px; margin:0 0 10px; }
 .headline { display:grid; grid-template-columns:repeat(auto-fit,minmax(190px,1fr)); gap:14px; }
+.headline + .note { margin-top:12px; }
 .metric { border:1px solid var(--line); border-radius:10px; padding:14px 16px; }
 .metric .label { color:var(--muted); font-size:12px; text-transform:uppercase; letter-spacing:.04em; }
 .metric .value { font-size:30px; font-weight:650; font-variant-numeric:tabular-nums; }
@@ -103,5 +105,11 @@ figcaption { color:var(--muted); font-size:12px; max-width:460px; }
 .topk .p { text-align:right; font-variant-numeric:tabular-nums; color:var(--muted); }
 pre { background:var(--bg); border:1px solid var(--line); border-radius:8px; padding:10px 12px; overflow:auto; font-size:12px; max-height:420px; }
 .kv td { text-align:left; } .kv td:first-child { color:var(--muted); }
+@media print {
+  nav { display:none; }
+  body { background:#fff; }
+  section { break-inside:avoid-page; border:none; overflow:visible; }
+  pre { max-height:none; overflow:visible; white-space:pre-wrap; word-break:break-word; }
+}
 code { font-size:12px; }
 `;

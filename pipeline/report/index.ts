@@ -147,6 +147,15 @@ function perClassTable(metrics: Metrics): string {
   );
 }
 
+/** Train, validation and test side by side: a model far better on train than on the others overfits. */
+function splitTable(all: Partial<Record<'train' | 'validation' | 'test', Metrics>>): string {
+  const rows = (['train', 'validation', 'test'] as const)
+    .filter((s) => all[s])
+    .map((s) => `<tr data-split="${s}"><td>${s}</td><td>${formatCount(all[s]!.rows)}</td><td>${fixed(all[s]!.accuracy)}</td><td>${fixed(all[s]!.macro.f1)}</td><td>${fixed(all[s]!.log_loss)}</td></tr>`)
+    .join('');
+  return `<h3>Every split</h3><table class="splits"><thead><tr><th>split</th><th>movies</th><th>accuracy</th><th>macro-F1</th><th>log loss</th></tr></thead><tbody>${rows}</tbody></table>`;
+}
+
 function headlineCards(metrics: Metrics, trainCounts: Record<string, number>): string {
   return (
     `<div class="headline">` +
@@ -196,7 +205,7 @@ export async function buildReport(run: StageRun): Promise<ManifestBody> {
   // The report's inputs are every stage before it, in pipeline order.
   const stages = run.planned.spec.inputs;
   const manifests = Object.fromEntries(stages.map((s) => [s, run.inputs[s]!.manifest])) as Record<string, Manifest>;
-  const allMetrics = JSON.parse(readFileSync(join(dirOf('evaluate'), 'metrics.json'), 'utf8')) as Partial<Record<'validation' | 'test', Metrics>>;
+  const allMetrics = JSON.parse(readFileSync(join(dirOf('evaluate'), 'metrics.json'), 'utf8')) as Partial<Record<'train' | 'validation' | 'test', Metrics>>;
   const split = allMetrics.test ? 'test' : 'validation';
   const metrics = allMetrics[split];
   const labelsFile = JSON.parse(readFileSync(join(dirOf('ingest'), 'labels.json'), 'utf8')) as LabelsFile;
@@ -218,8 +227,8 @@ export async function buildReport(run: StageRun): Promise<ManifestBody> {
   };
 
   if (metrics) {
-    add('headline', `Headline (${split} split)`, headlineCards(metrics, trainCounts));
-    add('per-class', 'Per genre', perClassTable(metrics), 'Sorted by F1; the three best and worst genres are marked.');
+    add('headline', `Headline (${split} split)`, headlineCards(metrics, trainCounts) + splitTable(allMetrics));
+    add('per-class', 'Per genre', perClassTable(metrics), 'Sorted by F1; up to three best and worst genres are marked (never through a tie).');
     const normalize = config.report.confusion_normalize;
     const how = { true: 'Each row is one true genre and its colours sum to 100%', pred: 'Each column is one predicted genre and its colours sum to 100%', all: 'Colours are shares of all test movies', none: 'Colours are counts' }[normalize];
     add('confusion', 'Confusion matrix', await chart('confusion', confusionSpec(metrics, normalize), `${how}; every cell shows its count, genres ordered by support; hover a cell for the share.`));
