@@ -103,7 +103,14 @@ test('diff prints the params that differ and each metric with its change', () =>
   assert.match(result.stdout, /^train\.layers\[0\]\.units\s+16\s+48$/m);
   assert.match(result.stdout, /^train\.optimizer\.lr\s+0\.003\s+0\.0003$/m);
   assert.doesNotMatch(result.stdout, /^seed/m, 'equal params are left out');
-  assert.match(result.stdout, /^test\.accuracy\s+\d\.\d{4}\s+\d\.\d{4}\s+([+-]\d\.\d{4}|0)$/m);
+  assert.match(result.stdout, /^test\.accuracy\s+\d\.\d{4}\s+\d\.\d{4}\s+([+-]\d\.\d{4}|0)\s+(better|worse|same)$/m);
+  // Better or worse by the metric's direction: up is better for accuracy, down for log loss.
+  for (const [metric, higherIsBetter] of [['accuracy', true], ['log_loss', false]] as const) {
+    const [, a, b, verdict] = new RegExp(`^test\\.${metric}\\s+(\\S+)\\s+(\\S+)\\s+\\S+\\s+(\\w+)$`, 'm').exec(result.stdout)!;
+    const change = Number(b) - Number(a);
+    const expected = Math.abs(change) < 5e-5 ? 'same' : change > 0 === higherIsBetter ? 'better' : 'worse';
+    assert.equal(verdict, expected, `test.${metric}: ${a} -> ${b}`);
+  }
   const json = JSON.parse(runProgram(ws, 'stages/diff', ['sweep-01', 'sweep-04', '--json']).stdout);
   const accuracy = json.metrics.find((m: { split: string; metric: string }) => m.split === 'test' && m.metric === 'accuracy');
   assert.ok(Math.abs(accuracy.change - (accuracy.b - accuracy.a)) < 1e-12);

@@ -51,7 +51,7 @@ const show = (v: unknown) => (v === undefined ? '–' : typeof v === 'number' ? 
 
 export interface DiffResult {
   params: { key: string; a: unknown; b: unknown }[];
-  metrics: { split: MetricSplit; metric: MetricName; a: number | null; b: number | null; change: number | null }[];
+  metrics: { split: MetricSplit; metric: MetricName; a: number | null; b: number | null; change: number | null; verdict: string }[];
 }
 
 export async function diffRuns(store: ArtifactStore, nameA: string, nameB: string, all = false): Promise<DiffResult> {
@@ -65,7 +65,8 @@ export async function diffRuns(store: ArtifactStore, nameA: string, nameB: strin
     for (const metric of METRIC_NAMES) {
       const va = a.metrics[split]?.[metric] ?? null;
       const vb = b.metrics[split]?.[metric] ?? null;
-      metrics.push({ split, metric, a: va, b: vb, change: va !== null && vb !== null ? vb - va : null });
+      const change = va !== null && vb !== null ? vb - va : null;
+      metrics.push({ split, metric, a: va, b: vb, change, verdict: verdict(metric, change) });
     }
   }
   return { params, metrics };
@@ -81,10 +82,20 @@ export function table(header: string[], rows: string[][]): string {
   return [line(header), ...rows.map(line)].join('\n');
 }
 
+/** Whether a change is an improvement, by the metric's direction (log loss and ECE: lower is better). */
+export function verdict(metric: MetricName, change: number | null): string {
+  if (change === null) return '–';
+  if (Math.abs(change) < 5e-5) return 'same';
+  return change > 0 === METRICS[metric].higherIsBetter ? 'better' : 'worse';
+}
+
 export function formatDiff(result: DiffResult, nameA: string, nameB: string): string {
   const params = result.params.length ? table(['param', nameA, nameB], result.params.map((p) => [p.key, show(p.a), show(p.b)])) : 'params: identical';
   const metrics = result.metrics.length
-    ? table(['metric', nameA, nameB, 'change'], result.metrics.map((m) => [`${m.split}.${m.metric}`, m.a === null ? '–' : m.a.toFixed(4), m.b === null ? '–' : m.b.toFixed(4), signed(m.change)]))
+    ? table(
+        ['metric', nameA, nameB, 'change', `${nameB} is`],
+        result.metrics.map((m) => [`${m.split}.${m.metric}`, m.a === null ? '–' : m.a.toFixed(4), m.b === null ? '–' : m.b.toFixed(4), signed(m.change), m.verdict]),
+      )
     : 'metrics: neither run has been evaluated';
   return `${params}\n\n${metrics}\n`;
 }
