@@ -30,7 +30,7 @@ const rows = (n: number, offset: number, noise: boolean) =>
 let ws: Workspace;
 before(async () => {
   ws = workspace(
-    `seed: 3\ningest:\n  source: data\nmodel:\n  path: ${MODEL}\nembed:\n  providers: [cpu]\n  threads: 1\ntrain:\n  epochs: 8\n  early_stopping: null\nreport:\n  gallery: 12\n  mistakes: 4\n  images: posters\n`,
+    `seed: 3\ningest:\n  source: data\nmodel:\n  path: ${MODEL}\nembed:\n  providers: [cpu]\n  threads: 1\ntrain:\n  epochs: 8\n  early_stopping: null\nreport:\n  gallery: 12\n  mistakes: 4\n  least_confident: 3\n  images: posters\n`,
   );
   ws.write('data/train_data.txt', kaggleLines(rows(200, 0, false)));
   ws.write('data/test_data_solution.txt', kaggleLines(rows(60, 11, true)));
@@ -56,13 +56,14 @@ test('report.html is one self-contained file: no script, no external URL, poster
   const posters = page.match(/<img src="data:image\/webp;base64,/g) ?? [];
   const shown = [...page.matchAll(/<article class="card[^"]*" data-id="(\d+)"/g)].map((m) => m[1]!);
   assert.equal(posters.length, shown.filter((id) => ['1', '2', '3'].includes(id)).length, 'a poster for each shown movie that has one');
-  assert.equal(shown.length, 16, '12 sampled cards and 4 mistakes');
-  assert.equal(new Set(shown).size, 16, 'no movie shown twice');
+  assert.equal(shown.length, 19, '12 sampled cards, 4 mistakes and 3 unsure right answers');
+  assert.equal(new Set(shown).size, 19, 'no movie shown twice');
 });
 
-test('the gallery ends with the most confident mistakes, each marked wrong', () => {
+test('the gallery shows the most confident mistakes after the sample, each marked wrong', () => {
   const cards = [...html().matchAll(/<article class="card([^"]*)" data-id="\d+" data-correct="(\w+)"/g)];
-  const mistakes = cards.slice(12);
+  const mistakes = cards.slice(12, 16);
+  assert.equal(mistakes.length, 4);
   assert.ok(mistakes.every((m) => m[1] === ' wrong' && m[2] === 'false'));
   assert.ok(cards.slice(0, 12).every((m) => (m[2] === 'false') === (m[1] === ' wrong')));
 });
@@ -82,7 +83,7 @@ test('changing report.* rebuilds the report only', () => {
   assert.equal(result.code, 0, result.stderr);
   assert.match(result.stderr, /report: built/);
   assert.doesNotMatch(result.stderr, /(ingest|tokenize|embed|train|evaluate): built/);
-  assert.equal([...readFileSync(join(ws.artifacts, 'runs', 'config', 'report', 'report.html'), 'utf8').matchAll(/<article class="card/g)].length, 8);
+  assert.equal([...readFileSync(join(ws.artifacts, 'runs', 'config', 'report', 'report.html'), 'utf8').matchAll(/<article class="card/g)].length, 4 + 4 + 3);
   const again = runProgram(ws, 'stages/report', ['--set', 'report.gallery=4']);
   assert.match(again.stderr, /report: up to date/);
   assert.equal(runProgram(ws, 'stages/report').code, 0);
@@ -149,7 +150,13 @@ test('the report renders in Chromium without errors or network requests, every c
         return { visible: box.width > 200 && box.height > 100, poster: img ? img.complete && img.naturalWidth > 0 : null, tile: Boolean(c.querySelector('svg.placeholder')) };
       }),
     );
-    assert.equal(cards.length, 16);
+    assert.equal(cards.length, 19, '12 drawn, 4 confident mistakes, 3 unsure right answers');
+    const unsure = await page.$$eval('#least-confident + .gallery article.card', (list) =>
+      list.map((c) => ({ correct: c.getAttribute('data-correct'), p: Number(c.querySelector('.topk .p')!.textContent!.replace('%', '')) })),
+    );
+    assert.equal(unsure.length, 3);
+    assert.ok(unsure.every((c) => c.correct === 'true'), 'all right answers');
+    assert.deepEqual(unsure.map((c) => c.p), [...unsure.map((c) => c.p)].sort((a, b) => a - b), 'least sure first');
     for (const c of cards) assert.ok(c.visible && (c.poster === true || (c.poster === null && c.tile)), JSON.stringify(c));
     assert.ok(await page.isVisible('.banner'), 'the random-model banner is shown');
     const shot = join(REPO, 'artifacts', 'test', 'report-1280x900.png');

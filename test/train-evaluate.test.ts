@@ -126,3 +126,23 @@ test('a test file without genres yields predictions and a Kaggle submission, not
   const metrics = JSON.parse(readFileSync(join(link(ws, 'evaluate'), 'metrics.json'), 'utf8'));
   assert.deepEqual(Object.keys(metrics), ['train', 'validation'], 'train and validation are scored; the test split has no genres to score');
 });
+
+test('predictions.parquet holds every genre\'s probability (summing to 1, genre order in the file\'s metadata) and the description, read by DuckDB', async () => {
+  const { DuckDBInstance } = await import('@duckdb/node-api');
+  const ws = pipelineWorkspace();
+  run(ws, STAGES);
+  const file = join(link(ws, 'evaluate'), 'predictions.parquet');
+  const db = await DuckDBInstance.create(':memory:');
+  const connection = await db.connect();
+  const rows = (await connection.runAndReadAll(`select top1_genre, probs, description, abs(list_sum(probs) - 1) as off from '${file}'`)).getRowObjects();
+  assert.ok(rows.length > 0);
+  const meta = (await connection.runAndReadAll(`select decode(value) as v from parquet_kv_metadata('${file}') where decode(key) = 'genres'`)).getRowObjects();
+  const genres = JSON.parse(String(meta[0]!.v)) as string[];
+  for (const row of rows) {
+    assert.ok(Number(row.off) < 1e-5, `probabilities sum to 1 (off by ${row.off})`);
+    const probs = (row.probs as unknown as { items: number[] }).items;
+    assert.equal(probs.length, genres.length);
+    assert.equal(genres[probs.indexOf(Math.max(...probs))], row.top1_genre, 'the largest probability is the top-1 genre');
+    assert.ok(String(row.description).length > 10);
+  }
+});

@@ -178,6 +178,8 @@ export const reportSchema = z.strictObject({
   /** Test movies drawn at random (seeded) for the gallery, and most confident mistakes shown after them. */
   gallery: z.number().int().min(0).max(200).default(12),
   mistakes: z.number().int().min(0).max(100).default(6),
+  /** Right answers the model was least sure of, shown after the mistakes. */
+  least_confident: z.number().int().min(0).max(100).default(4),
   /** How the confusion matrix colours its cells: by row (true genre), column (predicted), all cells, or raw counts. */
   confusion_normalize: z.enum(['true', 'pred', 'all', 'none']).default('true'),
   /** Characters of each description on a card. */

@@ -16,6 +16,7 @@ export function predictionSchema(topK: number): TableSchema {
     split: { type: 'UTF8' },
     id: { type: 'UTF8' },
     title: { type: 'UTF8' },
+    description: { type: 'UTF8' },
     true_genre: { type: 'UTF8', optional: true },
     predicted_genre: { type: 'UTF8' },
     correct: { type: 'BOOLEAN', optional: true },
@@ -25,6 +26,9 @@ export function predictionSchema(topK: number): TableSchema {
     schema[`top${k}_genre`] = { type: 'UTF8' };
     schema[`top${k}_prob`] = { type: 'DOUBLE' };
   }
+  // Every genre's probability, in the order the file's `genres` metadata lists: enough for PR and
+  // ROC curves, thresholds or recalibration in pandas without rerunning the model.
+  schema.probs = { type: 'DOUBLE', repeated: true };
   return schema;
 }
 
@@ -64,7 +68,7 @@ export async function evaluate(run: StageRun): Promise<ManifestBody> {
   for (const split of ['validation', 'test'] as const) {
     const part = features.splits[split];
     if (!part?.rows.length) continue;
-    const meta = await readParquet<{ id: string; title: string }>(join(run.inputs.ingest!.dir, split === 'test' ? 'test.parquet' : 'train.parquet'), ['id', 'title']);
+    const meta = await readParquet<{ id: string; title: string; description: string }>(join(run.inputs.ingest!.dir, split === 'test' ? 'test.parquet' : 'train.parquet'), ['id', 'title', 'description']);
     const probs = predictProbabilities(model, standardize(part.x, dim, stats), dim);
     const hasGenres = part.y.every((y) => y >= 0);
     if (hasGenres) metrics[split] = computeMetrics(part.y, probs, labels, { topK: k, bins: config.evaluate.calibration_bins, majority });
@@ -76,6 +80,7 @@ export async function evaluate(run: StageRun): Promise<ManifestBody> {
         split,
         id: meta[row]!.id,
         title: meta[row]!.title,
+        description: meta[row]!.description,
         true_genre: part.y[i]! >= 0 ? labels[part.y[i]!] : null,
         predicted_genre: labels[top[0]!],
         correct: part.y[i]! >= 0 ? part.y[i] === top[0] : null,
@@ -85,11 +90,12 @@ export async function evaluate(run: StageRun): Promise<ManifestBody> {
         record[`top${j + 1}_genre`] = labels[label];
         record[`top${j + 1}_prob`] = p[label];
       });
+      record.probs = Array.from(p);
       predictions.push(record);
       submission?.push(`${meta[row]!.id} ::: ${labels[top[0]!]}`);
     });
   }
-  await writeParquet(join(run.dir, 'predictions.parquet'), predictionSchema(k), predictions);
+  await writeParquet(join(run.dir, 'predictions.parquet'), predictionSchema(k), predictions, { genres: JSON.stringify(labels), probs: 'probability of each genre, in the order of `genres`' });
   writeFileSync(join(run.dir, 'metrics.json'), `${JSON.stringify(metrics, null, 2)}\n`);
   if (submission) writeFileSync(join(run.dir, 'submission.txt'), submission.join('\n') + '\n');
   for (const [split, m] of Object.entries(metrics)) {

@@ -28,15 +28,22 @@ export interface GalleryMovie {
   image: string | null;
 }
 
-/** A seeded sample of `count` movies, and the `mistakes` wrong ones the model was surest of (not repeated). */
-export function pickGallery(movies: GalleryMovie[], count: number, mistakes: number, seed: number): { sample: GalleryMovie[]; mistakes: GalleryMovie[] } {
+/**
+ * A seeded sample of `count` movies, the `mistakes` wrong ones the model was surest of, and the
+ * `unsure` right ones it was least sure of (none shown twice).
+ */
+export function pickGallery(movies: GalleryMovie[], count: number, mistakes: number, seed: number, unsure = 0): { sample: GalleryMovie[]; mistakes: GalleryMovie[]; unsure: GalleryMovie[] } {
   const sample = new Rng(seed, 'report.gallery').shuffle([...movies]).slice(0, count);
   const shown = new Set(sample.map((m) => m.id));
   const worst = movies
     .filter((m) => m.correct === false && !shown.has(m.id))
     .sort((a, b) => b.top[0]!.prob - a.top[0]!.prob || a.id.localeCompare(b.id))
     .slice(0, mistakes);
-  return { sample, mistakes: worst };
+  const leastSure = movies
+    .filter((m) => m.correct === true && !shown.has(m.id))
+    .sort((a, b) => a.top[0]!.prob - b.top[0]!.prob || a.id.localeCompare(b.id))
+    .slice(0, unsure);
+  return { sample, mistakes: worst, unsure: leastSure };
 }
 
 async function inline(bytes: Buffer, width: number): Promise<string> {

@@ -268,7 +268,7 @@ export async function buildReport(run: StageRun): Promise<ManifestBody> {
     top: Array.from({ length: Math.min(3, topK) }, (_, i) => ({ genre: p[`top${i + 1}_genre`] as string, prob: p[`top${i + 1}_prob`] as number })),
     image: byId.get(p.id as string)?.image ?? null,
   }));
-  const picked = pickGallery(movies, config.report.gallery, config.report.mistakes, config.seed);
+  const picked = pickGallery(movies, config.report.gallery, config.report.mistakes, config.seed, config.report.least_confident);
   const imagesDir = config.report.images ? resolveConfigPath(run.loaded, config.report.images) : null;
   let posters = 0;
   const missing: string[] = [];
@@ -296,7 +296,8 @@ export async function buildReport(run: StageRun): Promise<ManifestBody> {
     'gallery',
     'Gallery of predictions',
     `<h3>${picked.sample.length} movies drawn at random (seed ${config.seed})</h3>${await cards(picked.sample)}` +
-      (picked.mistakes.length ? `<h3>The ${picked.mistakes.length} most confident mistakes</h3>${await cards(picked.mistakes)}` : ''),
+      (picked.mistakes.length ? `<h3>The ${picked.mistakes.length} most confident mistakes</h3>${await cards(picked.mistakes)}` : '') +
+      (picked.unsure.length ? `<h3 id="least-confident">The ${picked.unsure.length} right answers the model was least sure of</h3>${await cards(picked.unsure)}` : ''),
     'Bars show the top-3 probabilities; green marks the true genre.',
   );
 
@@ -338,9 +339,10 @@ export async function buildReport(run: StageRun): Promise<ManifestBody> {
   writeFileSync(join(run.dir, 'report.html'), html);
   if (metrics) writeFileSync(join(run.dir, 'summary.md'), summaryMarkdown({ run: config.run, split, metrics, trainCounts, randomModel }));
   else writeFileSync(join(run.dir, 'summary.md'), `## Genre classifier: run \`${config.run}\`\n\nNo genres in the validation or test split: nothing to score.\n`);
-  info(`report: ${charts.length} charts, ${picked.sample.length + picked.mistakes.length} gallery cards (${posters} with posters), ${(html.length / 1024).toFixed(0)} KiB`);
+  const cardCount = picked.sample.length + picked.mistakes.length + picked.unsure.length;
+  info(`report: ${charts.length} charts, ${cardCount} gallery cards (${posters} with posters), ${(html.length / 1024).toFixed(0)} KiB`);
   return {
-    rows: { cards: picked.sample.length + picked.mistakes.length, charts: charts.length },
+    rows: { cards: cardCount, charts: charts.length },
     versions: reportVersions(),
     details: { charts, posters, posters_missing: missing, random_model: randomModel, split },
   };
