@@ -222,3 +222,24 @@ test('max_length beyond the model and a bad --shard are clear errors', () => {
   assert.equal(shard.code, 1);
   assert.match(shard.stderr, /expected i\/n with 0 <= i < n/);
 });
+
+test('the Arrow files carry each row\'s id (as in the Parquet file) and say in their metadata what made them', async () => {
+  const { readArrowMetadata, readRowIds } = await import('../pipeline/arrow/index.js');
+  const { readParquet } = await import('../pipeline/parquet/index.js');
+  const ws = pipelineWorkspace();
+  runStages(ws, ['ingest', 'tokenize', 'embed']);
+  for (const split of ['train', 'test']) {
+    const parquetIds = (await readParquet<{ id: string }>(join(runLink(ws, 'ingest'), `${split}.parquet`), ['id'])).map((r) => r.id);
+    assert.deepEqual(readRowIds(join(runLink(ws, 'tokenize'), `${split}.arrow`)), parquetIds);
+    assert.deepEqual(readRowIds(join(runLink(ws, 'embed'), `${split}.arrow`)), parquetIds);
+  }
+  const tokens = readArrowMetadata(join(runLink(ws, 'tokenize'), 'train.arrow'));
+  assert.equal(tokens.max_length, '128');
+  assert.equal(tokens.rows_align_with, 'ingest train.parquet');
+  const vectors = readArrowMetadata(join(runLink(ws, 'embed'), 'test.arrow'));
+  const manifest = JSON.parse(readFileSync(join(runLink(ws, 'embed'), 'manifest.json'), 'utf8'));
+  assert.equal(vectors.featurizer, 'bert');
+  assert.equal(vectors.pooling, 'mean');
+  assert.equal(vectors.model_sha256, manifest.sources['model/model.onnx']);
+  assert.equal(vectors.rows_align_with, 'ingest test.parquet');
+});

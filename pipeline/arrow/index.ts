@@ -1,5 +1,5 @@
 import { readFileSync, writeFileSync } from 'node:fs';
-import { Bool, Field, FixedSizeList, Float32, Int32, List, Table, makeData, makeVector, tableFromIPC, tableToIPC, type Data, type Vector } from 'apache-arrow';
+import { Bool, Field, FixedSizeList, Float32, Int32, List, Schema, Table, makeData, makeVector, tableFromIPC, tableToIPC, vectorFromArray, Utf8, type Data, type Vector } from 'apache-arrow';
 
 /**
  * Arrow IPC (file format) for the dense tensors between stages: token ids per row, and one
@@ -18,16 +18,47 @@ export interface TokenTable {
 export const rowCount = (tokens: TokenTable) => tokens.offsets.length - 1;
 export const lengthOf = (tokens: TokenTable, row: number) => tokens.offsets[row + 1]! - tokens.offsets[row]!;
 
-export function writeTokens(path: string, tokens: TokenTable): void {
+/**
+ * What makes an Arrow artifact readable on its own: each row's movie `id` (the same as in the
+ * Parquet file it aligns with, so pandas and polars can join instead of trusting positions) and
+ * schema metadata saying what the columns came from (model, pooling, featurizer, ...).
+ */
+export interface Annotations {
+  rowIds?: readonly string[];
+  metadata?: Record<string, string>;
+}
+
+function annotated(columns: Record<string, Vector>, annotations: Annotations): Table {
+  const withIds = annotations.rowIds ? { id: vectorFromArray(annotations.rowIds as string[], new Utf8()), ...columns } : columns;
+  const table = new Table(withIds);
+  if (!annotations.metadata) return table;
+  return new Table(new Schema(table.schema.fields, new Map(Object.entries(annotations.metadata))), table.batches);
+}
+
+/** The `id` column of a tokens or embeddings file, when it has one. */
+export function readRowIds(path: string): string[] | undefined {
+  const column = tableFromIPC(readFileSync(path)).getChild('id');
+  return column ? (column.toArray() as string[]) : undefined;
+}
+
+/** The schema metadata of an Arrow file. */
+export function readArrowMetadata(path: string): Record<string, string> {
+  return Object.fromEntries(tableFromIPC(readFileSync(path)).schema.metadata);
+}
+
+export function writeTokens(path: string, tokens: TokenTable, annotations: Annotations = {}): void {
   const rows = rowCount(tokens);
   const lengths = new Int32Array(rows);
   for (let i = 0; i < rows; i++) lengths[i] = lengthOf(tokens, i);
   const idsData = makeData({ type: new List(new Field('item', new Int32(), false)), length: rows, nullCount: 0, valueOffsets: tokens.offsets, child: makeData({ type: new Int32(), length: tokens.ids.length, data: tokens.ids }) });
-  const table = new Table({
-    input_ids: makeVector(idsData),
-    length: makeVector(lengths),
-    truncated: makeVector(makeData({ type: new Bool(), length: rows, nullCount: 0, data: packBits(tokens.truncated) })),
-  });
+  const table = annotated(
+    {
+      input_ids: makeVector(idsData),
+      length: makeVector(lengths),
+      truncated: makeVector(makeData({ type: new Bool(), length: rows, nullCount: 0, data: packBits(tokens.truncated) })),
+    },
+    annotations,
+  );
   writeFileSync(path, tableToIPC(table, 'file'));
 }
 
@@ -72,11 +103,11 @@ export function embeddingVector(vectors: Float32Array, hidden: number): Vector<F
   return makeVector(makeData({ type: new FixedSizeList(hidden, new Field('item', new Float32(), false)), length: rows, nullCount: 0, child }));
 }
 
-export function writeEmbeddings(path: string, table: EmbeddingTable): void {
+export function writeEmbeddings(path: string, table: EmbeddingTable, annotations: Annotations = {}): void {
   const columns: Record<string, Vector> = {};
   if (table.rowIndex) columns.row = makeVector(table.rowIndex);
   columns.embedding = embeddingVector(table.vectors, table.hidden);
-  writeFileSync(path, tableToIPC(new Table(columns), 'file'));
+  writeFileSync(path, tableToIPC(annotated(columns, annotations), 'file'));
 }
 
 export function readEmbeddings(path: string): EmbeddingTable {

@@ -3,10 +3,10 @@ import { basename, join } from 'node:path';
 import { UserError } from '../errors.js';
 import { formatCount, formatSeconds, info, progress } from '../log.js';
 import { concatTokens } from '../tokenizer/index.js';
-import { lengthOf, readEmbeddings, readTokens, rowCount, writeEmbeddings, type TokenTable } from '../arrow/index.js';
+import { lengthOf, readEmbeddings, readRowIds, readTokens, rowCount, writeEmbeddings, type TokenTable } from '../arrow/index.js';
 import { quantizeInPipeline, readModelInfo, resolveModel, type ModelInfo } from '../model/index.js';
 import { onnxRuntimeVersion } from '../onnx/session.js';
-import { encoderFeeds, openEncoder, type Encoder } from '../onnx/encoder.js';
+import { encoderFeeds, openEncoder, type Adaptation, type Encoder } from '../onnx/encoder.js';
 import type { ArtifactStore, ManifestBody } from '../artifacts/store.js';
 import type { StageRun } from '../stage.js';
 import type { EmbedConfig } from '../config/schema.js';
@@ -159,8 +159,8 @@ function keepShardsOfThisPlan(dir: string, plan: { shard_rows: number; shards: n
   rmSync(path, { force: true });
 }
 
-/** Joins shard files into train.arrow and test.arrow, in ingest row order, and removes the shards. */
-function mergeShards(dir: string, counts: Record<string, number>, hidden: number, expectedShards: number): void {
+/** Joins shard files into train.arrow and test.arrow, in ingest row order (with each row's id and what made the vectors), and removes the shards. */
+function mergeShards(dir: string, counts: Record<string, number>, hidden: number, expectedShards: number, tokenizeDir: string, metadata: Record<string, string>): void {
   const total = counts.train! + counts.test!;
   const vectors = new Float32Array(total * hidden);
   const filled = new Uint8Array(total);
@@ -178,8 +178,9 @@ function mergeShards(dir: string, counts: Record<string, number>, hidden: number
   }
   const missing = filled.indexOf(0);
   if (missing >= 0) throw new Error(`row ${missing} has no embedding after merging shards`);
-  writeEmbeddings(join(dir, 'train.arrow'), { vectors: vectors.subarray(0, counts.train! * hidden), hidden });
-  writeEmbeddings(join(dir, 'test.arrow'), { vectors: vectors.subarray(counts.train! * hidden), hidden });
+  const annotations = (split: string) => ({ rowIds: readRowIds(join(tokenizeDir, `${split}.arrow`)), metadata: { ...metadata, rows_align_with: `ingest ${split}.parquet` } });
+  writeEmbeddings(join(dir, 'train.arrow'), { vectors: vectors.subarray(0, counts.train! * hidden), hidden }, annotations('train'));
+  writeEmbeddings(join(dir, 'test.arrow'), { vectors: vectors.subarray(counts.train! * hidden), hidden }, annotations('test'));
   rmSync(join(dir, 'shards'), { recursive: true, force: true });
   rmSync(join(dir, 'shard-plan.json'), { force: true });
 }
@@ -210,7 +211,7 @@ export async function embed(run: StageRun, slice?: Slice): Promise<ManifestBody>
   if (model.random) info('embed: the model has RANDOM weights (the project\'s own test model): vectors carry tokens, not meaning');
   const started = performance.now();
   const figures = await embedShards(run, mine, tokens, lengths, model, encoder);
-  if (!slice) mergeShards(run.dir, counts, model.hidden, shards.length);
+  if (!slice) mergeShards(run.dir, counts, model.hidden, shards.length, run.inputs.tokenize!.dir, vectorMetadata(run, encoder.adaptation));
   const wall = (performance.now() - started) / 1000;
   const allBatches = mine.flatMap((s) => planBatches(s, lengths, config.embed.batch_tokens));
   const rowsEmbedded = mine.reduce((n, s) => n + s.rows.length, 0);
@@ -262,11 +263,27 @@ export function mergeSlices(run: StageRun, store: ArtifactStore, count: number):
     manifests.push(manifest);
   }
   const hidden = manifests[0]!.details.hidden as number;
-  mergeShards(run.dir, counts, hidden, shards.length);
+  mergeShards(run.dir, counts, hidden, shards.length, run.inputs.tokenize!.dir, vectorMetadata(run, manifests[0]!.details.model_adaptation as Adaptation));
   return {
     rows: { train: counts.train, test: counts.test },
     versions: manifests[0]!.versions,
     details: { ...manifests[0]!.details, slice: undefined, merged_from_slices: count, providers: manifests.map((m) => m.details.provider) },
+  };
+}
+
+/** What the vectors came from, in the Arrow files' schema metadata. */
+function vectorMetadata(run: StageRun, adaptation: Adaptation | undefined): Record<string, string> {
+  const { config } = run.loaded;
+  const model = Object.entries(run.planned.sources).find(([name]) => name.endsWith('.onnx'));
+  return {
+    featurizer: 'bert',
+    model_file: model?.[0].replace(/^model\//, '') ?? '',
+    model_sha256: model?.[1] ?? '',
+    pooling: config.embed.pooling,
+    precision: config.model?.precision ?? 'fp32',
+    output: adaptation?.output ?? '',
+    derived: adaptation?.derived ? 'encoder-only model cut from a fill-mask export' : 'no',
+    quantized: adaptation?.quantized ? `int8 by the pipeline (v${adaptation.quantized.version})` : 'no',
   };
 }
 

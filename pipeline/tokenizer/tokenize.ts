@@ -72,8 +72,11 @@ export async function tokenize(run: StageRun): Promise<ManifestBody> {
   // The workers load their tokenizer while the descriptions are read.
   const pool = TokenizerPool.start({ tokenizer: model.tokenizer, config: model.tokenizerConfig }, maxLength, workers);
   const texts: Record<'train' | 'test', string[]> = { train: [], test: [] };
+  const rowIds: Record<'train' | 'test', string[]> = { train: [], test: [] };
   for (const split of ['train', 'test'] as const) {
-    texts[split] = (await readParquet<{ description: string }>(join(run.inputs.ingest!.dir, `${split}.parquet`), ['description'])).map((r) => r.description);
+    const rows = await readParquet<{ id: string; description: string }>(join(run.inputs.ingest!.dir, `${split}.parquet`), ['id', 'description']);
+    texts[split] = rows.map((r) => r.description);
+    rowIds[split] = rows.map((r) => r.id);
   }
   const total = texts.train.length + texts.test.length;
   const bar = progress('tokenize', total);
@@ -92,8 +95,11 @@ export async function tokenize(run: StageRun): Promise<ManifestBody> {
   const seconds = (performance.now() - started) / 1000;
   const stats: Record<string, LengthStats> = {};
   const parts = { train: sliceTokens(all, 0, texts.train.length), test: sliceTokens(all, texts.train.length, total) };
-  for (const [split, table] of Object.entries(parts)) {
-    writeTokens(join(run.dir, `${split}.arrow`), table);
+  for (const [split, table] of Object.entries(parts) as ['train' | 'test', TokenTable][]) {
+    writeTokens(join(run.dir, `${split}.arrow`), table, {
+      rowIds: rowIds[split],
+      metadata: { rows_align_with: `ingest ${split}.parquet`, tokenizer: 'tokenizer.json', tokenizer_sha256: run.planned.sources['model/tokenizer.json'] ?? '', max_length: String(maxLength) },
+    });
     stats[split] = lengthStats(table);
   }
   bar.done(`${formatCount(tokensDone / seconds)} tokens/s, ${workers} worker${workers > 1 ? 's' : ''}`);
