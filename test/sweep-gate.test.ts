@@ -62,6 +62,21 @@ test('a 4-variant sweep over train.* embeds once, trains four times and ranks th
   assert.match(readFileSync(join(ws.artifacts, 'sweeps', 'sweep', 'leaderboard.html'), 'utf8'), /<tr class="best" data-run="sweep-0\d">/);
   // Every variant's run folder points at the shared upstream, so predict --run and diff work on it.
   for (const run of ['sweep-01', 'sweep-02', 'sweep-03', 'sweep-04']) assert.ok(existsSync(join(ws.artifacts, 'runs', run, 'embed', 'manifest.json')), run);
+
+  // One column per swept setting, typed, for pandas and DuckDB.
+  const params = (await db.runAndReadAll(`select run, "train.layers[0].units" as units, "train.optimizer.lr" as lr from '${join(ws.artifacts, 'sweeps', 'sweep', 'leaderboard.parquet')}' order by run`)).getRowObjects();
+  assert.deepEqual(params.map((r) => [r.run, Number(r.units), Number(r.lr)]), [['sweep-01', 16, 0.003], ['sweep-02', 16, 0.0003], ['sweep-03', 48, 0.003], ['sweep-04', 48, 0.0003]]);
+  const html = readFileSync(join(ws.artifacts, 'sweeps', 'sweep', 'leaderboard.html'), 'utf8');
+  const header = /<thead>(.*?)<\/thead>/s.exec(html)![1]!;
+  assert.equal(header.match(/validation\.macro_f1/g)?.length, 1, 'the ranking metric is one column, not two');
+  for (const param of ['train.layers[0].units', 'train.optimizer.lr']) assert.ok(html.includes(`data-chart="param-${param}"`), `a chart of the metric against ${param}`);
+
+  // A rerun builds nothing and keeps the logs of the build it reuses.
+  const firstLogs = readdirSync(join(ws.artifacts, 'sweeps', 'sweep', 'logs'));
+  assert.equal(runProgram(ws, 'stages/sweep', [join(ws.dir, 'sweep.yaml')]).code, 0);
+  const logs = readdirSync(join(ws.artifacts, 'sweeps', 'sweep', 'logs'));
+  assert.equal(logs.length, firstLogs.length + 1);
+  assert.match(readFileSync(join(ws.artifacts, 'sweeps', 'sweep', 'logs', firstLogs[0]!, 'sweep-01.log'), 'utf8'), /train: built/);
 });
 
 test('a failed variant is reported and the others finish; the sweep exits 1', () => {

@@ -4,7 +4,8 @@ import { writeParquet, type TableSchema } from '../parquet/index.js';
 import { getPath, loadConfig, parseKeyPath } from '../config/index.js';
 import { METRICS, parseMetricRef, readMetrics, type MetricName, type MetricSplit } from '../compare/metrics.js';
 import { writeFileAtomically, type ArtifactStore, type Manifest } from '../artifacts/store.js';
-import { delta, escapeHtml, fixed, page, section } from '../report/html.js';
+import { delta, escapeHtml, figure, fixed, page, section } from '../report/html.js';
+import { renderChart } from '../report/charts.js';
 import type { Sweep } from './file.js';
 import type { SweepRun } from './run.js';
 
@@ -36,9 +37,20 @@ const SHOWN: [MetricSplit, MetricName][] = [
   ['test', 'log_loss'],
 ];
 
+/** The settings the sweep varies: every key any variant overrides, in the order they first appear. */
+export function sweptParams(outcome: SweepRun): string[] {
+  return [...new Set(outcome.results.flatMap((r) => Object.keys(r.overrides)))];
+}
+
+/** Each swept setting as a column of its own: numbers stay numbers, anything else is its JSON text. */
+function paramColumns(rows: LeaderboardRow[], params: string[]): TableSchema {
+  return Object.fromEntries(params.map((p) => [p, { type: rows.every((r) => typeof r[p] === 'number' || r[p] === null) ? ('DOUBLE' as const) : ('UTF8' as const), optional: true }]));
+}
+
 export function leaderboardRows(sweep: Sweep, outcome: SweepRun, store: ArtifactStore): LeaderboardRow[] {
   const ref = parseMetricRef(sweep.metric) as { split: MetricSplit; name: MetricName };
   const base = loadConfig(sweep.basePath).config;
+  const params = sweptParams(outcome);
   const rows: LeaderboardRow[] = outcome.results.map((r) => {
     const metrics = r.status === 'ok' ? readMetrics(store.keyDir('evaluate', r.keys.evaluate!)) : {};
     const train = r.status === 'ok' ? (store.readManifest('train', r.keys.train!) as Manifest | undefined) : undefined;
@@ -57,6 +69,10 @@ export function leaderboardRows(sweep: Sweep, outcome: SweepRun, store: Artifact
       metric: sweep.metric,
       value: metrics[ref.split]?.[ref.name] ?? null,
     };
+    for (const param of params) {
+      const value = param in r.overrides ? r.overrides[param] : getPath(base, parseKeyPath(param, param));
+      row[param] = value === undefined || value === null ? null : typeof value === 'number' ? value : JSON.stringify(value);
+    }
     for (const [split, name] of SHOWN) row[`${split}_${name}`] = metrics[split]?.[name] ?? null;
     row.epochs = train?.rows.epochs ?? null;
     row.train_seconds = train?.timings.seconds ?? null;
@@ -92,9 +108,13 @@ export async function writeLeaderboard(sweep: Sweep, outcome: SweepRun, store: A
   const rows = leaderboardRows(sweep, outcome, store);
   const parquetTmp = join(dir, '.leaderboard.parquet.tmp');
   rmSync(parquetTmp, { force: true });
-  await writeParquet(parquetTmp, SCHEMA, rows);
+  const params = sweptParams(outcome);
+  // The parameters first (a pandas user's index), then the table.
+  const [first, ...rest] = Object.entries(SCHEMA);
+  const schema: TableSchema = { ...Object.fromEntries([first!]), ...paramColumns(rows, params), ...Object.fromEntries(rest) };
+  await writeParquet(parquetTmp, schema, rows.map((r) => Object.fromEntries(Object.keys(schema).map((k) => [k, typeof r[k] === 'number' && schema[k]!.type === 'UTF8' ? String(r[k]) : r[k]]))));
   renameSync(parquetTmp, join(dir, 'leaderboard.parquet'));
-  writeFileAtomically(join(dir, 'leaderboard.html'), leaderboardHtml(sweep, outcome, rows, dir, store));
+  writeFileAtomically(join(dir, 'leaderboard.html'), await leaderboardHtml(sweep, outcome, rows, dir, store));
   writeFileAtomically(join(dir, 'leaderboard.md'), leaderboardMarkdown(sweep, rows));
   writeFileAtomically(
     join(dir, 'sweep.json'),
@@ -105,20 +125,22 @@ export async function writeLeaderboard(sweep: Sweep, outcome: SweepRun, store: A
 
 const cell = (v: unknown) => (typeof v === 'number' ? fixed(v) : v === null || v === undefined ? '–' : escapeHtml(v));
 
-function leaderboardHtml(sweep: Sweep, outcome: SweepRun, rows: LeaderboardRow[], dir: string, store: ArtifactStore): string {
+async function leaderboardHtml(sweep: Sweep, outcome: SweepRun, rows: LeaderboardRow[], dir: string, store: ArtifactStore): Promise<string> {
   const ref = parseMetricRef(sweep.metric) as { split: MetricSplit; name: MetricName };
   const best = rows.find((r) => r.value !== null)?.value ?? null;
-  const head = `<tr><th>rank</th><th style="text-align:left">run</th><th style="text-align:left">changes from the base config</th><th>${escapeHtml(sweep.metric)}</th><th>vs best</th>${SHOWN.map(([s, n]) => `<th>${s === 'validation' ? 'val' : 'test'} ${n.replace(/_/g, ' ')}</th>`).join('')}<th>epochs</th><th>train s</th></tr>`;
+  // The ranking metric has its own column; it is not repeated among the others.
+  const shown = SHOWN.filter(([s, n]) => s !== ref.split || n !== ref.name);
+  const head = `<tr><th>rank</th><th style="text-align:left">run</th><th style="text-align:left">changes from the base config</th><th>${escapeHtml(sweep.metric)}</th><th>vs best</th>${shown.map(([s, n]) => `<th>${s}.${n}</th>`).join('')}<th>epochs</th><th>train s</th></tr>`;
   const body = rows
     .map((r) => {
       const report = r.status === 'ok' && sweep.report ? relative(dir, join(store.root, 'runs', r.run, 'report', 'report.html')) : null;
       const name = report ? `<a href="${escapeHtml(report)}">${escapeHtml(r.run)}</a>` : escapeHtml(r.run);
       const versus = r.value !== null && best !== null ? delta(METRICS[ref.name].higherIsBetter ? r.value - best : best - r.value) : '–';
       const changes = `<td style="text-align:left"><code>${escapeHtml(r.changes)}</code></td>`;
-      if (r.status !== 'ok') return `<tr class="worst" data-run="${escapeHtml(r.run)}"><td>–</td><td style="text-align:left">${name}</td>${changes}<td colspan="${SHOWN.length + 4}" style="text-align:left">failed: ${escapeHtml(r.error)}</td></tr>`;
+      if (r.status !== 'ok') return `<tr class="worst" data-run="${escapeHtml(r.run)}"><td>–</td><td style="text-align:left">${name}</td>${changes}<td colspan="${shown.length + 4}" style="text-align:left">failed: ${escapeHtml(r.error)}</td></tr>`;
       return (
         `<tr class="${r.rank === 1 ? 'best' : ''}" data-run="${escapeHtml(r.run)}"><td>${r.rank ?? '–'}</td><td style="text-align:left">${name}</td>${changes}<td><b>${cell(r.value)}</b></td><td>${versus}</td>` +
-        `${SHOWN.map(([s, n]) => `<td>${cell(r[`${s}_${n}`])}</td>`).join('')}<td>${cell(r.epochs === null ? null : String(r.epochs))}</td><td>${r.train_seconds === null ? '–' : fixed(r.train_seconds as number, 1)}</td></tr>`
+        `${shown.map(([s, n]) => `<td>${cell(r[`${s}_${n}`])}</td>`).join('')}<td>${cell(r.epochs === null ? null : String(r.epochs))}</td><td>${r.train_seconds === null ? '–' : fixed(r.train_seconds as number, 1)}</td></tr>`
       );
     })
     .join('');
@@ -127,8 +149,35 @@ function leaderboardHtml(sweep: Sweep, outcome: SweepRun, rows: LeaderboardRow[]
     title: `Sweep ${sweep.name}`,
     subtitle: `${rows.length} variants of ${escapeHtml(relative(process.cwd(), sweep.basePath))} ranked by <b>${escapeHtml(sweep.metric)}</b> · ${outcome.seconds.toFixed(0)} s · built: ${escapeHtml(builds)}`,
     nav: [['leaderboard', 'Leaderboard']],
-    body: section('leaderboard', 'Leaderboard', `<table class="leaderboard"><thead>${head}</thead><tbody>${body}</tbody></table>`, `Ranked by ${escapeHtml(sweep.metric)}; the table scrolls sideways.${sweep.report ? ' Run names open their reports.' : ' With <code>report: true</code> in the sweep file, run names link to their reports.'}`),
+    body:
+      section('leaderboard', 'Leaderboard', `<table class="leaderboard"><thead>${head}</thead><tbody>${body}</tbody></table>`, `Ranked by ${escapeHtml(sweep.metric)}; the table scrolls sideways.${sweep.report ? ' Run names open their reports.' : ' With <code>report: true</code> in the sweep file, run names link to their reports.'}`) +
+      (await paramCharts(sweep, rows, sweptParams(outcome))),
   });
+}
+
+/** The ranking metric against each swept setting: one small chart per setting. */
+async function paramCharts(sweep: Sweep, rows: LeaderboardRow[], params: string[]): Promise<string> {
+  const scored = rows.filter((r) => r.value !== null);
+  if (!scored.length || !params.length) return '';
+  const figures = [];
+  for (const param of params) {
+    const numeric = scored.every((r) => typeof r[param] === 'number');
+    const values = scored.map((r) => ({ x: r[param], y: r.value, hover: `${r.run}: ${param} = ${r[param]}, ${sweep.metric} ${fixed(r.value)}` }));
+    const spec = {
+      width: 240,
+      height: 170,
+      title: param,
+      data: { values },
+      mark: { type: 'point' as const, filled: true, size: 60 },
+      encoding: {
+        x: { field: 'x', type: numeric ? ('quantitative' as const) : ('nominal' as const), title: param, ...(numeric ? { scale: { zero: false } } : {}) },
+        y: { field: 'y', type: 'quantitative' as const, title: sweep.metric, scale: { zero: false } },
+        description: { field: 'hover' },
+      },
+    };
+    figures.push(figure(`param-${param}`, await renderChart(spec as never)));
+  }
+  return section('by-param', `${sweep.metric} by swept setting`, `<div class="charts">${figures.join('')}</div>`, 'One point per variant.');
 }
 
 function leaderboardMarkdown(sweep: Sweep, rows: LeaderboardRow[]): string {

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { createWriteStream, mkdirSync, rmSync } from 'node:fs';
+import { createWriteStream, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pLimit from 'p-limit';
@@ -68,8 +68,8 @@ function runStageProgram(stage: string, sweep: Sweep, variant: Variant, artifact
 
 export async function runSweep(sweep: Sweep, store: ArtifactStore, artifacts: string): Promise<SweepRun> {
   const started = performance.now();
-  const logs = join(store.root, 'sweeps', sweep.name, 'logs');
-  rmSync(logs, { recursive: true, force: true });
+  // One folder of logs per sweep invocation: a rerun's "up to date" lines never replace the logs of the build.
+  const logs = join(store.root, 'sweeps', sweep.name, 'logs', new Date().toISOString().replace(/[:.]/g, '-'));
   mkdirSync(logs, { recursive: true });
   const builds: Record<string, number> = {};
   const count = (stage: string, built: boolean) => built && (builds[stage] = (builds[stage] ?? 0) + 1);
