@@ -42,7 +42,7 @@ SAMPLE_MODEL := models/sample-bert-random/model.onnx
 CONFIG_MODELS := $(if $(shell grep -s 'models/sample-bert-random' $(CONFIG)),$(SAMPLE_MODEL))
 
 PHONY_STAGES := ingest tokenize embed train evaluate report
-.PHONY: all install build browser demo-data $(PHONY_STAGES) predict sweep diff gate gate-update status config clean gc verify pin test bench bench-ingest bench-embed bench-train bench-predict bench-sweep bench-fill-mask bench-verify bench-int8 model-demo model-sample model-bert-base check-tokenizer
+.PHONY: all install build browser demo-data $(PHONY_STAGES) predict sweep runs diff gate gate-update status config clean gc verify pin test bench bench-ingest bench-embed bench-train bench-predict bench-sweep bench-fill-mask bench-verify bench-int8 model-demo model-sample model-bert-base check-tokenizer
 
 # One planner process answers "would anything run?"; only then are the stage targets walked.
 # That keeps a no-op `make all` to one Node start-up instead of one per stage.
@@ -89,6 +89,10 @@ report: evaluate
 SWEEP ?= configs/sweeps/mlp.yaml
 sweep: $(BUILT) $(DEMO_DATA)
 	@$(NODE) dist/stages/sweep.js $(SWEEP) --artifacts $(ARTIFACTS)
+
+# Every run in the store as one table (also artifacts/runs.parquet and runs.csv).
+runs: $(BUILT)
+	@$(NODE) dist/scripts/runs.js --artifacts $(ARTIFACTS)
 
 # Two runs side by side: make diff A=default B=mlp-02
 diff: $(BUILT)
