@@ -80,9 +80,14 @@ test('a 4-variant sweep over train.* embeds once, trains four times and ranks th
   assert.ok(table.every((r) => Number(r.acc) > 0 && /^[0-9a-f]{40}$/.test(String(r.commit))));
   assert.match(readFileSync(join(ws.artifacts, 'runs.csv'), 'utf8'), /^run,config,/);
 
-  // A rerun builds nothing and keeps the logs of the build it reuses.
+  // A rerun builds nothing and keeps the logs of the build it reuses; with a seeds sweep
+  // beside it, the charts show the seed noise as error bars.
+  assert.match(html, /make sweep SWEEP=configs\/sweeps\/seeds\.yaml<\/code> to see the seed noise/);
+  ws.write('seeds.yaml', 'base: config.yaml\nname: seeds\nreport: false\ngrid:\n  train.seed: [1, 2]\n');
+  assert.equal(runProgram(ws, 'stages/sweep', [join(ws.dir, 'seeds.yaml')]).code, 0);
   const firstLogs = readdirSync(join(ws.artifacts, 'sweeps', 'sweep', 'logs'));
   assert.equal(runProgram(ws, 'stages/sweep', [join(ws.dir, 'sweep.yaml')]).code, 0);
+  assert.match(readFileSync(join(ws.artifacts, 'sweeps', 'sweep', 'leaderboard.html'), 'utf8'), /± one standard deviation of validation\.macro_f1 over 2 classifier seeds/);
   const logs = readdirSync(join(ws.artifacts, 'sweeps', 'sweep', 'logs'));
   assert.equal(logs.length, firstLogs.length + 1);
   assert.match(readFileSync(join(ws.artifacts, 'sweeps', 'sweep', 'logs', firstLogs[0]!, 'sweep-01.log'), 'utf8'), /train: built/);

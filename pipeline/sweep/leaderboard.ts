@@ -1,6 +1,6 @@
-import { renameSync, rmSync } from 'node:fs';
+import { existsSync, renameSync, rmSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { writeParquet, type TableSchema } from '../parquet/index.js';
+import { readParquet, writeParquet, type TableSchema } from '../parquet/index.js';
 import { getPath, loadConfig, parseKeyPath } from '../config/index.js';
 import { METRICS, parseMetricRef, readMetrics, type MetricName, type MetricSplit } from '../compare/metrics.js';
 import { writeFileAtomically, type ArtifactStore, type Manifest } from '../artifacts/store.js';
@@ -151,33 +151,53 @@ async function leaderboardHtml(sweep: Sweep, outcome: SweepRun, rows: Leaderboar
     nav: [['leaderboard', 'Leaderboard']],
     body:
       section('leaderboard', 'Leaderboard', `<table class="leaderboard"><thead>${head}</thead><tbody>${body}</tbody></table>`, `Ranked by ${escapeHtml(sweep.metric)}; the table scrolls sideways.${sweep.report ? ' Run names open their reports.' : ' With <code>report: true</code> in the sweep file, run names link to their reports.'}`) +
-      (await paramCharts(sweep, rows, sweptParams(outcome))),
+      (await paramCharts(sweep, rows, sweptParams(outcome), store)),
   });
 }
 
-/** The ranking metric against each swept setting: one small chart per setting. */
-async function paramCharts(sweep: Sweep, rows: LeaderboardRow[], params: string[]): Promise<string> {
+/**
+ * How far the ranking metric moves with the classifier's seed alone, from the `seeds` sweep's
+ * leaderboard when it exists (configs/sweeps/seeds.yaml): a difference smaller than this is noise.
+ */
+async function seedNoise(sweep: Sweep, store: ArtifactStore): Promise<{ std: number; seeds: number } | undefined> {
+  const path = join(store.root, 'sweeps', 'seeds', 'leaderboard.parquet');
+  if (sweep.name === 'seeds' || !existsSync(path)) return undefined;
+  const rows = await readParquet<{ metric: string; value: number | null }>(path, ['metric', 'value']);
+  const values = rows.filter((r) => r.metric === sweep.metric && r.value !== null).map((r) => r.value!);
+  if (values.length < 2) return undefined;
+  const mean = values.reduce((a, b) => a + b, 0) / values.length;
+  return { std: Math.sqrt(values.reduce((a, v) => a + (v - mean) ** 2, 0) / (values.length - 1)), seeds: values.length };
+}
+
+/** The ranking metric against each swept setting: one small chart per setting, with the seed noise as error bars when it is known. */
+async function paramCharts(sweep: Sweep, rows: LeaderboardRow[], params: string[], store: ArtifactStore): Promise<string> {
   const scored = rows.filter((r) => r.value !== null);
   if (!scored.length || !params.length) return '';
+  const noise = await seedNoise(sweep, store);
   const figures = [];
   for (const param of params) {
     const numeric = scored.every((r) => typeof r[param] === 'number');
-    const values = scored.map((r) => ({ x: r[param], y: r.value, hover: `${r.run}: ${param} = ${r[param]}, ${sweep.metric} ${fixed(r.value)}` }));
+    const values = scored.map((r) => ({ x: r[param], y: r.value, low: r.value! - (noise?.std ?? 0), high: r.value! + (noise?.std ?? 0), hover: `${r.run}: ${param} = ${r[param]}, ${sweep.metric} ${fixed(r.value)}` }));
+    const x = { field: 'x', type: numeric ? ('quantitative' as const) : ('nominal' as const), title: param, ...(numeric ? { scale: { zero: false } } : {}) };
     const spec = {
       width: 240,
       height: 170,
       title: param,
       data: { values },
-      mark: { type: 'point' as const, filled: true, size: 60 },
-      encoding: {
-        x: { field: 'x', type: numeric ? ('quantitative' as const) : ('nominal' as const), title: param, ...(numeric ? { scale: { zero: false } } : {}) },
-        y: { field: 'y', type: 'quantitative' as const, title: sweep.metric, scale: { zero: false } },
-        description: { field: 'hover' },
-      },
+      layer: [
+        ...(noise ? [{ mark: { type: 'rule' as const, color: '#adb5bd', strokeWidth: 2 }, encoding: { x, y: { field: 'low', type: 'quantitative' as const, title: sweep.metric, scale: { zero: false } }, y2: { field: 'high' } } }] : []),
+        {
+          mark: { type: 'point' as const, filled: true, size: 60 },
+          encoding: { x, y: { field: 'y', type: 'quantitative' as const, title: sweep.metric, scale: { zero: false } }, description: { field: 'hover' } },
+        },
+      ],
     };
     figures.push(figure(`param-${param}`, await renderChart(spec as never)));
   }
-  return section('by-param', `${sweep.metric} by swept setting`, `<div class="charts">${figures.join('')}</div>`, 'One point per variant.');
+  const note = noise
+    ? `One point per variant; the grey bars are ± one standard deviation of ${escapeHtml(sweep.metric)} over ${noise.seeds} classifier seeds (the <code>seeds</code> sweep): differences inside them are noise.`
+    : 'One point per variant. Run <code>make sweep SWEEP=configs/sweeps/seeds.yaml</code> to see the seed noise here as error bars.';
+  return section('by-param', `${sweep.metric} by swept setting`, `<div class="charts">${figures.join('')}</div>`, note);
 }
 
 function leaderboardMarkdown(sweep: Sweep, rows: LeaderboardRow[]): string {
