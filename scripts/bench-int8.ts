@@ -17,6 +17,7 @@ import { runMain, UserError } from '../pipeline/errors.js';
 import { parseArgs } from '../pipeline/cli.js';
 import { info } from '../pipeline/log.js';
 import { readEmbeddings } from '../pipeline/arrow/index.js';
+import { rowCosines } from '../pipeline/embed/pooling.js';
 import { readParquet } from '../pipeline/parquet/index.js';
 import type { Manifest } from '../pipeline/artifacts/store.js';
 
@@ -57,19 +58,7 @@ runMain(async () => {
   for (const split of ['train', 'test']) {
     const a = readEmbeddings(join(runs.fp32!.embed.dir, `${split}.arrow`));
     const b = readEmbeddings(join(runs.int8!.embed.dir, `${split}.arrow`));
-    for (let row = 0; row < a.vectors.length / a.hidden; row++) {
-      let dot = 0;
-      let na = 0;
-      let nb = 0;
-      for (let h = 0; h < a.hidden; h++) {
-        const x = a.vectors[row * a.hidden + h]!;
-        const y = b.vectors[row * a.hidden + h]!;
-        dot += x * y;
-        na += x * x;
-        nb += y * y;
-      }
-      cosines.push(dot / Math.sqrt(na * nb));
-    }
+    cosines.push(...rowCosines(a.vectors, b.vectors, a.hidden));
   }
   cosines.sort((x, y) => x - y);
 

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { runMain, UserError } from '../pipeline/errors.js';
 import { parseArgs } from '../pipeline/cli.js';
 import { formatBytes, info } from '../pipeline/log.js';
-import { buildBertModel, type BertShape, type ExportShape } from '../pipeline/onnx/bert-graph.js';
+import { bertConfigJson, buildBertModel, type BertShape, type ExportShape } from '../pipeline/onnx/bert-graph.js';
 import { buildVocab, tokenizerJson, TOKENIZER_CONFIG } from '../pipeline/tokenizer/vocab.js';
 
 runMain(async () => {
@@ -58,21 +58,10 @@ runMain(async () => {
   const model = buildBertModel(shape, args.seed, exportShape);
   writeFileSync(join(args.out, 'model.onnx'), model);
   if (args.quantized) writeFileSync(join(args.out, 'model_quantized.onnx'), buildBertModel(shape, args.seed, { ...exportShape, quantized: true }));
-  const config = {
-    model_type: 'bert',
-    architectures: [args.task === 'fill-mask' ? 'BertForMaskedLM' : 'BertModel'],
-    hidden_size: shape.hidden,
-    num_hidden_layers: shape.layers,
-    num_attention_heads: shape.heads,
-    intermediate_size: shape.intermediate,
-    vocab_size: shape.vocab,
-    max_position_embeddings: shape.maxPositions,
-    type_vocab_size: shape.typeVocab,
-    hidden_act: 'gelu',
-    layer_norm_eps: 1e-12,
+  const config = bertConfigJson(shape, args.task, {
     random_weights: true,
     generated_by: `scripts/make-bert-model.ts --seed ${args.seed}`,
-  };
+  });
   writeFileSync(join(args.out, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
   writeFileSync(
     join(args.out, 'README.md'),

@@ -4,6 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readEmbeddings } from '../pipeline/arrow/index.js';
+import { rowCosines } from '../pipeline/embed/pooling.js';
 import { REPO, runProgram, workspace } from './helpers/workspace.js';
 
 const MODEL = join(REPO, 'models', 'demo-bert-random');
@@ -26,19 +27,7 @@ test('int8 made in the pipeline from the committed demo model: cosine >= 0.99 to
   for (const split of ['train', 'test']) {
     const a = readEmbeddings(join(ws.artifacts, 'embed', fp32Manifest.key, `${split}.arrow`));
     const b = readEmbeddings(join(ws.artifacts, 'embed', int8Manifest.key, `${split}.arrow`));
-    for (let row = 0; row < a.vectors.length / a.hidden; row++) {
-      let dot = 0;
-      let na = 0;
-      let nb = 0;
-      for (let h = 0; h < a.hidden; h++) {
-        const x = a.vectors[row * a.hidden + h]!;
-        const y = b.vectors[row * a.hidden + h]!;
-        dot += x * y;
-        na += x * x;
-        nb += y * y;
-      }
-      minCosine = Math.min(minCosine, dot / Math.sqrt(na * nb));
-    }
+    for (const cosine of rowCosines(a.vectors, b.vectors, a.hidden)) minCosine = Math.min(minCosine, cosine);
   }
   assert.ok(minCosine >= 0.99, `min cosine ${minCosine}`);
   assert.ok(minCosine < 1, 'the int8 vectors are not the fp32 ones');

@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, utimesSync,
 import { join } from 'node:path';
 import { sha256 } from '../pipeline/hash.js';
 import { makeZip } from './helpers/archives.js';
-import { REPO, kaggleLines, runProgram, runProgramAsync, smallDataset, startProgram, workspace, type Workspace } from './helpers/workspace.js';
+import { REPO, kaggleLines, runProgram, runProgramAsync, shardsInProgress, smallDataset, startProgram, workspace, type Workspace } from './helpers/workspace.js';
 
 const MODEL = join(REPO, 'models', 'demo-bert-random');
 const kaggleLayout = () => {
@@ -218,12 +218,7 @@ test('Ctrl-C says that nothing was published and that a rerun continues', async 
   const child = startProgram(ws, 'stages/embed');
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
-  const started = () => {
-    const dir = join(ws.artifacts, 'embed');
-    const partial = existsSync(dir) ? readdirSync(dir).find((n) => n.startsWith('.partial-')) : undefined;
-    return partial && existsSync(join(dir, partial, 'shards')) && readdirSync(join(dir, partial, 'shards')).some((f) => f.endsWith('.arrow'));
-  };
-  while (!started()) {
+  while (shardsInProgress(ws) < 1) {
     if (child.exitCode !== null) assert.fail(`embed finished before it could be interrupted: ${stderr}`);
     await new Promise((r) => setTimeout(r, 5));
   }

@@ -9,7 +9,7 @@ import { ArtifactStore } from '../pipeline/artifacts/store.js';
 import { acquireLock } from '../pipeline/artifacts/lock.js';
 import { takeLease } from '../pipeline/artifacts/lease.js';
 import { runPointers } from '../pipeline/artifacts/runs.js';
-import { REPO, kaggleLines, runProgram, startProgram, workspace, type Workspace } from './helpers/workspace.js';
+import { REPO, kaggleLines, runProgram, shardsInProgress, startProgram, workspace, type Workspace } from './helpers/workspace.js';
 
 const MODEL = join(REPO, 'models', 'demo-bert-random');
 const GENRES = ['western', 'horror', 'romance'];
@@ -201,12 +201,7 @@ test('an interrupted embed resumed with another shard_rows starts over cleanly a
   const ws = trustWorkspace('');
   buildAll(ws, ['ingest', 'tokenize']);
   const child = startProgram(ws, 'stages/embed', ['--set', 'embed.shard_rows=16']);
-  const shardsDone = () => {
-    const dir = join(ws.artifacts, 'embed');
-    const partial = existsSync(dir) ? readdirSync(dir).find((n) => n.startsWith('.partial-')) : undefined;
-    const shards = partial ? join(dir, partial, 'shards') : '';
-    return shards && existsSync(shards) ? readdirSync(shards).filter((f) => f.endsWith('.arrow')).length : 0;
-  };
+  const shardsDone = () => shardsInProgress(ws);
   while (shardsDone() < 2) {
     if (child.exitCode !== null) assert.fail('embed finished before it could be killed');
     await new Promise((r) => setTimeout(r, 5));

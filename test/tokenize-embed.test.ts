@@ -10,7 +10,7 @@ import { readEmbeddings, readTokens } from '../pipeline/arrow/index.js';
 import { poolBatch } from '../pipeline/embed/pooling.js';
 import { planBatches, planShards, paddedTokens } from '../pipeline/embed/batches.js';
 import { sha256 } from '../pipeline/hash.js';
-import { REPO, kaggleLines, runProgram, runProgramAsync, startProgram, workspace, type Workspace } from './helpers/workspace.js';
+import { REPO, kaggleLines, runProgram, runProgramAsync, shardsInProgress, startProgram, workspace, type Workspace } from './helpers/workspace.js';
 
 const MODEL = join(REPO, 'models', 'demo-bert-random');
 const WORDS = ['cowboy', 'sheriff', 'alien', 'spaceship', 'ghost', 'haunted', 'wedding', 'love', 'detective', 'robbery', 'the', 'a', 'city', 'night'];
@@ -130,12 +130,7 @@ test('embed killed with SIGKILL resumes from its last shard and ends byte-identi
   const ws = pipelineWorkspace(extra, 320);
   runStages(ws, ['ingest', 'tokenize']);
   const child = startProgram(ws, 'stages/embed');
-  const shardsDone = () => {
-    const dir = join(ws.artifacts, 'embed');
-    const partial = existsSync(dir) ? readdirSync(dir).find((n) => n.startsWith('.partial-')) : undefined;
-    const shards = partial ? join(dir, partial, 'shards') : '';
-    return shards && existsSync(shards) ? readdirSync(shards).filter((f) => f.endsWith('.arrow')).length : 0;
-  };
+  const shardsDone = () => shardsInProgress(ws);
   while (shardsDone() < 3) {
     if (child.exitCode !== null) assert.fail('embed finished before it could be killed');
     await new Promise((r) => setTimeout(r, 10));

@@ -6,7 +6,8 @@ import { concatTokens } from '../tokenizer/index.js';
 import { lengthOf, readEmbeddings, readRowIds, readTokens, rowCount, writeEmbeddings, type TokenTable } from '../arrow/index.js';
 import { quantizeInPipeline, readModelInfo, resolveModel, type ModelInfo } from '../model/index.js';
 import { onnxRuntimeVersion } from '../onnx/session.js';
-import { encoderFeeds, openEncoder, type Adaptation, type Encoder } from '../onnx/encoder.js';
+import { encoderFeeds, openEncoder, type Adaptation, type Encoder, type EncoderOptions } from '../onnx/encoder.js';
+import type { LoadedConfig } from '../config/index.js';
 import type { ArtifactStore, ManifestBody } from '../artifacts/store.js';
 import type { StageRun } from '../stage.js';
 import type { EmbedConfig } from '../config/schema.js';
@@ -63,6 +64,12 @@ export interface BatchFigures {
   tokens: number;
   padded: number;
   sessionSeconds: number;
+}
+
+/** How the embed stage and predict open the model: the same options, so a description gets the same vector in both. */
+export function encoderOptions(loaded: LoadedConfig, model: ModelInfo): EncoderOptions {
+  const { embed } = loaded.config;
+  return { pooling: embed.pooling, hidden: model.hidden, vocab: model.vocab, providers: embed.providers, threads: embed.threads, providerOptions: { webgpu: embed.webgpu }, quantize: quantizeInPipeline(loaded) };
 }
 
 /**
@@ -198,15 +205,7 @@ export async function embed(run: StageRun, slice?: Slice): Promise<ManifestBody>
   const shards = planShards(lengths, config.embed.shard_rows);
   const mine = slice ? shards.filter((s) => s.index % slice.count === slice.index) : shards;
 
-  const encoder = await openEncoder(files.onnx, run.planned.sources[`model/${basename(files.onnx)}`]!, {
-    pooling: config.embed.pooling,
-    hidden: model.hidden,
-    vocab: model.vocab,
-    providers: config.embed.providers,
-    threads: config.embed.threads,
-    providerOptions: { webgpu: config.embed.webgpu },
-    quantize: quantizeInPipeline(run.loaded),
-  });
+  const encoder = await openEncoder(files.onnx, run.planned.sources[`model/${basename(files.onnx)}`]!, encoderOptions(run.loaded, model));
   const { open } = encoder;
   if (model.random) info('embed: the model has RANDOM weights (the project\'s own test model): vectors carry tokens, not meaning');
   const started = performance.now();

@@ -40,3 +40,21 @@ export function bertFlops(shape: { layers: number; hidden: number; intermediate:
   const perLayer = 2 * tokens * (4 * h * h + 2 * h * i) + 4 * batch * length * length * h;
   return layers * perLayer;
 }
+
+/** The cosine similarity of each row of `a` with the same row of `b` (row-major, `hidden` per row). */
+export function rowCosines(a: Float32Array, b: Float32Array, hidden: number): Float64Array {
+  const rows = a.length / hidden;
+  const cosines = new Float64Array(rows);
+  for (let row = 0; row < rows; row++) {
+    let dot = 0;
+    let na = 0;
+    let nb = 0;
+    for (let h = row * hidden; h < (row + 1) * hidden; h++) {
+      dot += a[h]! * b[h]!;
+      na += a[h]! * a[h]!;
+      nb += b[h]! * b[h]!;
+    }
+    cosines[row] = dot / Math.sqrt(na * nb);
+  }
+  return cosines;
+}

@@ -15,6 +15,24 @@ export interface BertShape {
   typeVocab: number;
 }
 
+/** The `config.json` of a generated model, as Hugging Face writes it for BERT (plus the random-weights flag). */
+export function bertConfigJson(shape: BertShape, task: ExportShape['task'] = 'feature-extraction', extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    model_type: 'bert',
+    architectures: [task === 'fill-mask' ? 'BertForMaskedLM' : 'BertModel'],
+    hidden_size: shape.hidden,
+    num_hidden_layers: shape.layers,
+    num_attention_heads: shape.heads,
+    intermediate_size: shape.intermediate,
+    vocab_size: shape.vocab,
+    max_position_embeddings: shape.maxPositions,
+    type_vocab_size: shape.typeVocab,
+    hidden_act: 'gelu',
+    layer_norm_eps: 1e-12,
+    ...extra,
+  };
+}
+
 export const BERT_BASE: BertShape = { layers: 12, hidden: 768, heads: 12, intermediate: 3072, vocab: 30522, maxPositions: 512, typeVocab: 2 };
 
 /**

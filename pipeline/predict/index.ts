@@ -11,12 +11,12 @@ import type { ArtifactStore, Manifest } from '../artifacts/store.js';
 import { listRuns, readRun, runPointers } from '../artifacts/runs.js';
 import { planStages } from '../artifacts/plan.js';
 import { STAGES } from '../stages.js';
-import { modelSources, NETWORK_FILES, quantizeInPipeline, readModelInfo, resolveModel, TOKENIZER_FILES } from '../model/index.js';
+import { modelSources, NETWORK_FILES, readModelInfo, resolveModel, TOKENIZER_FILES } from '../model/index.js';
 import { openEncoder } from '../onnx/encoder.js';
 import { BertTokenizer, resolveWorkers, TokenizerPool } from '../tokenizer/index.js';
 import { lengthOf, rowCount, type TokenTable } from '../arrow/index.js';
 import { planShards } from '../embed/batches.js';
-import { embedShard } from '../embed/embed.js';
+import { embedShard, encoderOptions } from '../embed/embed.js';
 import { selectBackend } from '../mlp/backend.js';
 import { loadModel, predictProbabilities, standardize, type Standardization } from '../mlp/model.js';
 import { topK } from '../metrics/evaluate.js';
@@ -164,15 +164,7 @@ export async function predictDescriptions(run: RunArtifacts, input: Descriptions
   const characters = input.texts.reduce((n, t) => n + t.length, 0);
   const pool = characters >= 1_000_000 ? TokenizerPool.start({ tokenizer: files.tokenizer, config: files.tokenizerConfig }, maxLength, resolveWorkers(config.tokenize.workers)) : null;
   // Loading the ONNX session and the classifier overlap with tokenizing.
-  const sessionReady = openEncoder(files.onnx, run.manifests.embed.sources[`model/${basename(files.onnx)}`]!, {
-    pooling: config.embed.pooling,
-    hidden: model.hidden,
-    vocab: model.vocab,
-    providers: config.embed.providers,
-    threads: config.embed.threads,
-    providerOptions: { webgpu: config.embed.webgpu },
-    quantize: quantizeInPipeline(run.loaded),
-  });
+  const sessionReady = openEncoder(files.onnx, run.manifests.embed.sources[`model/${basename(files.onnx)}`]!, encoderOptions(run.loaded, model));
   const classifierReady = (async () => {
     await selectBackend(config.train.backend, 'predict');
     return loadModel(join(run.trainDir, 'model'));

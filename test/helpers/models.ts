@@ -1,6 +1,6 @@
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildBertModel, type BertShape, type ExportShape } from '../../pipeline/onnx/bert-graph.js';
+import { bertConfigJson, buildBertModel, type BertShape, type ExportShape } from '../../pipeline/onnx/bert-graph.js';
 import { REPO } from './workspace.js';
 
 /** The committed demo model's tokenizer (528 words), shared by every test model. */
@@ -20,17 +20,7 @@ export function writeModelFolder(dir: string, exportShape: ExportShape & { withQ
   mkdirSync(onnxDir, { recursive: true });
   writeFileSync(join(onnxDir, 'model.onnx'), buildBertModel(shape, seed, exportShape));
   if (exportShape.withQuantized) writeFileSync(join(onnxDir, 'model_quantized.onnx'), buildBertModel(shape, seed, { ...exportShape, quantized: true }));
-  const config = {
-    model_type: 'bert',
-    architectures: [exportShape.task === 'fill-mask' ? 'BertForMaskedLM' : 'BertModel'],
-    hidden_size: shape.hidden,
-    num_hidden_layers: shape.layers,
-    num_attention_heads: shape.heads,
-    intermediate_size: shape.intermediate,
-    vocab_size: shape.vocab,
-    max_position_embeddings: shape.maxPositions,
-    type_vocab_size: shape.typeVocab,
-  };
+  const config = bertConfigJson(shape, exportShape.task);
   writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
   for (const file of ['tokenizer.json', 'tokenizer_config.json']) copyFileSync(join(DEMO_MODEL, file), join(dir, file));
   return dir;

@@ -1,6 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -74,6 +74,14 @@ export function startProgram(ws: Workspace, program: string, args: string[] = []
     env: { ...process.env, PIPELINE_CACHE: ws.cache, CI: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+}
+
+/** Finished shard files of the embed build in progress in the workspace's store (its `.partial-` folder). */
+export function shardsInProgress(ws: Workspace): number {
+  const dir = join(ws.artifacts, 'embed');
+  const partial = existsSync(dir) ? readdirSync(dir).find((n) => n.startsWith('.partial-')) : undefined;
+  const shards = partial ? join(dir, partial, 'shards') : '';
+  return shards && existsSync(shards) ? readdirSync(shards).filter((f) => f.endsWith('.arrow')).length : 0;
 }
 
 /** Lines in the Kaggle format: `ID ::: TITLE ::: GENRE ::: DESCRIPTION`. */
