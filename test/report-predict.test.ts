@@ -10,6 +10,8 @@ import { createServer } from 'node:http';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { REPO, kaggleLines, runProgram, runProgramAsync, workspace, type Workspace } from './helpers/workspace.js';
+import { CHROMIUM_ARGS, checkReportPage } from './helpers/report-page.js';
+import { spawnSync } from 'node:child_process';
 
 const MODEL = join(REPO, 'models', 'demo-bert-random');
 const GENRES = ['western', 'horror', 'romance', 'comedy'];
@@ -101,10 +103,7 @@ test('a broken poster is one error naming the file', () => {
 
 test('the report renders in Chromium without errors or network requests, every chart and card visible', { timeout: 120_000 }, async () => {
   assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: \`make browser\` installs Debian's chromium`);
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
-  });
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
   try {
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     const problems: string[] = [];
@@ -126,23 +125,6 @@ test('the report renders in Chromium without errors or network requests, every c
     const confusionCells = await page.$$eval('[data-chart="confusion"] path[role="graphics-symbol"] title', (t) => t.map((x) => x.textContent));
     assert.equal(confusionCells.length, 16, 'a 4 x 4 confusion matrix with hover text');
     assert.match(confusionCells[0]!, /^true \w+, predicted \w+: \d+ of \d+/);
-    // Counts are printed in the cells: a screenshot or a printout keeps them.
-    const cellCounts = confusionCells.map((t) => Number(/: (\d+) of/.exec(t!)![1]));
-    const shownCounts = await page.$$eval('[data-chart="confusion"] text', (t) => t.map((x) => x.textContent?.trim() ?? '').filter((x) => /^\d+$/.test(x)).map(Number));
-    assert.deepEqual([...shownCounts].sort((a, b) => a - b), cellCounts.filter((n) => n > 0).sort((a, b) => a - b), 'every non-empty cell shows its count');
-    // Rows ordered by support: the first row's genre has the most test movies.
-    const rowTotals = new Map<string, number>();
-    for (const t of confusionCells) {
-      const [, truth, count] = /^true (\S+), predicted \S+: (\d+)/.exec(t!)!;
-      rowTotals.set(truth!, (rowTotals.get(truth!) ?? 0) + Number(count));
-    }
-    const supports = [...rowTotals.values()];
-    assert.deepEqual(supports, [...supports].sort((a, b) => b - a), 'genres in order of support');
-    const reliabilityCounts = await page.$$eval('[data-chart="reliability"] text', (t) => t.map((x) => x.textContent?.trim() ?? '').filter((x) => /^\d+$/.test(x)).length);
-    assert.ok(reliabilityCounts >= 2, 'the reliability diagram shows how many movies each bin holds');
-    const footer = await page.$$eval('table.per-class tfoot tr', (rows) => rows.map((r) => r.getAttribute('data-row')));
-    assert.deepEqual(footer, ['accuracy', 'macro avg', 'weighted avg']);
-
     const cards = await page.$$eval('article.card', (list) =>
       list.map((c) => {
         const img = c.querySelector('img');
@@ -169,50 +151,24 @@ test('the report renders in Chromium without errors or network requests, every c
   }
 });
 
-test('layout at 1366 x 768: a nav click shows its section heading below the sticky links, and no boxes overlap', { timeout: 120_000 }, async () => {
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
-  });
+test('at 1366 x 768 and 1280 x 900 the report passes the practitioner checks (counts, order, splits, layout, print), on the test run and on the generated demo', { timeout: 180_000 }, async () => {
+  // The generated demo data set (12 genres), through the whole pipeline, beside the test run (4 genres).
+  const demo = workspace(`ingest:\n  source: demo\nmodel:\n  path: ${MODEL}\nembed:\n  providers: [cpu]\n  threads: 1\ntrain:\n  epochs: 4\n`);
+  const made = spawnSync(process.execPath, [join(REPO, 'dist', 'scripts', 'generate-demo-data.js'), '--out', join(demo.dir, 'demo')], { encoding: 'utf8' });
+  assert.equal(made.status, 0, made.stderr);
+  for (const stage of ['ingest', 'tokenize', 'embed', 'train', 'evaluate', 'report']) assert.equal((await runProgramAsync(demo, `stages/${stage}`)).code, 0, stage);
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
   try {
-    const page = await browser.newPage({ viewport: { width: 1366, height: 768 } });
-    await page.goto(pathToFileURL(join(reportDir(), 'report.html')).href, { waitUntil: 'load' });
-    const splits = await page.$$eval('table.splits tr[data-split]', (rows) => rows.map((r) => r.getAttribute('data-split')));
-    assert.deepEqual(splits, ['train', 'validation', 'test'], 'the headline compares every split');
-    const navHeight = await page.$eval('nav', (n) => n.getBoundingClientRect().height);
-    assert.ok(navHeight < 80, `the sticky part is ${navHeight} px high`);
-    const ids = await page.$$eval('nav a', (links) => links.map((a) => a.getAttribute('href')!.slice(1)));
-    for (const id of ids) {
-      await page.click(`nav a[href="#${id}"]`);
-      await page.waitForTimeout(50);
-      const { heading, nav } = await page.evaluate((sectionId) => {
-        const h = document.querySelector(`#${sectionId} h2`)!.getBoundingClientRect();
-        const n = document.querySelector('nav')!.getBoundingClientRect();
-        return { heading: { top: h.top, bottom: h.bottom }, nav: { bottom: n.bottom } };
-      }, id);
-      // The last sections may not scroll to the top (the page ends); the heading is in view either way.
-      assert.ok(heading.top >= nav.bottom && heading.bottom <= 768, `#${id}: heading at ${heading.top}-${heading.bottom}, nav ends at ${nav.bottom}`);
-    }
-    await page.evaluate(() => window.scrollTo(0, 0));
-    const overlaps = await page.evaluate(() => {
-      const boxes = [...document.querySelectorAll('.headline .metric, .headline + .note, section > h2, section > .note')].map((e) => ({ name: `${e.tagName}.${e.className}`, r: e.getBoundingClientRect() }));
-      const found: string[] = [];
-      for (let i = 0; i < boxes.length; i++) {
-        for (let j = i + 1; j < boxes.length; j++) {
-          const a = boxes[i]!.r;
-          const b = boxes[j]!.r;
-          if (a.left < b.right - 1 && b.left < a.right - 1 && a.top < b.bottom - 1 && b.top < a.bottom - 1) found.push(`${boxes[i]!.name} / ${boxes[j]!.name}`);
-        }
-      }
-      return found;
-    });
-    assert.deepEqual(overlaps, []);
     mkdirSync(join(REPO, 'artifacts', 'test'), { recursive: true });
-    await page.screenshot({ path: join(REPO, 'artifacts', 'test', 'report-1366x768.png') });
-    // Printed, the resolved config is not cut off.
-    await page.emulateMedia({ media: 'print' });
-    const pre = await page.$eval('#provenance pre', (e) => ({ scroll: e.scrollHeight, client: e.clientHeight }));
-    assert.ok(pre.scroll <= pre.client + 1, `the printed config shows all of its ${pre.scroll} px`);
+    for (const [name, dir, genres] of [['test', reportDir(), 4], ['demo', join(demo.artifacts, 'runs', 'config', 'report'), 12]] as const) {
+      for (const [width, height] of [[1366, 768], [1280, 900]] as const) {
+        const page = await browser.newPage({ viewport: { width, height } });
+        await page.goto(pathToFileURL(join(dir, 'report.html')).href, { waitUntil: 'load' });
+        await checkReportPage(page, genres);
+        await page.screenshot({ path: join(REPO, 'artifacts', 'test', `report-${name}-${width}x${height}.png`) });
+        await page.close();
+      }
+    }
   } finally {
     await browser.close();
   }
