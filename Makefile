@@ -42,15 +42,18 @@ SAMPLE_MODEL := models/sample-bert-random/model.onnx
 CONFIG_MODELS := $(if $(shell grep -s 'models/sample-bert-random' $(CONFIG)),$(SAMPLE_MODEL))
 
 PHONY_STAGES := ingest tokenize embed train evaluate report
-.PHONY: all install build browser demo-data $(PHONY_STAGES) predict sweep runs diff gate gate-update status config clean gc verify pin test bench bench-ingest bench-embed bench-train bench-predict bench-sweep bench-fill-mask bench-verify bench-int8 model-demo model-sample model-bert-base check-tokenizer
+.PHONY: all install build browser demo-data $(PHONY_STAGES) predict sweep runs diff gate gate-update status config check-config clean gc verify pin test bench bench-ingest bench-embed bench-train bench-predict bench-sweep bench-fill-mask bench-verify bench-int8 model-demo model-sample model-bert-base check-tokenizer
 
 # One planner process answers "would anything run?"; only then are the stage targets walked.
 # That keeps a no-op `make all` to one Node start-up instead of one per stage.
 all: $(BUILT) $(DEMO_DATA) $(CONFIG_MODELS)
-	@if [ -z "$(FORCE)" ] && $(NODE) dist/scripts/status.js $(ARGS) --check --lease-for $$$$; then \
+	@$(NODE) dist/scripts/status.js $(ARGS) --check --lease-for $$$$; rc=$$?; \
+	if [ $$rc -eq 0 ] && [ -z "$(FORCE)" ]; then \
 	  echo "(make status explains, make clean forgets the run)"; \
-	else \
+	elif [ $$rc -eq 0 ] || [ $$rc -eq 3 ]; then \
 	  $(MAKE) --no-print-directory report; \
+	else \
+	  exit $$rc; \
 	fi
 
 install: $(INSTALLED)
@@ -67,7 +70,11 @@ demo-data: $(DEMO_DATA)
 $(DEMO_DATA): $(BUILT) pipeline/ingest/demo.ts
 	$(NODE) dist/scripts/generate-demo-data.js --out data/demo
 
-ingest: $(BUILT) $(DEMO_DATA) $(CONFIG_MODELS)
+# A config error is reported once, by this target, before any stage runs (not by ingest, for a train.* field).
+check-config: $(BUILT)
+	@$(NODE) dist/scripts/config.js $(ARGS) --check
+
+ingest: $(BUILT) $(DEMO_DATA) $(CONFIG_MODELS) check-config
 	@$(call STAGE,ingest)
 
 tokenize: ingest

@@ -19,7 +19,8 @@ export function runMain(main: () => Promise<void>): void {
   });
   main().then(
     () => {
-      // Worker pools or open handles must not keep a finished command alive.
+      // Success is exit code 0 unless the command set another; the process ends when its last
+      // handle closes (worker pools are closed by whoever started them).
       process.exitCode = process.exitCode ?? 0;
     },
     (error: unknown) => {

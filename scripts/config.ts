@@ -6,8 +6,14 @@ import { printConfig } from '../pipeline/stage.js';
 
 runMain(async () => {
   const args = await parseArgs('config', 'Print the resolved config.', (y) =>
-    y.option('get', { type: 'string', describe: 'print one field only, e.g. --get run (the run folder a CI job reads the report from)' }),
+    y
+      .option('get', { type: 'string', describe: 'print one field only, e.g. --get run (the run folder a CI job reads the report from)' })
+      .option('check', { type: 'boolean', default: false, describe: 'print nothing; exit 1 with the error when the config cannot run (pins included)' }),
   );
+  if (args.check) {
+    loadConfig(args.config, args.set);
+    return;
+  }
   // Showing a config is fine before it is pinned (only running it is not).
   const loaded = loadConfig(args.config, args.set, { allowUnpinned: true });
   if (args.get === undefined) {

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import YAML from 'yaml';
 import { REPO } from './helpers/workspace.js';
@@ -49,6 +50,17 @@ function checkCommands(commands: string[], env: Record<string, string>): void {
   }
 }
 
+/**
+ * The real config as the workflow would see it once pinned (the committed one has PIN-ME, and a
+ * dry run of `make all` checks the config first): the same file with made-up checksums.
+ */
+function pinnedRealConfig(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'pinned-'));
+  const path = join(dir, 'imdb-bert-base.yaml');
+  writeFileSync(path, readFileSync(join(REPO, 'configs', 'imdb-bert-base.yaml'), 'utf8').replace(/PIN-ME/g, 'a'.repeat(64)));
+  return path;
+}
+
 const steps = (job: string) => workflow.jobs[job]!.steps;
 const runLines = (job: string) => steps(job).flatMap((s) => (s.run ? lines(s.run) : []));
 
@@ -56,7 +68,7 @@ test('every command the retrain workflow runs is a real make target or program o
   const commands = Object.keys(workflow.jobs).flatMap(runLines);
   // Programs run inside a command substitution, e.g. echo "RUN=$(node dist/scripts/config.js ...)".
   const substituted = commands.flatMap((c) => [...c.matchAll(/\$\((node dist\/[^)]*)\)/g)].map((m) => m[1]!));
-  const env = { CONFIG: 'configs/imdb-bert-base.yaml', SET: '', RUN: 'imdb-bert-base' };
+  const env = { CONFIG: pinnedRealConfig(), SET: '', RUN: 'imdb-bert-base' };
   checkCommands([...commands, ...substituted], env);
   assert.ok(commands.filter((c) => c.startsWith('make ')).length >= 3 && [...commands, ...substituted].filter((c) => c.startsWith('node dist/')).length >= 3);
   const allowed = /^(make |node dist\/|cat |echo |mkdir |ls |test |cp |tee )/;
@@ -124,6 +136,28 @@ test('the Kubernetes Indexed Job embeds one slice per index on a shared volume, 
     assert.equal(container.volumeMounts[0].name, job.spec.template.spec.volumes[0].name);
     assert.equal(job.spec.template.spec.volumes[0].persistentVolumeClaim.claimName, claim.metadata.name);
   }
-  const env = { CONFIG: 'configs/imdb-bert-base.yaml', JOB_COMPLETION_INDEX: '0' };
+  const env = { CONFIG: pinnedRealConfig(), JOB_COMPLETION_INDEX: '0' };
   checkCommands([...sliceScript, ...mergeScript], env);
+});
+
+test('the Makefile\'s stage targets and the STAGES registry describe the same DAG', async () => {
+  const { STAGES } = await import('../pipeline/stages.js');
+  const makefile = readFileSync(join(REPO, 'Makefile'), 'utf8');
+  const phony = /^PHONY_STAGES := (.*)$/m.exec(makefile)![1]!.trim().split(/\s+/);
+  assert.deepEqual(phony, STAGES.map((s) => s.name), 'PHONY_STAGES lists the stages in registry order');
+  const prerequisites = new Map<string, string[]>();
+  for (const stage of phony) {
+    const rule = new RegExp(`^${stage}: (.*)\\n\\t@\\$\\(call STAGE,${stage}\\)$`, 'm').exec(makefile);
+    assert.ok(rule, `make ${stage} runs the ${stage} program`);
+    prerequisites.set(stage, rule![1]!.split(/\s+/).filter((p) => phony.includes(p)));
+  }
+  const upstream = (stage: string, seen = new Set<string>()): Set<string> => {
+    for (const p of prerequisites.get(stage) ?? []) if (!seen.has(p)) upstream(p, seen.add(p));
+    return seen;
+  };
+  for (const spec of STAGES) {
+    const built = upstream(spec.name);
+    for (const input of spec.inputs) assert.ok(built.has(input), `make ${spec.name} builds its input ${input} first`);
+    for (const extra of built) assert.ok(STAGES.find((s) => s.name === spec.name)!.inputs.some((i) => i === extra || upstream(i).has(extra)), `make ${spec.name} builds ${extra}, which it does not need`);
+  }
 });

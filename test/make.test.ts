@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { REPO, smallDataset, workspace } from './helpers/workspace.js';
 
 function make(args: string[], env: Record<string, string>) {
@@ -37,7 +38,24 @@ test('`make ingest SET=...` applies overrides and a config error stops make with
   const ok = make(['ingest', ...vars, 'SET=seed=3 ingest.validation_fraction=0.2'], { PIPELINE_CACHE: ws.cache });
   assert.equal(ok.code, 0, ok.output);
   assert.match(ok.output, /ingest: built/);
+  // The overrides took effect: in the artifact's params, and in its rows (20% of 60 held out).
+  const manifest = JSON.parse(readFileSync(join(ws.artifacts, 'runs', 'config', 'ingest', 'manifest.json'), 'utf8'));
+  assert.equal(manifest.params.seed, 3);
+  assert.equal(manifest.params.ingest.validation_fraction, 0.2);
+  assert.equal(manifest.rows.validation, 12);
   const bad = make(['ingest', ...vars, 'SET=ingest.validation_fraction=lots'], { PIPELINE_CACHE: ws.cache });
   assert.notEqual(bad.code, 0);
   assert.match(bad.output, /ingest\.validation_fraction: expected number, got "lots"/);
+});
+
+test('a config error is printed once, and make blames the config check, not the ingest stage', () => {
+  const ws = workspace(`ingest:\n  source: data\nmodel:\n  path: ${join(REPO, 'models', 'demo-bert-random')}\n`);
+  ws.write('data/train_data.txt', smallDataset(60).train);
+  const vars = [`CONFIG=${ws.config}`, `ARTIFACTS=${ws.artifacts}`, 'SET=train.layers[0].units=-5'];
+  for (const target of ['train', 'all']) {
+    const result = make([target, ...vars], { PIPELINE_CACHE: ws.cache });
+    assert.notEqual(result.code, 0);
+    assert.equal(result.output.match(/train\.layers\[0\]\.units: expected number >0, got -5/g)?.length, 1, result.output);
+    assert.doesNotMatch(result.output, /\] Error \d+[\s\S]*\[Makefile:\d+: ingest\]|\[Makefile:\d+: ingest\] Error/);
+  }
 });

@@ -62,11 +62,13 @@ test('report.html is one self-contained file: no script, no external URL, poster
   assert.equal(new Set(shown).size, 19, 'no movie shown twice');
 });
 
-test('the gallery shows the most confident mistakes after the sample, each marked wrong', () => {
-  const cards = [...html().matchAll(/<article class="card([^"]*)" data-id="\d+" data-correct="(\w+)"/g)];
+test('the gallery shows the most confident mistakes after the sample, each marked wrong, surest first', () => {
+  const cards = [...html().matchAll(/<article class="card([^"]*)" data-id="\d+" data-correct="(\w+)">[\s\S]*?<span class="p">(\d+)%<\/span>/g)];
   const mistakes = cards.slice(12, 16);
   assert.equal(mistakes.length, 4);
   assert.ok(mistakes.every((m) => m[1] === ' wrong' && m[2] === 'false'));
+  const confidence = mistakes.map((m) => Number(m[3]));
+  assert.deepEqual(confidence, [...confidence].sort((a, b) => b - a), 'the surest mistake first');
   assert.ok(cards.slice(0, 12).every((m) => (m[2] === 'false') === (m[1] === ' wrong')));
 });
 

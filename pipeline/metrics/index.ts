@@ -125,12 +125,6 @@ export function computeMetrics(truth: ArrayLike<number>, probs: Float32Array, la
   };
 }
 
-/** Macro-F1 alone, for early stopping on validation during training. */
-export function macroF1(truth: ArrayLike<number>, probs: Float32Array, labels: number): number {
-  const names = Array.from({ length: labels }, (_, i) => String(i));
-  return computeMetrics(truth, probs, names, { topK: 1, bins: 1, majority: 0 }).macro.f1;
-}
-
 function sum(values: Float32Array): number {
   let total = 0;
   for (const v of values) total += v;

@@ -169,8 +169,9 @@ export async function trainClassifier(run: StageRun): Promise<ManifestBody> {
   writeFileSync(join(run.dir, 'standardize.json'), JSON.stringify(stats));
   writeFileSync(join(run.dir, 'labels.json'), `${JSON.stringify({ labels }, null, 2)}\n`);
   await writeParquet(join(run.dir, 'history.parquet'), HISTORY_SCHEMA, history as never);
-  const chosen = best.epoch || history.length;
-  const last = history[chosen - 1]!;
+  // The model holds the best epoch's weights only when they were restored; otherwise the last epoch's.
+  const kept = train.early_stopping?.restore_best && best.epoch ? best.epoch : history.length;
+  const last = history[kept - 1]!;
   return {
     rows: { train: trainSplit.y.length, validation: validation?.y.length ?? 0, epochs: history.length },
     timings: { rows_per_second: Math.round(history.reduce((a, h) => a + h.rows_per_second, 0) / history.length) },
@@ -180,7 +181,8 @@ export async function trainClassifier(run: StageRun): Promise<ManifestBody> {
       parameters,
       input_dim: dim,
       labels: labels.length,
-      best_epoch: chosen,
+      best_epoch: best.epoch || null,
+      kept_epoch: kept,
       early_stopped: history.length < train.epochs,
       val_loss: last.val_loss,
       val_accuracy: last.val_accuracy,

@@ -237,7 +237,8 @@ export async function buildReport(run: StageRun): Promise<ManifestBody> {
   }
 
   const train = manifests.train!;
-  const keptEpoch = (train.details.best_epoch as number | undefined) ?? null;
+  // Artifacts from before kept_epoch existed recorded the kept epoch as best_epoch.
+  const keptEpoch = ((train.details.kept_epoch ?? train.details.best_epoch) as number | undefined) ?? null;
   const stopped = train.details.early_stopped ? `Early stopping ended training after ${history.length} epochs and kept the weights of epoch ${keptEpoch} (dashed line).` : `Trained for all ${history.length} epochs; the dashed line marks the weights kept (epoch ${keptEpoch}).`;
   add('training', 'Training', await chart('learning-curves', learningCurveSpec(history, keptEpoch), stopped));
 
