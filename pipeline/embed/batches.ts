@@ -43,3 +43,14 @@ export function planBatches(shard: Shard, lengths: Int32Array, batchTokens: numb
 export function paddedTokens(batches: Batch[]): number {
   return batches.reduce((sum, b) => sum + (b.end - b.start) * b.length, 0);
 }
+
+const planned = new WeakMap<Shard, { batchTokens: number; batches: Batch[] }>();
+
+/** A shard's batches, planned once: the progress total, the work itself and the manifest all ask for them. */
+export function shardBatches(shard: Shard, lengths: Int32Array, batchTokens: number): Batch[] {
+  const hit = planned.get(shard);
+  if (hit && hit.batchTokens === batchTokens) return hit.batches;
+  const batches = planBatches(shard, lengths, batchTokens);
+  planned.set(shard, { batchTokens, batches });
+  return batches;
+}

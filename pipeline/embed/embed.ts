@@ -11,7 +11,7 @@ import type { LoadedConfig } from '../config/index.js';
 import type { ArtifactStore, ManifestBody } from '../artifacts/store.js';
 import type { StageRun } from '../stage.js';
 import type { EmbedConfig } from '../config/schema.js';
-import { paddedTokens, planBatches, planShards, type Shard } from './batches.js';
+import { paddedTokens, planShards, shardBatches, type Shard } from './batches.js';
 import { bertFlops, poolBatch } from './pooling.js';
 
 export interface Slice {
@@ -87,7 +87,7 @@ export async function embedShard(
   onBatch: (figures: BatchFigures) => void = () => {},
 ): Promise<Float32Array> {
   const vectors = new Float32Array(shard.rows.length * model.hidden);
-  for (const batch of planBatches(shard, lengths, embed.batch_tokens)) {
+  for (const batch of shardBatches(shard, lengths, embed.batch_tokens)) {
     const size = batch.end - batch.start;
     const ids = new BigInt64Array(size * batch.length);
     const mask = new BigInt64Array(size * batch.length);
@@ -126,7 +126,7 @@ async function embedShards(run: StageRun, shards: Shard[], tokens: TokenTable, l
   if (todo.length < shards.length) info(`embed: resuming, ${shards.length - todo.length} of ${shards.length} shards already done`);
   // Rows are sorted by length, so later rows cost more: progress and ETA count padded tokens.
   const totalRows = todo.reduce((n, s) => n + s.rows.length, 0);
-  const totalTokens = todo.reduce((n, s) => n + paddedTokens(planBatches(s, lengths, embed.batch_tokens)), 0);
+  const totalTokens = todo.reduce((n, s) => n + paddedTokens(shardBatches(s, lengths, embed.batch_tokens)), 0);
   const bar = progress('embed', totalTokens, 'tokens');
   const figures: RunFigures = { rows: 0, tokens: 0, padded: 0, sessionSeconds: 0, flops: 0 };
   const started = performance.now();
@@ -212,7 +212,7 @@ export async function embed(run: StageRun, slice?: Slice): Promise<ManifestBody>
   const figures = await embedShards(run, mine, tokens, lengths, model, encoder);
   if (!slice) mergeShards(run.dir, counts, model.hidden, shards.length, run.inputs.tokenize!.dir, vectorMetadata(run, encoder.adaptation));
   const wall = (performance.now() - started) / 1000;
-  const allBatches = mine.flatMap((s) => planBatches(s, lengths, config.embed.batch_tokens));
+  const allBatches = mine.flatMap((s) => shardBatches(s, lengths, config.embed.batch_tokens));
   const rowsEmbedded = mine.reduce((n, s) => n + s.rows.length, 0);
   const padded = paddedTokens(allBatches);
   const realTokens = mine.reduce((n, s) => n + s.rows.reduce((a, r) => a + lengths[r]!, 0), 0);
