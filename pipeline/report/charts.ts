@@ -2,6 +2,7 @@ import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
 import type { Metrics } from '../metrics/index.js';
 import type { EpochRecord } from '../mlp/train.js';
+import type { TokenStatsFile } from '../tokenizer/tokenize.js';
 
 /**
  * The report's charts: Vega-Lite specs rendered to SVG in Node, so the page needs no script and
@@ -216,13 +217,9 @@ export function classDistributionSpec(counts: Record<string, Record<string, numb
   } as TopLevelSpec;
 }
 
-export interface LengthStats {
-  max_length: number;
-  splits: Record<string, { rows: number; truncated_fraction: number; histogram: number[] }>;
-}
 
 /** Tokens per description in bins of 8, with the truncation length marked. */
-export function tokenLengthSpec(stats: LengthStats): TopLevelSpec {
+export function tokenLengthSpec(stats: TokenStatsFile): TopLevelSpec {
   const values = Object.entries(stats.splits).flatMap(([split, s]) =>
     s.histogram.map((n, k) => ({ split, lower: 8 * k, upper: 8 * k + 8, share: s.rows ? n / s.rows : 0, hover: `${split}: ${n} rows with ${8 * k}–${8 * k + 7} tokens` })),
   );

@@ -13,7 +13,8 @@ import type { StageRun } from '../stage.js';
 import type { LabelsFile } from '../ingest/index.js';
 import type { Metrics } from '../metrics/index.js';
 import type { EpochRecord } from '../mlp/train.js';
-import { confusionSpec, classDistributionSpec, learningCurveSpec, reliabilitySpec, renderChart, timingSpec, tokenLengthSpec, type LengthStats } from './charts.js';
+import { confusionSpec, classDistributionSpec, learningCurveSpec, reliabilitySpec, renderChart, timingSpec, tokenLengthSpec } from './charts.js';
+import type { TokenStatsFile } from '../tokenizer/tokenize.js';
 import { card, pickGallery, posterDataUri, type GalleryMovie } from './gallery.js';
 import { delta, escapeHtml, figure, fixed, page, section } from './html.js';
 import { codeProvenance } from '../artifacts/provenance.js';
@@ -210,7 +211,7 @@ export async function buildReport(run: StageRun): Promise<ManifestBody> {
   const metrics = allMetrics[split];
   const labelsFile = JSON.parse(readFileSync(join(dirOf('ingest'), 'labels.json'), 'utf8')) as LabelsFile;
   const trainCounts = Object.fromEntries(Object.entries(labelsFile.counts).map(([l, c]) => [l, c.train ?? 0]));
-  const stats = JSON.parse(readFileSync(join(dirOf('tokenize'), 'stats.json'), 'utf8')) as LengthStats;
+  const stats = JSON.parse(readFileSync(join(dirOf('tokenize'), 'stats.json'), 'utf8')) as TokenStatsFile;
   const history = await readParquet<EpochRecord>(join(dirOf('train'), 'history.parquet'));
   const randomModel = Boolean(manifests.tokenize!.details.random_model || manifests.embed!.details.random_model);
   const charts: string[] = [];

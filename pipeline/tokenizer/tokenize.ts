@@ -10,6 +10,12 @@ import type { StageRun } from '../stage.js';
 import { resolveWorkers, TokenizerPool } from './index.js';
 
 /** Length statistics of one split, for the manifest and the report's histogram. */
+/** stats.json of the tokenize artifact: the length statistics of each split. */
+export interface TokenStatsFile {
+  max_length: number;
+  splits: Record<string, LengthStats>;
+}
+
 export interface LengthStats {
   rows: number;
   tokens: number;
@@ -103,7 +109,7 @@ export async function tokenize(run: StageRun): Promise<ManifestBody> {
     stats[split] = lengthStats(table);
   }
   bar.done(`${formatCount(tokensDone / seconds)} tokens/s, ${workers} worker${workers > 1 ? 's' : ''}`);
-  writeFileSync(join(run.dir, 'stats.json'), `${JSON.stringify({ max_length: maxLength, splits: stats }, null, 2)}\n`);
+  writeFileSync(join(run.dir, 'stats.json'), `${JSON.stringify({ max_length: maxLength, splits: stats } satisfies TokenStatsFile, null, 2)}\n`);
   const truncated = (stats.train!.truncated_fraction * stats.train!.rows + stats.test!.truncated_fraction * stats.test!.rows) / Math.max(1, total);
   info(`tokenize: ${formatCount(total)} rows, median ${stats.train!.p50} tokens, ${(truncated * 100).toFixed(1)}% cut at ${maxLength}`);
   return {
