@@ -3,25 +3,15 @@ import YAML from 'yaml';
 import { loadConfig, makeCommand, type LoadedConfig } from './config/index.js';
 import { UserError } from './errors.js';
 import { info } from './log.js';
-import { ArtifactStore, type BuildContext, type Manifest, type ManifestBody } from './artifacts/store.js';
+import { ArtifactStore, type ManifestBody } from './artifacts/store.js';
 import { planAvailable, type PlannedStage } from './artifacts/plan.js';
 import { takeLease } from './artifacts/lease.js';
 import { recordRun, runDir } from './artifacts/runs.js';
 import { STAGES } from './stages.js';
 import type { CommonArgs } from './cli.js';
 
-export interface UpstreamArtifact {
-  dir: string;
-  manifest: Manifest;
-}
-
-export interface StageRun extends BuildContext {
-  loaded: LoadedConfig;
-  store: ArtifactStore;
-  planned: PlannedStage;
-  /** Published artifacts of the stage's inputs, by stage name. */
-  inputs: Record<string, UpstreamArtifact>;
-}
+export type { StageRun, UpstreamArtifact } from './stage-run.js';
+import type { StageRun, UpstreamArtifact } from './stage-run.js';
 
 /** Loads the config and the store, and plans the keys of every stage the config can plan (`stage` at least). */
 export async function openStage(stage: string, args: CommonArgs) {

@@ -15,5 +15,5 @@ import { runStage } from '../pipeline/stage.js';
 
 runMain(async () => {
   const args = await parseStageArgs('evaluate', 'Score the classifier on the validation and test splits.');
-  await runStage('evaluate', args, async (run) => (await import('../pipeline/metrics/evaluate.js')).evaluate(run));
+  await runStage('evaluate', args, async (run) => (await import('../pipeline/evaluate/evaluate.js')).evaluate(run));
 });

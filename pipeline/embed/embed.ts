@@ -9,7 +9,7 @@ import { onnxRuntimeVersion } from '../onnx/session.js';
 import { encoderFeeds, openEncoder, type Adaptation, type Encoder, type EncoderOptions } from '../onnx/encoder.js';
 import type { LoadedConfig } from '../config/index.js';
 import type { ArtifactStore, ManifestBody } from '../artifacts/store.js';
-import type { StageRun } from '../stage.js';
+import type { StageRun } from '../stage-run.js';
 import type { EmbedConfig } from '../config/schema.js';
 import { paddedTokens, planShards, shardBatches, type Shard } from './batches.js';
 import { bertFlops, poolBatch } from './pooling.js';

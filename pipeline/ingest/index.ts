@@ -4,7 +4,7 @@ import { UserError } from '../errors.js';
 import { formatCount, info } from '../log.js';
 import { writeParquet } from '../parquet/index.js';
 import type { ManifestBody } from '../artifacts/store.js';
-import type { StageRun } from '../stage.js';
+import type { StageRun } from '../stage-run.js';
 import { formatOf, readRecords, type Reject } from './formats.js';
 import { MOVIE_SCHEMA, splitValidation, validateRecords, type MovieRow } from './rows.js';
 import { resolveSource } from './source.js';

@@ -130,3 +130,10 @@ function sum(values: Float32Array): number {
   for (const v of values) total += v;
   return total;
 }
+
+/** The k most probable labels of one row, best first. */
+export function topK(row: Float32Array, k: number): number[] {
+  return Array.from(row.keys())
+    .sort((a, b) => row[b]! - row[a]! || a - b)
+    .slice(0, k);
+}

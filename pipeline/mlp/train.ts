@@ -7,7 +7,7 @@ import { writeParquet } from '../parquet/index.js';
 import { computeMetrics } from '../metrics/index.js';
 import type { TrainConfig } from '../config/index.js';
 import type { ManifestBody } from '../artifacts/store.js';
-import type { StageRun } from '../stage.js';
+import type { StageRun } from '../stage-run.js';
 import { selectBackend, tf } from './backend.js';
 import { buildModel, fitStandardization, predictProbabilities, saveModel, standardize } from './model.js';
 import { loadFeatures } from './features.js';

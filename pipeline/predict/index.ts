@@ -19,7 +19,7 @@ import { planShards } from '../embed/batches.js';
 import { embedShard, encoderOptions } from '../embed/embed.js';
 import { selectBackend } from '../mlp/backend.js';
 import { loadModel, predictProbabilities, standardize, type Standardization } from '../mlp/model.js';
-import { topK } from '../metrics/evaluate.js';
+import { topK } from '../metrics/index.js';
 
 /**
  * Predicts genres for new descriptions with a finished run: the run's tokenizer settings, the

@@ -9,7 +9,7 @@ import { info, formatCount } from '../log.js';
 import { readParquet } from '../parquet/index.js';
 import { resolveConfigPath } from '../config/index.js';
 import type { Manifest, ManifestBody } from '../artifacts/store.js';
-import type { StageRun } from '../stage.js';
+import type { StageRun } from '../stage-run.js';
 import type { LabelsFile } from '../ingest/index.js';
 import type { Metrics } from '../metrics/index.js';
 import type { EpochRecord } from '../mlp/train.js';

@@ -6,7 +6,7 @@ import { readParquet } from '../parquet/index.js';
 import { lengthOf, rowCount, writeTokens, type TokenTable } from '../arrow/index.js';
 import { readModelInfo, resolveModel } from '../model/index.js';
 import type { ManifestBody } from '../artifacts/store.js';
-import type { StageRun } from '../stage.js';
+import type { StageRun } from '../stage-run.js';
 import { resolveWorkers, TokenizerPool } from './index.js';
 
 /** Length statistics of one split, for the manifest and the report's histogram. */

@@ -6,10 +6,10 @@ import { loadModel, predictProbabilities, standardize, type Standardization } fr
 import { loadFeatures } from '../mlp/features.js';
 import { selectBackend } from '../mlp/backend.js';
 import type { ManifestBody } from '../artifacts/store.js';
-import type { StageRun } from '../stage.js';
+import type { StageRun } from '../stage-run.js';
 import type { Split } from '../ingest/rows.js';
 import type { LabelsFile } from '../ingest/index.js';
-import { computeMetrics, type Metrics } from './index.js';
+import { computeMetrics, topK, type Metrics } from '../metrics/index.js';
 
 export function predictionSchema(topK: number): TableSchema {
   const schema: TableSchema = {
@@ -32,12 +32,6 @@ export function predictionSchema(topK: number): TableSchema {
   return schema;
 }
 
-/** The k most probable labels of one row, best first. */
-export function topK(row: Float32Array, k: number): number[] {
-  return Array.from(row.keys())
-    .sort((a, b) => row[b]! - row[a]! || a - b)
-    .slice(0, k);
-}
 
 /**
  * Scores the trained model on the validation and test splits: predictions.parquet (top-k with

@@ -1,0 +1,20 @@
+import type { LoadedConfig } from './config/index.js';
+import type { ArtifactStore, BuildContext, Manifest } from './artifacts/store.js';
+import type { PlannedStage } from './artifacts/plan.js';
+
+/**
+ * What a stage's build function is given: types only, so that a stage body depends on this
+ * description and not on the runner (`stage.ts`) that calls it.
+ */
+export interface UpstreamArtifact {
+  dir: string;
+  manifest: Manifest;
+}
+
+export interface StageRun extends BuildContext {
+  loaded: LoadedConfig;
+  store: ArtifactStore;
+  planned: PlannedStage;
+  /** Published artifacts of the stage's inputs, by stage name, each checked against its manifest. */
+  inputs: Record<string, UpstreamArtifact>;
+}
