@@ -154,18 +154,7 @@ export class ArtifactStore {
       mkdirSync(partial, { recursive: true });
 
       const started = performance.now();
-      let body: ManifestBody;
-      try {
-        body = await build({ dir: partial, resumed });
-      } catch (error) {
-        // A failed build leaves nothing behind, except the finished work of a resumable one.
-        if (!options.resumable || !holdsFiles(partial)) rmSync(partial, { recursive: true, force: true });
-        else removeTemporaryFiles(partial);
-        if ((error as NodeJS.ErrnoException).code === 'ENOSPC') {
-          throw new UserError(`${stage}: no space left on the device while building ${key} in ${this.root}: free some space (df -h ${this.root}), or point --artifacts (ARTIFACTS=) at a larger disk; nothing was published${options.resumable && existsSync(partial) ? ', and a rerun resumes from the finished shards' : ''}`);
-        }
-        throw error;
-      }
+      const body = await this.buildOrCleanUp(header, partial, resumed, build, Boolean(options.resumable));
       const manifest: Manifest = {
         ...header,
         created_at: new Date().toISOString(),
@@ -176,19 +165,41 @@ export class ArtifactStore {
         details: body.details ?? {},
       };
       writeDurably(join(partial, MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`);
-      if (published) {
-        // --force: the old artifact steps aside only once the new one is complete.
-        const replaced = join(this.root, stage, `.replaced-${key}-${process.pid}`);
-        renameSync(dir, replaced);
-        renameSync(partial, dir);
-        rmSync(replaced, { recursive: true, force: true });
-      } else {
-        renameSync(partial, dir);
-      }
+      this.publish(stage, key, partial, Boolean(published));
       return { manifest, dir, built: true };
     } finally {
       lock.release();
     }
+  }
+
+  /** Runs the build; on failure leaves nothing behind but the finished work of a resumable one. */
+  private async buildOrCleanUp(header: Pick<Manifest, 'stage' | 'key'>, partial: string, resumed: boolean, build: (ctx: BuildContext) => Promise<ManifestBody>, resumable: boolean): Promise<ManifestBody> {
+    try {
+      return await build({ dir: partial, resumed });
+    } catch (error) {
+      if (!resumable || !holdsFiles(partial)) rmSync(partial, { recursive: true, force: true });
+      else removeTemporaryFiles(partial);
+      if ((error as NodeJS.ErrnoException).code === 'ENOSPC') {
+        throw new UserError(
+          `${header.stage}: no space left on the device while building ${header.key} in ${this.root}: free some space (df -h ${this.root}), or point --artifacts (ARTIFACTS=) at a larger disk; ` +
+            `nothing was published${resumable && existsSync(partial) ? ', and a rerun resumes from the finished shards' : ''}`,
+        );
+      }
+      throw error;
+    }
+  }
+
+  /** Moves a complete partial folder into place; with --force, the old artifact steps aside only then. */
+  private publish(stage: string, key: string, partial: string, replacing: boolean): void {
+    const dir = this.keyDir(stage, key);
+    if (!replacing) {
+      renameSync(partial, dir);
+      return;
+    }
+    const replaced = join(this.root, stage, `.replaced-${key}-${process.pid}`);
+    renameSync(dir, replaced);
+    renameSync(partial, dir);
+    rmSync(replaced, { recursive: true, force: true });
   }
 }
 

@@ -76,15 +76,38 @@ export interface ExportShape {
  */
 export function buildBertModel(shape: BertShape, seed: number, exportShape: ExportShape = {}): Uint8Array {
   const { task = 'feature-extraction', tokenTypeIds = true, pooler = true, idType = 'int64', torchNames = false, quantized = false } = exportShape;
+  if (shape.hidden % shape.heads !== 0) throw new Error(`hidden size ${shape.hidden} is not a multiple of ${shape.heads} heads`);
   const g = new GraphBuilder(new Rng(seed, 'bert-weights'), torchNames, quantized);
-  const { hidden: H, heads, intermediate: I } = shape;
-  if (H % heads !== 0) throw new Error(`hidden size ${H} is not a multiple of ${heads} heads`);
-  const headSize = H / heads;
-  const root = task === 'fill-mask' ? '/bert' : '';
-  const param = (name: string) => (task === 'fill-mask' ? `bert.${name}` : name);
+  const names: Names = { root: task === 'fill-mask' ? '/bert' : '', param: (name) => (task === 'fill-mask' ? `bert.${name}` : name) };
 
-  // Embeddings: word + position (+ token type), then layer norm. The types are drawn even when
-  // the export has no token_type_ids, so that the encoder's weights stay the same.
+  const { x: embedded, wordTable, typeTable } = embeddingsBlock(g, shape, names, tokenTypeIds);
+  let x = embedded;
+  const attention = attentionConstants(g, shape, names);
+  for (let l = 0; l < shape.layers; l++) x = encoderLayer(g, shape, names, attention, x, l);
+  const outputs = task === 'fill-mask' ? maskedLmHead(g, shape, x, wordTable, quantized) : featureOutputs(g, shape, x, pooler);
+
+  const idInput = (name: string) => valueInfo(name, idType === 'int32' ? DataType.INT32 : DataType.INT64, ['batch_size', 'sequence_length']);
+  const inputs = [idInput('input_ids'), idInput('attention_mask'), ...(tokenTypeIds ? [idInput('token_type_ids')] : [])];
+  const model = onnx.ModelProto.create({
+    irVersion: 8,
+    producerName: 'genre-pipeline scripts/make-bert-model.ts (random weights)',
+    opsetImport: [{ domain: '', version: 17 }],
+    metadataProps: [{ key: 'random_weights', value: `true (seed ${seed})` }],
+    // The token type table is drawn (to keep the weights after it) but not kept when unused.
+    graph: { name: 'bert_random', node: g.nodes, initializer: g.initializers.filter((t) => tokenTypeIds || t.name !== typeTable), input: inputs, output: outputs },
+  });
+  return onnx.ModelProto.encode(model).finish();
+}
+
+/** Where a node or weight goes: torch's module path for the graph, Hugging Face's parameter name for the weight. */
+interface Names {
+  root: string;
+  param: (name: string) => string;
+}
+
+/** Word + position (+ token type) embeddings, then layer norm. The type table is drawn even when unused, so the weights after it stay the same. */
+function embeddingsBlock(g: GraphBuilder, shape: BertShape, { root, param }: Names, tokenTypeIds: boolean) {
+  const H = shape.hidden;
   const embeddings = `${root}/embeddings`;
   const wordTable = g.normal(param('embeddings.word_embeddings.weight'), [shape.vocab, H]);
   const word = g.within(`${embeddings}/word_embeddings`, () => g.node('Gather', [wordTable, 'input_ids']));
@@ -98,75 +121,82 @@ export function buildBertModel(shape: BertShape, seed: number, exportShape: Expo
   const type = tokenTypeIds ? g.within(`${embeddings}/token_type_embeddings`, () => g.node('Gather', [typeTable, 'token_type_ids'])) : undefined;
   let x = g.within(embeddings, () => g.node('Add', [word, position]));
   if (type) x = g.within(embeddings, () => g.node('Add', [x, type]));
-  x = g.layerNorm(`${embeddings}/LayerNorm`, param('embeddings.LayerNorm'), x, H);
+  return { x: g.layerNorm(`${embeddings}/LayerNorm`, param('embeddings.LayerNorm'), x, H), wordTable, typeTable };
+}
 
-  // Additive attention mask: 0 where attended, -10000 at padding, broadcast to [B, 1, 1, S].
+interface AttentionConstants {
+  maskBias: string;
+  splitHeads: string;
+  mergeHeads: string;
+  scale: string;
+}
+
+/** The additive attention mask (0 where attended, -10000 at padding, as [B, 1, 1, S]) and the head reshapes, shared by every layer. */
+function attentionConstants(g: GraphBuilder, shape: BertShape, { root }: Names): AttentionConstants {
+  const headSize = shape.hidden / shape.heads;
   const maskBias = g.within(root, () => {
     const mask = g.node('Unsqueeze', [g.node('Cast', ['attention_mask'], { to: DataType.FLOAT }), g.int64Vector('mask_axes', [1, 2])]);
     return g.node('Mul', [g.node('Sub', [g.floatScalar('one_f', 1), mask]), g.floatScalar('mask_value', -10000)]);
   });
-  const splitHeads = g.int64Vector('split_heads', [0, 0, heads, headSize]);
-  const mergeHeads = g.int64Vector('merge_heads', [0, 0, H]);
-  const scale = g.floatScalar('attention_scale', 1 / Math.sqrt(headSize));
+  const splitHeads = g.int64Vector('split_heads', [0, 0, shape.heads, headSize]);
+  const mergeHeads = g.int64Vector('merge_heads', [0, 0, shape.hidden]);
+  return { maskBias, splitHeads, mergeHeads, scale: g.floatScalar('attention_scale', 1 / Math.sqrt(headSize)) };
+}
 
-  for (let l = 0; l < shape.layers; l++) {
-    const p = param(`encoder.layer.${l}`);
-    const s = `${root}/encoder/layer.${l}`;
-    const dense = (module: string, input: string, from: number, to: number) => g.dense(`${s}/${module.replace(/\./g, '/')}`, `${p}.${module}`, input, from, to);
-    const heads4 = (module: string, perm: number[]) =>
-      g.within(`${s}/attention/self`, () => g.node('Transpose', [g.node('Reshape', [dense(`attention.self.${module}`, x, H, H), splitHeads])], { perm }));
-    const q = heads4('query', [0, 2, 1, 3]);
-    const k = heads4('key', [0, 2, 3, 1]);
-    const v = heads4('value', [0, 2, 1, 3]);
-    const merged = g.within(`${s}/attention/self`, () => {
-      const scores = g.node('Add', [g.node('Mul', [g.node('MatMul', [q, k]), scale]), maskBias]);
-      const context = g.node('MatMul', [g.node('Softmax', [scores], { axis: -1 }), v]);
-      return g.node('Reshape', [g.node('Transpose', [context], { perm: [0, 2, 1, 3] }), mergeHeads]);
-    });
-    const attentionOut = dense('attention.output.dense', merged, H, H);
-    const attention = g.layerNorm(`${s}/attention/output/LayerNorm`, `${p}.attention.output.LayerNorm`, g.within(`${s}/attention/output`, () => g.node('Add', [attentionOut, x])), H);
-    const up = dense('intermediate.dense', attention, H, I);
-    const gelu = g.within(`${s}/intermediate/intermediate_act_fn`, () => g.gelu(up));
-    const down = dense('output.dense', gelu, I, H);
-    x = g.layerNorm(`${s}/output/LayerNorm`, `${p}.output.LayerNorm`, g.within(`${s}/output`, () => g.node('Add', [down, attention])), H);
-  }
-
-  const outputs = [];
-  if (task === 'fill-mask') {
-    // BertForMaskedLM's head: transform (dense, GELU, layer norm), then the decoder, whose weight
-    // is the word embedding table (tied), plus a bias over the vocabulary.
-    const head = '/cls/predictions';
-    const transformed = g.dense(`${head}/transform/dense`, 'cls.predictions.transform.dense', x, H, H);
-    const act = g.within(`${head}/transform/transform_act_fn`, () => g.gelu(transformed));
-    const normed = g.layerNorm(`${head}/transform/LayerNorm`, 'cls.predictions.transform.LayerNorm', act, H);
-    const logits = g.within(`${head}/decoder`, () => {
-      if (quantized) return g.quantizedMatMul(normed, 'cls.predictions.decoder.weight', transposed(g.values(wordTable), shape.vocab, H), H, shape.vocab);
-      return g.node('MatMul', [normed, g.node('Transpose', [wordTable], { perm: [1, 0] })]);
-    });
-    g.within(head, () => g.node('Add', [logits, g.zeros('cls.predictions.bias', [shape.vocab])], {}, 'logits'));
-    outputs.push(valueInfo('logits', DataType.FLOAT, ['batch_size', 'sequence_length', shape.vocab]));
-  } else {
-    g.node('Identity', [x], {}, 'last_hidden_state');
-    outputs.push(valueInfo('last_hidden_state', DataType.FLOAT, ['batch_size', 'sequence_length', H]));
-    if (pooler) {
-      const first = g.within('/pooler', () => g.node('Gather', [x, 'zero'], { axis: 1 }));
-      const pooled = g.dense('/pooler/dense', 'pooler.dense', first, H, H);
-      g.within('/pooler/activation', () => g.node('Tanh', [pooled], {}, 'pooler_output'));
-      outputs.push(valueInfo('pooler_output', DataType.FLOAT, ['batch_size', H]));
-    }
-  }
-
-  const idInput = (name: string) => valueInfo(name, idType === 'int32' ? DataType.INT32 : DataType.INT64, ['batch_size', 'sequence_length']);
-  const inputs = [idInput('input_ids'), idInput('attention_mask'), ...(tokenTypeIds ? [idInput('token_type_ids')] : [])];
-  const model = onnx.ModelProto.create({
-    irVersion: 8,
-    producerName: 'genre-pipeline scripts/make-bert-model.ts (random weights)',
-    opsetImport: [{ domain: '', version: 17 }],
-    metadataProps: [{ key: 'random_weights', value: `true (seed ${seed})` }],
-    // The token type table is drawn (to keep the weights after it) but not kept when unused.
-    graph: { name: 'bert_random', node: g.nodes, initializer: g.initializers.filter((t) => tokenTypeIds || t.name !== typeTable), input: inputs, output: outputs },
+/** One encoder block: self-attention, add and norm, feed-forward with GELU, add and norm. */
+function encoderLayer(g: GraphBuilder, shape: BertShape, { root, param }: Names, c: AttentionConstants, x: string, l: number): string {
+  const { hidden: H, intermediate: I } = shape;
+  const p = param(`encoder.layer.${l}`);
+  const s = `${root}/encoder/layer.${l}`;
+  const dense = (module: string, input: string, from: number, to: number) => g.dense(`${s}/${module.replace(/\./g, '/')}`, `${p}.${module}`, input, from, to);
+  const heads4 = (module: string, perm: number[]) =>
+    g.within(`${s}/attention/self`, () => g.node('Transpose', [g.node('Reshape', [dense(`attention.self.${module}`, x, H, H), c.splitHeads])], { perm }));
+  const q = heads4('query', [0, 2, 1, 3]);
+  const k = heads4('key', [0, 2, 3, 1]);
+  const v = heads4('value', [0, 2, 1, 3]);
+  const merged = g.within(`${s}/attention/self`, () => {
+    const scores = g.node('Add', [g.node('Mul', [g.node('MatMul', [q, k]), c.scale]), c.maskBias]);
+    const context = g.node('MatMul', [g.node('Softmax', [scores], { axis: -1 }), v]);
+    return g.node('Reshape', [g.node('Transpose', [context], { perm: [0, 2, 1, 3] }), c.mergeHeads]);
   });
-  return onnx.ModelProto.encode(model).finish();
+  const attentionOut = dense('attention.output.dense', merged, H, H);
+  const attention = g.layerNorm(`${s}/attention/output/LayerNorm`, `${p}.attention.output.LayerNorm`, g.within(`${s}/attention/output`, () => g.node('Add', [attentionOut, x])), H);
+  const up = dense('intermediate.dense', attention, H, I);
+  const gelu = g.within(`${s}/intermediate/intermediate_act_fn`, () => g.gelu(up));
+  const down = dense('output.dense', gelu, I, H);
+  return g.layerNorm(`${s}/output/LayerNorm`, `${p}.output.LayerNorm`, g.within(`${s}/output`, () => g.node('Add', [down, attention])), H);
+}
+
+/**
+ * BertForMaskedLM's head: transform (dense, GELU, layer norm), then the decoder, whose weight is
+ * the word embedding table (tied), plus a bias over the vocabulary. Its only output is `logits`.
+ */
+function maskedLmHead(g: GraphBuilder, shape: BertShape, x: string, wordTable: string, quantized: boolean) {
+  const H = shape.hidden;
+  const head = '/cls/predictions';
+  const transformed = g.dense(`${head}/transform/dense`, 'cls.predictions.transform.dense', x, H, H);
+  const act = g.within(`${head}/transform/transform_act_fn`, () => g.gelu(transformed));
+  const normed = g.layerNorm(`${head}/transform/LayerNorm`, 'cls.predictions.transform.LayerNorm', act, H);
+  const logits = g.within(`${head}/decoder`, () => {
+    if (quantized) return g.quantizedMatMul(normed, 'cls.predictions.decoder.weight', transposed(g.values(wordTable), shape.vocab, H), H, shape.vocab);
+    return g.node('MatMul', [normed, g.node('Transpose', [wordTable], { perm: [1, 0] })]);
+  });
+  g.within(head, () => g.node('Add', [logits, g.zeros('cls.predictions.bias', [shape.vocab])], {}, 'logits'));
+  return [valueInfo('logits', DataType.FLOAT, ['batch_size', 'sequence_length', shape.vocab])];
+}
+
+/** A feature-extraction export's outputs: `last_hidden_state`, and `pooler_output` (tanh of a dense layer on [CLS]). */
+function featureOutputs(g: GraphBuilder, shape: BertShape, x: string, pooler: boolean) {
+  const H = shape.hidden;
+  g.node('Identity', [x], {}, 'last_hidden_state');
+  const outputs = [valueInfo('last_hidden_state', DataType.FLOAT, ['batch_size', 'sequence_length', H])];
+  if (pooler) {
+    const first = g.within('/pooler', () => g.node('Gather', [x, 'zero'], { axis: 1 }));
+    const pooled = g.dense('/pooler/dense', 'pooler.dense', first, H, H);
+    g.within('/pooler/activation', () => g.node('Tanh', [pooled], {}, 'pooler_output'));
+    outputs.push(valueInfo('pooler_output', DataType.FLOAT, ['batch_size', H]));
+  }
+  return outputs;
 }
 
 function transposed(values: Float32Array, rows: number, cols: number): Float32Array {
