@@ -251,31 +251,38 @@ export async function buildReport(run: StageRun): Promise<ManifestBody> {
       `${await chart('token-lengths', tokenLengthSpec(stats), 'Longer descriptions are cut at max_length.')}${calibration}</div>`,
   );
 
-  // The gallery: the split's movies joined with their descriptions and years from ingest.
-  const predictions = (await readParquet<Record<string, unknown>>(join(dirOf('evaluate'), 'predictions.parquet'))).filter((p) => p.split === (metrics ? split : 'test'));
-  const source = await readParquet<{ id: string; year: number | null; description: string; image: string | null }>(
-    join(dirOf('ingest'), split === 'test' || !metrics ? 'test.parquet' : 'train.parquet'),
-    ['id', 'year', 'description', 'image'],
-  );
-  const byId = new Map(source.map((r) => [r.id, r]));
-  const topK = config.evaluate.top_k;
-  const movies: GalleryMovie[] = predictions.map((p) => ({
-    id: p.id as string,
-    title: p.title as string,
-    year: byId.get(p.id as string)?.year ?? null,
-    description: byId.get(p.id as string)?.description ?? '',
-    true_genre: (p.true_genre as string | null) ?? null,
-    predicted_genre: p.predicted_genre as string,
-    correct: (p.correct as boolean | null) ?? null,
-    top: Array.from({ length: Math.min(3, topK) }, (_, i) => ({ genre: p[`top${i + 1}_genre`] as string, prob: p[`top${i + 1}_prob`] as number })),
-    image: byId.get(p.id as string)?.image ?? null,
-  }));
+  const movies = await galleryMovies(run, metrics ? split : 'test');
+  const gallery = await galleryBody(run, movies);
+  add('gallery', 'Gallery of predictions', gallery.html, 'Bars show the top-3 probabilities; green marks the true genre.');
+
+  add('timings', 'Stage timings', `<div class="charts">${await chart('timings', timingSpec(stages.map((s) => ({ stage: s, seconds: manifests[s]!.timings.seconds ?? 0 }))))}</div>${timingsTable(manifests)}`);
+
+  add('provenance', 'Provenance', provenanceBody(run, stages, manifests));
+
+  const banner = randomModel
+    ? '<b>Random-weight demo model.</b> This run used a BERT model with random weights (made by the project, not trained): its vectors carry which words a plot has, not what they mean. The figures show the pipeline works, not what BERT can do. See the README for the real model.'
+    : undefined;
+  const subtitle = `run <b>${escapeHtml(config.run)}</b> · ${escapeHtml(run.loaded.path)} · ${formatCount(movies.length)} ${metrics ? split : 'test'} movies, ${labelsFile.labels.length} genres · ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC`;
+  const html = page({ title: 'Movie genre classifier', subtitle, banner, nav, body: sections.join('\n') });
+  writeFileSync(join(run.dir, 'report.html'), html);
+  if (metrics) writeFileSync(join(run.dir, 'summary.md'), summaryMarkdown({ run: config.run, split, metrics, trainCounts, randomModel }));
+  else writeFileSync(join(run.dir, 'summary.md'), `## Genre classifier: run \`${config.run}\`\n\nNo genres in the validation or test split: nothing to score.\n`);
+  info(`report: ${charts.length} charts, ${gallery.cards} gallery cards (${gallery.posters} with posters), ${(html.length / 1024).toFixed(0)} KiB`);
+  return {
+    rows: { cards: gallery.cards, charts: charts.length },
+    versions: reportVersions(),
+    details: { charts, posters: gallery.posters, posters_missing: gallery.missing, random_model: randomModel, split },
+  };
+}
+
+/** The gallery's cards: a seeded sample, the surest mistakes, the least sure right answers, each with its poster or a tile. */
+async function galleryBody(run: StageRun, movies: GalleryMovie[]): Promise<{ html: string; cards: number; posters: number; missing: string[] }> {
+  const { config } = run.loaded;
   const picked = pickGallery(movies, config.report.gallery, config.report.mistakes, config.seed, config.report.least_confident);
-  const imagesDir = config.report.images ? resolveConfigPath(run.loaded, config.report.images) : null;
   let posters = 0;
   const missing: string[] = [];
   const posterSources = {
-    imagesDir,
+    imagesDir: config.report.images ? resolveConfigPath(run.loaded, config.report.images) : null,
     dataRoot: (run.inputs.ingest!.manifest.details.data_root as string | undefined) ?? null,
     width: config.report.image_width,
     maxBytes: config.report.poster_max_bytes,
@@ -294,17 +301,16 @@ export async function buildReport(run: StageRun): Promise<ManifestBody> {
     }
     return `<div class="gallery">${html.join('')}</div>`;
   };
-  add(
-    'gallery',
-    'Gallery of predictions',
+  const html =
     `<h3>${picked.sample.length} movies drawn at random (seed ${config.seed})</h3>${await cards(picked.sample)}` +
-      (picked.mistakes.length ? `<h3>The ${picked.mistakes.length} most confident mistakes</h3>${await cards(picked.mistakes)}` : '') +
-      (picked.unsure.length ? `<h3 id="least-confident">The ${picked.unsure.length} right answers the model was least sure of</h3>${await cards(picked.unsure)}` : ''),
-    'Bars show the top-3 probabilities; green marks the true genre.',
-  );
+    (picked.mistakes.length ? `<h3>The ${picked.mistakes.length} most confident mistakes</h3>${await cards(picked.mistakes)}` : '') +
+    (picked.unsure.length ? `<h3 id="least-confident">The ${picked.unsure.length} right answers the model was least sure of</h3>${await cards(picked.unsure)}` : '');
+  return { html, cards: picked.sample.length + picked.mistakes.length + picked.unsure.length, posters, missing };
+}
 
-  add('timings', 'Stage timings', `<div class="charts">${await chart('timings', timingSpec(stages.map((s) => ({ stage: s, seconds: manifests[s]!.timings.seconds ?? 0 }))))}</div>${timingsTable(manifests)}`);
-
+/** Which artifacts, data, model, code, versions, machine and config made the report. */
+function provenanceBody(run: StageRun, stages: readonly string[], manifests: Record<string, Manifest>): string {
+  const { config } = run.loaded;
   // The code of each artifact is shown with the artifact (stages can be built at different commits).
   const { git_commit: _commit, git_dirty: _dirty, ...versions } = Object.assign({}, ...stages.map((s) => manifests[s]!.versions), reportVersions()) as Record<string, string>;
   const codeOf = (v: Record<string, string>) => {
@@ -312,40 +318,44 @@ export async function buildReport(run: StageRun): Promise<ManifestBody> {
     if (!/^[0-9a-f]{40}$/.test(v.git_commit)) return `, code: ${v.git_commit}`;
     return `, code ${v.git_commit.slice(0, 12)}${v.git_dirty?.startsWith('yes') ? ' with uncommitted changes' : v.git_dirty === 'no' ? '' : ` (dirty: ${v.git_dirty})`}`;
   };
-  const own = codeProvenance();
   const sources = Object.assign({}, ...stages.map((s) => manifests[s]!.sources)) as Record<string, string>;
   const cpu = cpus();
-  add(
-    'provenance',
-    'Provenance',
+  return (
     `<h3>Artifacts</h3>${keyValues([
       ...stages.map((s): [string, unknown] => [s, `${manifests[s]!.key}  (stage v${manifests[s]!.stage_version}, ${manifests[s]!.created_at}${codeOf(manifests[s]!.versions)})`]),
-      ['report', `${run.planned.key}${codeOf(own as unknown as Record<string, string>)}`],
+      ['report', `${run.planned.key}${codeOf(codeProvenance() as unknown as Record<string, string>)}`],
     ])}` +
-      `<h3>Data and model checksums (sha256)</h3>${keyValues(Object.entries(sources))}` +
-      `<h3>Versions</h3>${keyValues(Object.entries(versions))}` +
-      `<h3>Machine that built the report</h3>${keyValues([
-        ['cpu', `${cpu.length} × ${cpu[0]?.model ?? 'unknown'}`],
-        ['memory', `${(totalmem() / 1024 ** 3).toFixed(1)} GiB`],
-        ['system', `${platform()} ${release()} ${arch()}`],
-        ['seed', config.seed],
-      ])}` +
-      `<h3>Resolved config</h3><pre>${escapeHtml(YAML.stringify(config))}</pre>`,
+    `<h3>Data and model checksums (sha256)</h3>${keyValues(Object.entries(sources))}` +
+    `<h3>Versions</h3>${keyValues(Object.entries(versions))}` +
+    `<h3>Machine that built the report</h3>${keyValues([
+      ['cpu', `${cpu.length} × ${cpu[0]?.model ?? 'unknown'}`],
+      ['memory', `${(totalmem() / 1024 ** 3).toFixed(1)} GiB`],
+      ['system', `${platform()} ${release()} ${arch()}`],
+      ['seed', config.seed],
+    ])}` +
+    `<h3>Resolved config</h3><pre>${escapeHtml(YAML.stringify(config))}</pre>`
   );
+}
 
-  const banner = randomModel
-    ? '<b>Random-weight demo model.</b> This run used a BERT model with random weights (made by the project, not trained): its vectors carry which words a plot has, not what they mean. The figures show the pipeline works, not what BERT can do. See the README for the real model.'
-    : undefined;
-  const subtitle = `run <b>${escapeHtml(config.run)}</b> · ${escapeHtml(run.loaded.path)} · ${formatCount(movies.length)} ${metrics ? split : 'test'} movies, ${labelsFile.labels.length} genres · ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC`;
-  const html = page({ title: 'Movie genre classifier', subtitle, banner, nav, body: sections.join('\n') });
-  writeFileSync(join(run.dir, 'report.html'), html);
-  if (metrics) writeFileSync(join(run.dir, 'summary.md'), summaryMarkdown({ run: config.run, split, metrics, trainCounts, randomModel }));
-  else writeFileSync(join(run.dir, 'summary.md'), `## Genre classifier: run \`${config.run}\`\n\nNo genres in the validation or test split: nothing to score.\n`);
-  const cardCount = picked.sample.length + picked.mistakes.length + picked.unsure.length;
-  info(`report: ${charts.length} charts, ${cardCount} gallery cards (${posters} with posters), ${(html.length / 1024).toFixed(0)} KiB`);
-  return {
-    rows: { cards: cardCount, charts: charts.length },
-    versions: reportVersions(),
-    details: { charts, posters, posters_missing: missing, random_model: randomModel, split },
-  };
+/** The split's predictions joined with their years, descriptions and posters from ingest. */
+async function galleryMovies(run: StageRun, split: 'validation' | 'test'): Promise<GalleryMovie[]> {
+  const dirOf = (stage: string) => run.inputs[stage]!.dir;
+  const predictions = (await readParquet<Record<string, unknown>>(join(dirOf('evaluate'), 'predictions.parquet'))).filter((p) => p.split === split);
+  const source = await readParquet<{ id: string; year: number | null; description: string; image: string | null }>(
+    join(dirOf('ingest'), split === 'test' ? 'test.parquet' : 'train.parquet'),
+    ['id', 'year', 'description', 'image'],
+  );
+  const byId = new Map(source.map((r) => [r.id, r]));
+  const topK = run.loaded.config.evaluate.top_k;
+  return predictions.map((p) => ({
+    id: p.id as string,
+    title: p.title as string,
+    year: byId.get(p.id as string)?.year ?? null,
+    description: byId.get(p.id as string)?.description ?? '',
+    true_genre: (p.true_genre as string | null) ?? null,
+    predicted_genre: p.predicted_genre as string,
+    correct: (p.correct as boolean | null) ?? null,
+    top: Array.from({ length: Math.min(3, topK) }, (_, i) => ({ genre: p[`top${i + 1}_genre`] as string, prob: p[`top${i + 1}_prob`] as number })),
+    image: byId.get(p.id as string)?.image ?? null,
+  }));
 }
