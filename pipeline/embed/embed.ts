@@ -4,7 +4,7 @@ import { UserError } from '../errors.js';
 import { formatCount, formatSeconds, info, progress } from '../log.js';
 import { concatTokens } from '../tokenizer/index.js';
 import { lengthOf, readEmbeddings, readRowIds, readTokens, rowCount, writeEmbeddings, type TokenTable } from '../arrow/index.js';
-import { quantizeInPipeline, readModelInfo, resolveModel, type ModelInfo } from '../model/index.js';
+import { NETWORK_FILES, quantizeInPipeline, readModelInfo, resolveModel, type ModelInfo } from '../model/index.js';
 import { onnxRuntimeVersion } from '../onnx/session.js';
 import { encoderFeeds, openEncoder, type Adaptation, type Encoder, type EncoderOptions } from '../onnx/encoder.js';
 import type { LoadedConfig } from '../config/index.js';
@@ -198,7 +198,7 @@ function mergeShards(dir: string, counts: Record<string, number>, hidden: number
  */
 export async function embed(run: StageRun, slice?: Slice): Promise<ManifestBody> {
   const { config } = run.loaded;
-  const files = await resolveModel(run.loaded);
+  const files = await resolveModel(run.loaded, NETWORK_FILES(run.loaded));
   const model = readModelInfo(files.config);
   const { tokens, lengths, counts } = readAllTokens(run.inputs.tokenize!.dir);
   checkFitsModel(tokens, counts, model, files.config);

@@ -75,14 +75,16 @@ export async function modelSources(loaded: LoadedConfig, store: ArtifactStore, n
   return sources;
 }
 
-/** The model's files on disk, downloading pinned hub files into the cache first. */
-export async function resolveModel(loaded: LoadedConfig): Promise<ModelFiles> {
+/** The model files `names` asks for, on disk: pinned hub files are downloaded (or taken from the cache, re-hashed) first. */
+export async function resolveModel(loaded: LoadedConfig, names: readonly string[] = [...TOKENIZER_FILES, ...NETWORK_FILES(loaded)]): Promise<ModelFiles> {
   const { hub } = modelConfig(loaded);
   let find: (name: string) => string;
   if (hub) {
     if (!isCommitId(hub.revision)) info(`model.hub.revision: ${hub.revision} is a branch or tag, which can move; \`make pin\` replaces it with its commit id`);
     const paths = new Map<string, string>();
     for (const [file, sha256] of Object.entries(hub.files)) {
+      // Only what the caller reads is fetched (and, when cached, re-hashed): tokenize never touches the 400 MB model.
+      if (!names.includes(basename(file))) continue;
       const path = await download(hubFileUrl(hub, hub.revision, file), {
         sha256,
         field: 'model.hub',
@@ -101,7 +103,25 @@ export async function resolveModel(loaded: LoadedConfig): Promise<ModelFiles> {
     const dir = localFolder(loaded);
     find = (name) => requireFile(dir, name, 'model.path');
   }
-  return { onnx: find(onnxName(loaded)), tokenizer: find('tokenizer.json'), tokenizerConfig: find('tokenizer_config.json'), config: find('config.json') };
+  for (const name of names) find(name);
+  return {
+    get onnx() {
+      return found(onnxName(loaded));
+    },
+    get tokenizer() {
+      return found('tokenizer.json');
+    },
+    get tokenizerConfig() {
+      return found('tokenizer_config.json');
+    },
+    get config() {
+      return found('config.json');
+    },
+  };
+  function found(name: string): string {
+    if (!names.includes(name)) throw new Error(`resolveModel: ${name} was not asked for (asked: ${names.join(', ')})`);
+    return find(name);
+  }
 }
 
 export function readModelInfo(configPath: string): ModelInfo {

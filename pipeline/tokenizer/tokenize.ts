@@ -4,7 +4,7 @@ import { UserError } from '../errors.js';
 import { formatCount, info, progress } from '../log.js';
 import { readParquet } from '../parquet/index.js';
 import { lengthOf, rowCount, writeTokens, type TokenTable } from '../arrow/index.js';
-import { readModelInfo, resolveModel } from '../model/index.js';
+import { readModelInfo, resolveModel, TOKENIZER_FILES } from '../model/index.js';
 import type { ManifestBody } from '../artifacts/store.js';
 import type { StageRun } from '../stage-run.js';
 import { resolveWorkers, TokenizerPool } from './index.js';
@@ -68,7 +68,7 @@ export function lengthStats(tokens: TokenTable): LengthStats {
  */
 export async function tokenize(run: StageRun): Promise<ManifestBody> {
   const { config } = run.loaded;
-  const model = await resolveModel(run.loaded);
+  const model = await resolveModel(run.loaded, TOKENIZER_FILES);
   const modelInfo = readModelInfo(model.config);
   const maxLength = config.tokenize.max_length;
   if (maxLength > modelInfo.maxPositions) {
