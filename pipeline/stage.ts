@@ -5,7 +5,7 @@ import { UserError } from './errors.js';
 import { info } from './log.js';
 import { ArtifactStore, type ManifestBody } from './artifacts/store.js';
 import { planAvailable, type PlannedStage } from './artifacts/plan.js';
-import { takeLease } from './artifacts/lease.js';
+import { leaseKeys, takeLease } from './artifacts/lease.js';
 import { recordRun, runDir } from './artifacts/runs.js';
 import { STAGES } from './stages.js';
 import type { CommonArgs } from './cli.js';
@@ -43,19 +43,20 @@ export async function runStage(
 ): Promise<UpstreamArtifact & { built: boolean; loaded: LoadedConfig; store: ArtifactStore }> {
   const { loaded, store, plan, planned } = await openStage(stage, args);
   // What this build reads and writes is kept by `make gc` until the build ends.
-  takeLease(store, Object.entries(planKeys(plan)).map(([s, k]) => `${s}/${k}`));
-  const inputs: Record<string, UpstreamArtifact> = {};
-  const verifyStarted = performance.now();
+  takeLease(store, leaseKeys(plan));
   for (const [input, key] of Object.entries(planned.inputs)) {
     if (!store.readManifest(input, key)) throw new UserError(`${stage} needs the ${input} artifact ${key}, which is not built: run \`${makeCommand(input, loaded)}\` first`);
-    // Every file is checked against its manifest before it is read (sha256: milliseconds to a second or two).
-    inputs[input] = await store.verified(input, key);
   }
-  const verifySeconds = Math.round(performance.now() - verifyStarted) / 1000;
   const target = options.publishAs?.(planned) ?? { stage, key: planned.key };
   const { manifest, dir, built } = await store.ensure(
     { stage: target.stage, key: target.key, stage_version: planned.spec.version, params: planned.params, inputs: planned.inputs, sources: planned.sources, code: planned.code },
     async (ctx) => {
+      // Every input file is checked against its manifest before it is read, and only when the
+      // stage builds: an up-to-date stage reads nothing, so it hashes nothing.
+      const verifyStarted = performance.now();
+      const inputs: Record<string, UpstreamArtifact> = {};
+      for (const [input, key] of Object.entries(planned.inputs)) inputs[input] = await store.verified(input, key);
+      const verifySeconds = Math.round(performance.now() - verifyStarted) / 1000;
       const body = await build({ ...ctx, loaded, store, planned, inputs });
       return { ...body, timings: { ...body.timings, verify_inputs_seconds: verifySeconds } };
     },

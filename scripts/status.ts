@@ -12,7 +12,7 @@ import { planAvailable } from '../pipeline/artifacts/plan.js';
 import { allUpToDate, explainStatus } from '../pipeline/artifacts/status.js';
 import { runDir, runPointers } from '../pipeline/artifacts/runs.js';
 import { STAGES } from '../pipeline/stages.js';
-import { takeLease } from '../pipeline/artifacts/lease.js';
+import { leaseKeys, takeLease } from '../pipeline/artifacts/lease.js';
 
 runMain(async () => {
   const args = await parseArgs('status', 'Show which stages are built and why others would rerun.', (y) =>
@@ -28,7 +28,7 @@ runMain(async () => {
   const statuses = explainStatus(plan, store, pointers);
   if (args.check) {
     process.exitCode = !blocked && allUpToDate(statuses, pointers) ? 0 : 3;
-    if (process.exitCode === 3 && args['lease-for']) takeLease(store, [...plan.values()].map((p) => `${p.spec.name}/${p.key}`), args['lease-for']);
+    if (process.exitCode === 3 && args['lease-for']) takeLease(store, leaseKeys(plan), args['lease-for']);
     if (process.exitCode === 0) info(`all stages up to date for ${args.config}; report: ${relative(process.cwd(), join(runDir(store, loaded.config.run), 'report', 'report.html'))}`);
     return;
   }
