@@ -85,8 +85,7 @@ function unwrapSchema(schema: z.ZodType): z.ZodType {
 
 /** Resolves a path written in a config file. URLs are returned as they are. */
 export function resolveConfigPath(loaded: LoadedConfig, path: string): string {
-  if (/^[a-z]+:\/\//i.test(path) || isAbsolute(path)) return path;
-  return resolve(loaded.baseDir, path);
+  return anchored(path, loaded.baseDir);
 }
 
 function readWithExtends(path: string, chain: string[]): Record<string, unknown> {
@@ -125,8 +124,13 @@ function anchorPaths(values: Record<string, unknown>, dir: string): void {
     const holder = values[section];
     if (!isPlainObject(holder)) continue;
     const value = holder[field];
-    if (typeof value === 'string' && value && !/^[a-z][a-z0-9+.-]*:\/\//i.test(value) && !isAbsolute(value)) holder[field] = resolve(dir, value);
+    if (typeof value === 'string' && value) holder[field] = anchored(value, dir);
   }
+}
+
+/** A path relative to `dir` made absolute; URLs (https://, kaggle://) and absolute paths as they are. */
+function anchored(path: string, dir: string): string {
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(path) || isAbsolute(path) ? path : resolve(dir, path);
 }
 
 function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
