@@ -1,5 +1,7 @@
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { UserError } from '../pipeline/errors.js';
 
 /**
  * What the benchmarks share: large inputs made of a real data set's text, and one place for
@@ -27,4 +29,16 @@ export function writeBenchResults(artifacts: string, name: string, results: unkn
   writeFileSync(path, `${JSON.stringify(results, null, 2)}\n`);
   if (print) process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
   return path;
+}
+
+/**
+ * Runs one stage program as a user would (its own process), shows its log, and returns that log
+ * for the figures a benchmark reads from it (e.g. the time a model took to derive).
+ */
+export function runStageProgram(stage: string, args: string[], env: NodeJS.ProcessEnv): { stderr: string; seconds: number } {
+  const started = performance.now();
+  const result = spawnSync(process.execPath, [resolve(`dist/stages/${stage}.js`), ...args], { stdio: ['ignore', 'inherit', 'pipe'], encoding: 'utf8', env });
+  process.stderr.write(result.stderr);
+  if (result.status !== 0) throw new UserError(`benchmark: the ${stage} stage failed (${args.join(' ')})`);
+  return { stderr: result.stderr, seconds: (performance.now() - started) / 1000 };
 }

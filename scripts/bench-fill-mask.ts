@@ -12,7 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { trainingFields, writeBenchResults } from './bench-data.js';
+import { runStageProgram, trainingFields, writeBenchResults } from './bench-data.js';
 import { runMain, UserError } from '../pipeline/errors.js';
 import { parseArgs } from '../pipeline/cli.js';
 import { info } from '../pipeline/log.js';
@@ -61,12 +61,9 @@ runMain(async () => {
       writeFileSync(config, `run: bench\ningest:\n  source: ${join(work, 'data')}\n  validation_fraction: 0\nmodel:\n  path: ${resolve(args.models, task)}\nembed:\n  providers: [cpu]\n  threads: ${args.threads}\n`);
       let wall = 0;
       for (const stage of ['ingest', 'tokenize', 'embed']) {
-        const t0 = performance.now();
-        const result = spawnSync(process.execPath, [resolve(`dist/stages/${stage}.js`), '--config', config, '--artifacts', artifacts], { stdio: ['ignore', 'inherit', 'pipe'], encoding: 'utf8', env });
-        process.stderr.write(result.stderr);
-        if (result.status !== 0) throw new UserError(`bench-fill-mask: ${stage} failed on the ${task} export`);
-        wall = (performance.now() - t0) / 1000;
-        const derived = /derived .* encoder-only model in ([\d.]+)s/.exec(result.stderr);
+        const { stderr, seconds } = runStageProgram(stage, ['--config', config, '--artifacts', artifacts], env);
+        wall = seconds;
+        const derived = /derived .* encoder-only model in ([\d.]+)s/.exec(stderr);
         if (derived) deriveSeconds = Number(derived[1]);
       }
       const dir = join(artifacts, 'runs', 'bench', 'embed');

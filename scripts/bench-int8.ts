@@ -8,12 +8,11 @@
  *   make model-bert-base
  *   make bench-int8 BENCH_DATA=../shared/data/imdb-genre-sample BENCH_MODEL=models/bert-base-random
  */
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { writeBenchResults } from './bench-data.js';
-import { runMain, UserError } from '../pipeline/errors.js';
+import { runStageProgram, writeBenchResults } from './bench-data.js';
+import { runMain } from '../pipeline/errors.js';
 import { parseArgs } from '../pipeline/cli.js';
 import { info } from '../pipeline/log.js';
 import { readEmbeddings } from '../pipeline/arrow/index.js';
@@ -35,13 +34,10 @@ runMain(async () => {
   const config = join(work, 'bench.yaml');
   writeFileSync(config, `run: bench\ningest:\n  source: ${resolve(args.data)}\n  max_reject_fraction: 0.05\nmodel:\n  path: ${resolve(args.model)}\nembed:\n  providers: [cpu]\n  threads: ${args.threads}\n`);
   const stage = (name: string, precision: string) => {
-    const t0 = performance.now();
-    const result = spawnSync(process.execPath, [resolve(`dist/stages/${name}.js`), '--config', config, '--artifacts', artifacts, '--set', `model.precision=${precision}`], { stdio: ['ignore', 'inherit', 'pipe'], encoding: 'utf8', env });
-    process.stderr.write(result.stderr);
-    if (result.status !== 0) throw new UserError(`bench-int8: the ${name} stage failed (${precision})`);
+    const { stderr, seconds } = runStageProgram(name, ['--config', config, '--artifacts', artifacts, '--set', `model.precision=${precision}`], env);
     // The artifact itself, not the run's link: the next precision re-points the run.
     const manifest = JSON.parse(readFileSync(join(artifacts, 'runs', 'bench', name, 'manifest.json'), 'utf8')) as Manifest;
-    return { dir: join(artifacts, name, manifest.key), manifest, wall: (performance.now() - t0) / 1000, stderr: result.stderr };
+    return { dir: join(artifacts, name, manifest.key), manifest, wall: seconds, stderr };
   };
   const runs: Record<string, { embed: ReturnType<typeof stage>; evaluate: ReturnType<typeof stage> }> = {};
   for (const precision of ['fp32', 'int8']) {
