@@ -67,8 +67,8 @@ $(BUILT): $(INSTALLED) $(SOURCES)
 	@touch $@
 
 demo-data: $(DEMO_DATA)
-$(DEMO_DATA): $(BUILT) pipeline/ingest/demo.ts
-	$(NODE) dist/scripts/generate-demo-data.js --out data/demo
+$(DEMO_DATA): $(BUILT) pipeline/testing/demo-data.ts
+	$(NODE) dist/scripts/dev/generate-demo-data.js --out data/demo
 
 # A config error is reported once, by this target, before any stage runs (not by ingest, for a train.* field).
 check-config: $(BUILT)
@@ -95,7 +95,7 @@ report: evaluate
 # Every variant of a sweep file, then a leaderboard under $(ARTIFACTS)/sweeps/<name>/.
 SWEEP ?= configs/sweeps/mlp.yaml
 sweep: $(BUILT) $(DEMO_DATA)
-	@$(NODE) dist/stages/sweep.js $(SWEEP) --artifacts $(ARTIFACTS)
+	@$(NODE) dist/scripts/sweep.js $(SWEEP) --artifacts $(ARTIFACTS)
 
 # Every run in the store as one table (also artifacts/runs.parquet and runs.csv).
 runs: $(BUILT)
@@ -103,15 +103,15 @@ runs: $(BUILT)
 
 # Two runs side by side: make diff A=default B=mlp-02
 diff: $(BUILT)
-	@$(NODE) dist/stages/diff.js $(A) $(B) --artifacts $(ARTIFACTS)
+	@$(NODE) dist/scripts/diff.js $(A) $(B) --artifacts $(ARTIFACTS)
 
 # The run's metrics against configs/baselines/<config name>.yaml; exit 1 on a regression.
 gate: $(BUILT)
-	@$(NODE) dist/stages/gate.js $(ARGS)
+	@$(NODE) dist/scripts/gate.js $(ARGS)
 
 # Rewrite that baseline from the current run (then review and commit it).
 gate-update: $(BUILT)
-	@$(NODE) dist/stages/gate.js $(ARGS) --update $(if $(ALLOW_WORSE),--allow-worse)
+	@$(NODE) dist/scripts/gate.js $(ARGS) --update $(if $(ALLOW_WORSE),--allow-worse)
 
 # Genres for new descriptions with the run CONFIG builds (it must be trained):
 #   make predict TEXT="A sheriff faces outlaws at noon."
@@ -119,7 +119,7 @@ gate-update: $(BUILT)
 # TEXT reaches the program through the environment, so quotes and $ in it stay as typed.
 predict: export PREDICT_TEXT = $(value TEXT)
 predict: $(BUILT)
-	@$(NODE) dist/stages/predict.js $(ARGS) $(if $(INPUT),--input $(INPUT)) $(if $(OUTPUT),--output $(OUTPUT)) $(if $(TEXT),-- "$$PREDICT_TEXT")
+	@$(NODE) dist/scripts/predict.js $(ARGS) $(if $(INPUT),--input $(INPUT)) $(if $(OUTPUT),--output $(OUTPUT)) $(if $(TEXT),-- "$$PREDICT_TEXT")
 
 status: $(BUILT)
 	@$(NODE) dist/scripts/status.js $(ARGS)
@@ -154,19 +154,19 @@ $(CHROMIUM):
 
 # The committed random model (models/demo-bert-random) is rebuilt only on request.
 model-demo: $(BUILT) $(DEMO_DATA)
-	$(NODE) dist/scripts/make-bert-model.js --out models/demo-bert-random
+	$(NODE) dist/scripts/dev/make-bert-model.js --out models/demo-bert-random
 
 # configs/imdb-sample.yaml's model: the real bert-base-uncased tokenizer (its 30,522-word
 # vocabulary) over a small RANDOM encoder, so that the real plots get their real token lengths.
 model-sample: $(SAMPLE_MODEL)
 $(SAMPLE_MODEL): $(BUILT)
 	@test -f $(BERT_TOKENIZER)/tokenizer.json || { echo "error: $(BERT_TOKENIZER)/tokenizer.json not found: set BERT_TOKENIZER to a bert-base-uncased tokenizer folder"; exit 1; }
-	$(NODE) dist/scripts/make-bert-model.js --out models/sample-bert-random --layers 2 --hidden 128 --heads 2 --intermediate 512 --seed 1234 --tokenizer $(BERT_TOKENIZER)
+	$(NODE) dist/scripts/dev/make-bert-model.js --out models/sample-bert-random --layers 2 --hidden 128 --heads 2 --intermediate 512 --seed 1234 --tokenizer $(BERT_TOKENIZER)
 
 # A bert-base-sized RANDOM model for speed work (about 420 MB, git-ignored).
 model-bert-base: models/bert-base-random/model.onnx
 models/bert-base-random/model.onnx: $(BUILT)
-	$(NODE) dist/scripts/make-bert-model.js --out models/bert-base-random --layers 12 --hidden 768 --heads 12 --intermediate 3072 \
+	$(NODE) dist/scripts/dev/make-bert-model.js --out models/bert-base-random --layers 12 --hidden 768 --heads 12 --intermediate 3072 \
 	  $(if $(wildcard $(BERT_TOKENIZER)/tokenizer.json),--tokenizer $(BERT_TOKENIZER),--vocab-size 30522)
 
 # Benchmarks print their figures and write JSON under $(ARTIFACTS)/bench/ (not tests: CI is noisy).
@@ -174,32 +174,32 @@ models/bert-base-random/model.onnx: $(BUILT)
 bench: bench-ingest bench-embed bench-train bench-predict bench-sweep
 
 bench-embed: $(BUILT) $(DEMO_DATA)
-	$(NODE) dist/scripts/bench.js --data $(BENCH_DATA) --model $(BENCH_MODEL) --artifacts $(ARTIFACTS) --providers $(BENCH_PROVIDERS)
+	$(NODE) dist/scripts/dev/bench.js --data $(BENCH_DATA) --model $(BENCH_MODEL) --artifacts $(ARTIFACTS) --providers $(BENCH_PROVIDERS)
 
 bench-train: $(BUILT)
-	$(NODE) dist/scripts/bench-train.js --config $(CONFIG) --artifacts $(ARTIFACTS)
+	$(NODE) dist/scripts/dev/bench-train.js --config $(CONFIG) --artifacts $(ARTIFACTS)
 
 bench-predict: $(BUILT) $(DEMO_DATA)
-	$(NODE) dist/scripts/bench-predict.js --data $(BENCH_DATA) --model $(BENCH_MODEL) --artifacts $(ARTIFACTS)
+	$(NODE) dist/scripts/dev/bench-predict.js --data $(BENCH_DATA) --model $(BENCH_MODEL) --artifacts $(ARTIFACTS)
 
 bench-sweep: $(BUILT) $(DEMO_DATA)
-	$(NODE) dist/scripts/bench-sweep.js --sweep $(SWEEP) --artifacts $(ARTIFACTS)
+	$(NODE) dist/scripts/dev/bench-sweep.js --sweep $(SWEEP) --artifacts $(ARTIFACTS)
 
 # fp32 against int8 quantized in the pipeline: rows/s, per-row cosine, classifier top-1 agreement.
 bench-int8: $(BUILT) $(DEMO_DATA)
-	$(NODE) dist/scripts/bench-int8.js --data $(BENCH_DATA) --model $(BENCH_MODEL)
+	$(NODE) dist/scripts/dev/bench-int8.js --data $(BENCH_DATA) --model $(BENCH_MODEL)
 
 # A fill-mask export (only logits) against the feature-extraction export of the same bert-base-sized weights.
 bench-fill-mask: $(BUILT) $(DEMO_DATA)
-	$(NODE) dist/scripts/bench-fill-mask.js --data $(BENCH_DATA) --tokenizer $(BERT_TOKENIZER)
+	$(NODE) dist/scripts/dev/bench-fill-mask.js --data $(BENCH_DATA) --tokenizer $(BERT_TOKENIZER)
 
 # What checking inputs against their manifests costs, next to the stage (train on CONFIG) and one epoch on 100,000 x 768.
 bench-verify: $(BUILT)
-	$(NODE) dist/scripts/bench-verify.js --config $(CONFIG) --artifacts $(ARTIFACTS)
+	$(NODE) dist/scripts/dev/bench-verify.js --config $(CONFIG) --artifacts $(ARTIFACTS)
 
 bench-ingest: $(BUILT) $(DEMO_DATA) $(CONFIG_MODELS)
-	$(NODE) dist/scripts/bench-ingest.js --artifacts $(ARTIFACTS)
+	$(NODE) dist/scripts/dev/bench-ingest.js --artifacts $(ARTIFACTS)
 
 # Acceptance (reads ../shared): tokenizer ids against a reference WordPiece implementation.
 check-tokenizer: $(BUILT)
-	$(NODE) dist/scripts/check-tokenizer.js --tokenizer $(BERT_TOKENIZER)
+	$(NODE) dist/scripts/dev/check-tokenizer.js --tokenizer $(BERT_TOKENIZER)

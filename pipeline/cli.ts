@@ -9,6 +9,8 @@ export interface CommonArgs {
   artifacts: string;
   /** Stages only: rebuild even when the artifact is published (`make FORCE=stage`). */
   force?: boolean;
+  /** Stages only: write the outcome ({ stage, key, built, dir }) as JSON here, for programs that drive stages. */
+  resultJson?: string;
 }
 
 /**
@@ -37,6 +39,10 @@ export async function parseArgs<T>(command: string, describe: string, extend: (y
 /** A stage's command line: the shared options, `--force`, and the stage's own. */
 export function parseStageArgs<T>(command: string, describe: string, extend: (y: Argv<CommonArgs>) => Argv<T> = (y) => y as unknown as Argv<T>): Promise<T & CommonArgs> {
   return parseArgs(command, describe, (y) =>
-    extend(y.option('force', { type: 'boolean', default: false, describe: 'rebuild this stage even when its artifact is published, and replace it' }) as unknown as Argv<CommonArgs>),
+    extend(
+      y
+        .option('force', { type: 'boolean', default: false, describe: 'rebuild this stage even when its artifact is published, and replace it' })
+        .option('result-json', { type: 'string', describe: 'write what the run did ({ stage, key, built, dir }) as JSON to this file' }) as unknown as Argv<CommonArgs>,
+    ),
   );
 }

@@ -2,7 +2,7 @@
 import { runMain, UserError } from '../pipeline/errors.js';
 import { parseArgs } from '../pipeline/cli.js';
 import { getPath, loadConfig, parseKeyPath } from '../pipeline/config/index.js';
-import { printConfig } from '../pipeline/stage.js';
+import { printConfig } from '../pipeline/runner.js';
 
 runMain(async () => {
   const args = await parseArgs('config', 'Print the resolved config.', (y) =>

@@ -9,7 +9,7 @@ import { parseArgs } from '../pipeline/cli.js';
 import { formatBytes, info } from '../pipeline/log.js';
 import { ArtifactStore } from '../pipeline/artifacts/store.js';
 import { collectGarbage } from '../pipeline/artifacts/gc.js';
-import { STAGES } from '../pipeline/stages.js';
+import { STAGES } from '../pipeline/dag.js';
 
 runMain(async () => {
   const args = await parseArgs('gc', 'Remove artifacts that no run points to.', (y) =>

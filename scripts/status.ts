@@ -11,7 +11,7 @@ import { ArtifactStore } from '../pipeline/artifacts/store.js';
 import { planAvailable } from '../pipeline/artifacts/plan.js';
 import { allUpToDate, explainStatus } from '../pipeline/artifacts/status.js';
 import { runDir, runPointers } from '../pipeline/artifacts/runs.js';
-import { STAGES } from '../pipeline/stages.js';
+import { STAGES } from '../pipeline/dag.js';
 import { leaseKeys, takeLease } from '../pipeline/artifacts/lease.js';
 
 runMain(async () => {

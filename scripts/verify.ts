@@ -9,7 +9,7 @@ import { runMain } from '../pipeline/errors.js';
 import { parseArgs } from '../pipeline/cli.js';
 import { formatBytes, info } from '../pipeline/log.js';
 import { ArtifactStore } from '../pipeline/artifacts/store.js';
-import { STAGES } from '../pipeline/stages.js';
+import { STAGES } from '../pipeline/dag.js';
 
 runMain(async () => {
   const args = await parseArgs('verify', 'Check every published artifact against its manifest.');

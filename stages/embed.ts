@@ -14,7 +14,7 @@
  */
 import { runMain, UserError } from '../pipeline/errors.js';
 import { parseStageArgs } from '../pipeline/cli.js';
-import { runStage } from '../pipeline/stage.js';
+import { runStage } from '../pipeline/runner.js';
 
 runMain(async () => {
   const args = await parseStageArgs('embed', 'Embed token ids with a BERT ONNX model.', (y) =>
@@ -28,11 +28,11 @@ runMain(async () => {
     const match = /^(\d+)\/(\d+)$/.exec(args.shard);
     const slice = match ? { index: Number(match[1]), count: Number(match[2]) } : undefined;
     if (!slice || slice.count < 1 || slice.index >= slice.count) throw new UserError(`embed --shard ${args.shard}: expected i/n with 0 <= i < n, e.g. --shard 0/4`);
-    await runStage('embed', args, (run) => embed(run, slice), { resumable: true, publishAs: (planned) => ({ stage: 'embed-slice', key: sliceKey(planned.key, slice) }) });
+    await runStage('embed', args, { build: (run) => embed(run, slice), resumable: true, publishAs: (planned) => ({ stage: 'embed-slice', key: sliceKey(planned.key, slice) }) });
   } else if (args.merge !== undefined) {
     if (!Number.isInteger(args.merge) || args.merge < 1) throw new UserError(`embed --merge ${args.merge}: expected the number of slices, e.g. --merge 4`);
-    await runStage('embed', args, (run) => mergeSlices(run, run.store, args.merge!));
+    await runStage('embed', args, { build: (run) => mergeSlices(run, run.store, args.merge!) });
   } else {
-    await runStage('embed', args, (run) => embed(run), { resumable: true });
+    await runStage('embed', args);
   }
 });

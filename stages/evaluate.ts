@@ -11,9 +11,9 @@
  */
 import { runMain } from '../pipeline/errors.js';
 import { parseStageArgs } from '../pipeline/cli.js';
-import { runStage } from '../pipeline/stage.js';
+import { runStage } from '../pipeline/runner.js';
 
 runMain(async () => {
   const args = await parseStageArgs('evaluate', 'Score the classifier on the validation and test splits.');
-  await runStage('evaluate', args, async (run) => (await import('../pipeline/evaluate/evaluate.js')).evaluate(run));
+  await runStage('evaluate', args);
 });

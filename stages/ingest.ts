@@ -9,10 +9,10 @@
  */
 import { runMain } from '../pipeline/errors.js';
 import { parseStageArgs } from '../pipeline/cli.js';
-import { runStage } from '../pipeline/stage.js';
+import { runStage } from '../pipeline/runner.js';
 
 runMain(async () => {
   const args = await parseStageArgs('ingest', 'Read, validate and split the movie data set.');
   // The work is imported only when there is work to do, so an up-to-date check stays fast.
-  await runStage('ingest', args, async (run) => (await import('../pipeline/ingest/index.js')).ingest(run));
+  await runStage('ingest', args);
 });

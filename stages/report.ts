@@ -12,12 +12,12 @@
 import { join, relative } from 'node:path';
 import { runMain } from '../pipeline/errors.js';
 import { parseStageArgs } from '../pipeline/cli.js';
-import { runStage } from '../pipeline/stage.js';
+import { runStage } from '../pipeline/runner.js';
 import { info } from '../pipeline/log.js';
 import { runDir } from '../pipeline/artifacts/runs.js';
 
 runMain(async () => {
   const args = await parseStageArgs('report', 'Write report.html and summary.md for the run.');
-  const { loaded, store } = await runStage('report', args, async (run) => (await import('../pipeline/report/index.js')).buildReport(run));
+  const { loaded, store } = await runStage('report', args);
   info(`report: open ${relative(process.cwd(), join(runDir(store, loaded.config.run), 'report', 'report.html')) || '.'}`);
 });

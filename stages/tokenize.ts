@@ -8,9 +8,9 @@
  */
 import { runMain } from '../pipeline/errors.js';
 import { parseStageArgs } from '../pipeline/cli.js';
-import { runStage } from '../pipeline/stage.js';
+import { runStage } from '../pipeline/runner.js';
 
 runMain(async () => {
   const args = await parseStageArgs('tokenize', 'Tokenize descriptions with the model\'s WordPiece tokenizer.');
-  await runStage('tokenize', args, async (run) => (await import('../pipeline/tokenizer/tokenize.js')).tokenize(run));
+  await runStage('tokenize', args);
 });

@@ -12,9 +12,9 @@
  */
 import { runMain } from '../pipeline/errors.js';
 import { parseStageArgs } from '../pipeline/cli.js';
-import { runStage } from '../pipeline/stage.js';
+import { runStage } from '../pipeline/runner.js';
 
 runMain(async () => {
   const args = await parseStageArgs('train', 'Train the genre classifier on the embed vectors.');
-  await runStage('train', args, async (run) => (await import('../pipeline/mlp/train.js')).trainClassifier(run));
+  await runStage('train', args);
 });

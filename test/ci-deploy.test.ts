@@ -141,7 +141,7 @@ test('the Kubernetes Indexed Job embeds one slice per index on a shared volume, 
 });
 
 test('the Makefile\'s stage targets and the STAGES registry describe the same DAG', async () => {
-  const { STAGES } = await import('../pipeline/stages.js');
+  const { STAGES } = await import('../pipeline/dag.js');
   const makefile = readFileSync(join(REPO, 'Makefile'), 'utf8');
   const phony = /^PHONY_STAGES := (.*)$/m.exec(makefile)![1]!.trim().split(/\s+/);
   assert.deepEqual(phony, STAGES.map((s) => s.name), 'PHONY_STAGES lists the stages in registry order');

@@ -4,14 +4,14 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readEmbeddings } from '../pipeline/arrow/index.js';
-import { rowCosines } from '../pipeline/embed/pooling.js';
+import { rowCosines } from '../pipeline/onnx/pooling.js';
 import { REPO, runProgram, workspace } from './helpers/workspace.js';
 
 const MODEL = join(REPO, 'models', 'demo-bert-random');
 
 test('int8 made in the pipeline from the committed demo model: cosine >= 0.99 to fp32 on the demo data, keyed apart, and cached', () => {
   const ws = workspace(`ingest:\n  source: demo\nmodel:\n  path: ${MODEL}\nembed:\n  providers: [cpu]\n  threads: 1\n`);
-  const made = spawnSync(process.execPath, [join(REPO, 'dist', 'scripts', 'generate-demo-data.js'), '--out', join(ws.dir, 'demo')], { encoding: 'utf8' });
+  const made = spawnSync(process.execPath, [join(REPO, 'dist', 'scripts', 'dev', 'generate-demo-data.js'), '--out', join(ws.dir, 'demo')], { encoding: 'utf8' });
   assert.equal(made.status, 0, made.stderr);
   for (const stage of ['ingest', 'tokenize', 'embed']) assert.equal(runProgram(ws, `stages/${stage}`).code, 0, stage);
   const fp32Manifest = JSON.parse(readFileSync(join(ws.artifacts, 'runs', 'config', 'embed', 'manifest.json'), 'utf8'));

@@ -58,7 +58,7 @@ test('top-k accuracy, log loss, calibration error and the majority baseline', ()
 });
 
 test('summary.md shows genre names from the data as text: no HTML, no image, no broken table', async () => {
-  const { summaryMarkdown } = await import('../pipeline/report/index.js');
+  const { summaryMarkdown } = await import('../pipeline/report/report.js');
   const labels = ['<script>alert(1)</script>', '![x](https://example.com/t.png)', 'sci|fi', 'drama'];
   const truth = [0, 1, 2, 3, 0, 1, 2, 3];
   const probs = Float32Array.from(truth.flatMap((t) => labels.map((_, l) => (l === t ? 0.7 : 0.1))));
@@ -73,7 +73,7 @@ test('summary.md shows genre names from the data as text: no HTML, no image, no 
 });
 
 test('best and worst genres are marked only among genres with support, never through a tie, and F1 0 is never best', async () => {
-  const { bestAndWorst } = await import('../pipeline/report/index.js');
+  const { bestAndWorst } = await import('../pipeline/report/report.js');
   const g = (genre: string, f1: number) => ({ genre, f1, precision: f1, recall: f1, support: 10 });
   // The real sample's shape: a few genres learned, most at F1 0.
   const ranked = [g('drama', 0.6), g('documentary', 0.5), g('comedy', 0.2), ...['horror', 'western', 'war', 'music', 'sport'].map((n) => g(n, 0))];

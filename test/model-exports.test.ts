@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import onnxProto from 'onnx-proto';
 import { readEmbeddings } from '../pipeline/arrow/index.js';
 import { deriveEncoder } from '../pipeline/onnx/derive.js';
-import type { ExportShape } from '../pipeline/onnx/bert-graph.js';
+import type { ExportShape } from '../pipeline/testing/bert-graph.js';
 import { REPO, kaggleLines, runProgram, workspace, type Workspace } from './helpers/workspace.js';
 import { TINY, writeModelFolder } from './helpers/models.js';
 

@@ -10,7 +10,7 @@ import { readEmbeddings } from '../pipeline/arrow/index.js';
 import { makeZip } from './helpers/archives.js';
 import { REPO, kaggleLines, workspace, type Workspace } from './helpers/workspace.js';
 import { writeModelFolder } from './helpers/models.js';
-import type { ExportShape } from '../pipeline/onnx/bert-graph.js';
+import type { ExportShape } from '../pipeline/testing/bert-graph.js';
 
 /**
  * The real run, end to end, against local stand-ins for the Hugging Face hub and Kaggle on

@@ -156,7 +156,7 @@ test('the report renders in Chromium without errors or network requests, every c
 test('at 1366 x 768 and 1280 x 900 the report passes the practitioner checks (counts, order, splits, layout, print), on the test run and on the generated demo', { timeout: 180_000 }, async () => {
   // The generated demo data set (12 genres), through the whole pipeline, beside the test run (4 genres).
   const demo = workspace(`ingest:\n  source: demo\nmodel:\n  path: ${MODEL}\nembed:\n  providers: [cpu]\n  threads: 1\ntrain:\n  epochs: 4\n`);
-  const made = spawnSync(process.execPath, [join(REPO, 'dist', 'scripts', 'generate-demo-data.js'), '--out', join(demo.dir, 'demo')], { encoding: 'utf8' });
+  const made = spawnSync(process.execPath, [join(REPO, 'dist', 'scripts', 'dev', 'generate-demo-data.js'), '--out', join(demo.dir, 'demo')], { encoding: 'utf8' });
   assert.equal(made.status, 0, made.stderr);
   for (const stage of ['ingest', 'tokenize', 'embed', 'train', 'evaluate', 'report']) assert.equal((await runProgramAsync(demo, `stages/${stage}`)).code, 0, stage);
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
@@ -179,7 +179,7 @@ test('at 1366 x 768 and 1280 x 900 the report passes the practitioner checks (co
 test('predict gives the evaluate stage\'s probabilities for the same descriptions', async () => {
   const descriptions = ws.write('plots.jsonl', rows(60, 11, true).map((r) => JSON.stringify({ id: String(r.id), description: r.text })).join('\n'));
   const output = join(ws.dir, 'predicted.parquet');
-  const result = runProgram(ws, 'stages/predict', ['--input', descriptions, '--output', output]);
+  const result = runProgram(ws, 'scripts/predict', ['--input', descriptions, '--output', output]);
   assert.equal(result.code, 0, result.stderr);
   const predicted = new Map((await readParquet<{ id: string; top1_genre: string; top1_prob: number }>(output)).map((p) => [p.id, p]));
   const evaluated = (await readParquet<{ split: string; id: string; top1_genre: string; top1_prob: number }>(join(ws.artifacts, 'runs', 'config', 'evaluate', 'predictions.parquet'))).filter((p) => p.split === 'test');
@@ -192,7 +192,7 @@ test('predict gives the evaluate stage\'s probabilities for the same description
 });
 
 test('predict answers one description as JSON with k genres that sum to at most 1', () => {
-  const result = runProgram(ws, 'stages/predict', ['A ghost and a demon in a haunted house.', '--json', '--top-k', '2']);
+  const result = runProgram(ws, 'scripts/predict', ['A ghost and a demon in a haunted house.', '--json', '--top-k', '2']);
   assert.equal(result.code, 0, result.stderr);
   const answer = JSON.parse(result.stdout) as { top: { genre: string; probability: number }[] };
   assert.equal(answer.top.length, 2);
@@ -203,21 +203,21 @@ test('predict answers one description as JSON with k genres that sum to at most 
 
 test('predict refuses an unfinished run, an empty description and an unreadable file, each with one message', () => {
   const fresh = workspace(readFileSync(ws.config, 'utf8').replace('source: data', `source: ${join(ws.dir, 'data')}`).replace('epochs: 8', 'epochs: 9'));
-  const unfinished = runProgram(fresh, 'stages/predict', ['some plot', '--artifacts', ws.artifacts]);
+  const unfinished = runProgram(fresh, 'scripts/predict', ['some plot', '--artifacts', ws.artifacts]);
   assert.equal(unfinished.code, 1);
   assert.match(unfinished.stderr, /the run "config" is unfinished: its train artifact is not built; run `make train CONFIG=/);
 
-  const empty = runProgram(ws, 'stages/predict', ['   ']);
+  const empty = runProgram(ws, 'scripts/predict', ['   ']);
   assert.equal(empty.code, 1);
   assert.match(empty.stderr, /the description is empty/);
 
   ws.write('bad.csv', 'id,description\n1,fine plot\n2,\n');
-  const badLine = runProgram(ws, 'stages/predict', ['--input', join(ws.dir, 'bad.csv')]);
+  const badLine = runProgram(ws, 'scripts/predict', ['--input', join(ws.dir, 'bad.csv')]);
   assert.equal(badLine.code, 1);
   assert.match(badLine.stderr, /bad\.csv line 3: empty or missing "description"/);
 
   ws.write('latin1.txt', Buffer.from([0x63, 0x61, 0x66, 0xe9, 0x0a]));
-  const binary = runProgram(ws, 'stages/predict', ['--input', join(ws.dir, 'latin1.txt')]);
+  const binary = runProgram(ws, 'scripts/predict', ['--input', join(ws.dir, 'latin1.txt')]);
   assert.equal(binary.code, 1);
   assert.match(binary.stderr, /latin1\.txt: not readable UTF-8 text/);
   for (const r of [unfinished, empty, badLine, binary]) assert.equal(r.stderr.trim().split('\n').filter((l) => l.startsWith('error')).length, 1);

@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, utimesSync,
 import { join } from 'node:path';
 import { sha256 } from '../pipeline/hash.js';
 import { makeZip } from './helpers/archives.js';
-import { REPO, kaggleLines, runProgram, runProgramAsync, shardsInProgress, smallDataset, startProgram, workspace, type Workspace } from './helpers/workspace.js';
+import { REPO, kaggleLines, runProgram, runProgramAsync, shardsInProgress, smallDataset, startProgram, workspace } from './helpers/workspace.js';
 
 const MODEL = join(REPO, 'models', 'demo-bert-random');
 const kaggleLayout = () => {
@@ -187,17 +187,17 @@ test('gate: a baseline with a YAML error names its line; gate-update refuses to 
   ws.write('data/test_data_solution.txt', data.solution);
   for (const stage of ['ingest', 'tokenize', 'embed', 'train', 'evaluate']) assert.equal(runProgram(ws, `stages/${stage}`).code, 0, stage);
   const baseline = ws.write('baseline.yaml', 'split: test\nmetrics:\n  accuracy: { value: 0.5, tolerance: [0.1\n');
-  const broken = runProgram(ws, 'stages/gate', ['--baseline', baseline]);
+  const broken = runProgram(ws, 'scripts/gate', ['--baseline', baseline]);
   assert.equal(broken.code, 1);
   assert.match(broken.stderr, /baseline\.yaml:\d+:\d+: invalid YAML: Flow sequence/);
   oneUserError(broken.stderr);
 
   ws.write('baseline.yaml', 'split: test\nmetrics:\n  accuracy: { value: 0.9999, tolerance: 0.02 }\n  log_loss: { value: 0.0001, tolerance: 0.05 }\n');
-  const lower = runProgram(ws, 'stages/gate', ['--baseline', baseline, '--update']);
+  const lower = runProgram(ws, 'scripts/gate', ['--baseline', baseline, '--update']);
   assert.equal(lower.code, 1);
   assert.match(lower.stderr, /this would lower the baseline in .*baseline\.yaml \(test\.accuracy 0\.9999 -> 0\.\d{4}, test\.log_loss 0\.0001 -> \d\.\d{4}\); nothing was written/);
   assert.match(readFileSync(baseline, 'utf8'), /0\.9999/);
-  const allowed = runProgram(ws, 'stages/gate', ['--baseline', baseline, '--update', '--allow-worse']);
+  const allowed = runProgram(ws, 'scripts/gate', ['--baseline', baseline, '--update', '--allow-worse']);
   assert.equal(allowed.code, 0, allowed.stderr);
   assert.doesNotMatch(readFileSync(baseline, 'utf8'), /0\.9999/);
   const dry = spawnSync('make', ['-n', '--no-print-directory', 'gate-update', 'ALLOW_WORSE=1', `CONFIG=${ws.config}`], { cwd: REPO, encoding: 'utf8' });

@@ -55,9 +55,9 @@ test('editing the code a stage runs reruns that stage and nothing upstream; make
   for (const stage of STAGE_NAMES) assert.equal(program(`stages/${stage}`).code, 0);
   const before = runPointers(new ArtifactStore(ws.artifacts), 'config');
 
-  appendFileSync(join(copy, 'dist', 'pipeline', 'report', 'index.js'), '\n// Movie genre classifier (edited)\n');
+  appendFileSync(join(copy, 'dist', 'pipeline', 'report', 'report.js'), '\n// Movie genre classifier (edited)\n');
   const status = program('scripts/status');
-  assert.match(status.output, /report +[0-9a-f]{16} +would run\n +code changed: pipeline\/report\/index\.js/);
+  assert.match(status.output, /report +[0-9a-f]{16} +would run\n +code changed: pipeline\/report\/report\.js/);
   assert.match(status.output, /evaluate +[0-9a-f]{16} +built/);
   for (const stage of STAGE_NAMES) {
     const result = program(`stages/${stage}`);
@@ -110,7 +110,7 @@ test('a published artifact changed after publishing is refused where it is read,
   const metrics = join(linkOf(ws, 'evaluate'), 'metrics.json');
   writeFileSync(metrics, readFileSync(metrics, 'utf8').replace(/"accuracy": [0-9.]+/, '"accuracy": 0.9999'));
   ws.write('baseline.yaml', 'split: test\nmetrics:\n  accuracy: { value: 0.1, tolerance: 0.5 }\n');
-  const gate = run(ws, 'stages/gate', ['--baseline', join(ws.dir, 'baseline.yaml')]);
+  const gate = run(ws, 'scripts/gate', ['--baseline', join(ws.dir, 'baseline.yaml')]);
   assert.equal(gate.code, 1, 'an edited metrics.json never passes the gate');
   assert.match(gate.output, /metrics\.json/);
   oneUserError(gate.output);

@@ -9,7 +9,7 @@ import { readBaseline } from '../pipeline/compare/index.js';
 import { loadSweep } from '../pipeline/sweep/file.js';
 import { ArtifactStore } from '../pipeline/artifacts/store.js';
 import { planStages } from '../pipeline/artifacts/plan.js';
-import { STAGES } from '../pipeline/stages.js';
+import { STAGES } from '../pipeline/dag.js';
 import { REPO, kaggleLines, runProgram, workspace, type Workspace } from './helpers/workspace.js';
 
 const MODEL = join(REPO, 'models', 'demo-bert-random');
@@ -45,7 +45,7 @@ test('train.seed changes the train key only, and an unset train.seed leaves keys
 
 test('a 4-variant sweep over train.* embeds once, trains four times and ranks them', async () => {
   ws.write('sweep.yaml', 'base: config.yaml\nmax_parallel: 2\nreport: false\ngrid:\n  train.layers[0].units: [16, 48]\n  train.optimizer.lr: [0.003, 0.0003]\n');
-  const result = runProgram(ws, 'stages/sweep', [join(ws.dir, 'sweep.yaml')]);
+  const result = runProgram(ws, 'scripts/sweep', [join(ws.dir, 'sweep.yaml')]);
   assert.equal(result.code, 0, result.stderr);
   assert.equal(keyDirs('embed').length, 1, 'one embed artifact');
   assert.equal(keyDirs('tokenize').length, 1);
@@ -85,9 +85,9 @@ test('a 4-variant sweep over train.* embeds once, trains four times and ranks th
   // beside it, the charts show the seed noise as error bars.
   assert.match(html, /make sweep SWEEP=configs\/sweeps\/seeds\.yaml<\/code> to see the seed noise/);
   ws.write('seeds.yaml', 'base: config.yaml\nname: seeds\nreport: false\ngrid:\n  train.seed: [1, 2]\n');
-  assert.equal(runProgram(ws, 'stages/sweep', [join(ws.dir, 'seeds.yaml')]).code, 0);
+  assert.equal(runProgram(ws, 'scripts/sweep', [join(ws.dir, 'seeds.yaml')]).code, 0);
   const firstLogs = readdirSync(join(ws.artifacts, 'sweeps', 'sweep', 'logs'));
-  assert.equal(runProgram(ws, 'stages/sweep', [join(ws.dir, 'sweep.yaml')]).code, 0);
+  assert.equal(runProgram(ws, 'scripts/sweep', [join(ws.dir, 'sweep.yaml')]).code, 0);
   assert.match(readFileSync(join(ws.artifacts, 'sweeps', 'sweep', 'leaderboard.html'), 'utf8'), /± one standard deviation of validation\.macro_f1 over 2 classifier seeds/);
   const logs = readdirSync(join(ws.artifacts, 'sweeps', 'sweep', 'logs'));
   assert.equal(logs.length, firstLogs.length + 1);
@@ -96,7 +96,7 @@ test('a 4-variant sweep over train.* embeds once, trains four times and ranks th
 
 test('a failed variant is reported and the others finish; the sweep exits 1', () => {
   ws.write('broken.yaml', 'base: config.yaml\nreport: false\nvariants:\n  - train.optimizer.lr: 0.002\n  - train.layers[0].units: -5\n  - train.backend: tensorflow\n');
-  const result = runProgram(ws, 'stages/sweep', [join(ws.dir, 'broken.yaml')]);
+  const result = runProgram(ws, 'scripts/sweep', [join(ws.dir, 'broken.yaml')]);
   assert.equal(result.code, 1);
   assert.match(result.stderr, /broken-02 .* is invalid: .*train\.layers\[0\]\.units: expected number >0, got -5/);
   assert.match(result.stderr, /broken-03 FAILED \(train: train\.backend: tensorflow needs @tensorflow\/tfjs-node/);
@@ -128,7 +128,7 @@ test('sweep files: one form only, a known metric, and seeded random draws', () =
 });
 
 test('diff prints the params that differ and each metric with its change', () => {
-  const result = runProgram(ws, 'stages/diff', ['sweep-01', 'sweep-04']);
+  const result = runProgram(ws, 'scripts/diff', ['sweep-01', 'sweep-04']);
   assert.equal(result.code, 0, result.stderr);
   assert.match(result.stdout, /^train\.layers\[0\]\.units\s+16\s+48$/m);
   assert.match(result.stdout, /^train\.optimizer\.lr\s+0\.003\s+0\.0003$/m);
@@ -141,10 +141,10 @@ test('diff prints the params that differ and each metric with its change', () =>
     const expected = Math.abs(change) < 5e-5 ? 'same' : change > 0 === higherIsBetter ? 'better' : 'worse';
     assert.equal(verdict, expected, `test.${metric}: ${a} -> ${b}`);
   }
-  const json = JSON.parse(runProgram(ws, 'stages/diff', ['sweep-01', 'sweep-04', '--json']).stdout);
+  const json = JSON.parse(runProgram(ws, 'scripts/diff', ['sweep-01', 'sweep-04', '--json']).stdout);
   const accuracy = json.metrics.find((m: { split: string; metric: string }) => m.split === 'test' && m.metric === 'accuracy');
   assert.ok(Math.abs(accuracy.change - (accuracy.b - accuracy.a)) < 1e-12);
-  const missing = runProgram(ws, 'stages/diff', ['sweep-01', 'nope']);
+  const missing = runProgram(ws, 'scripts/diff', ['sweep-01', 'nope']);
   assert.equal(missing.code, 1);
   assert.match(missing.stderr, /no run named "nope"/);
 });
@@ -152,10 +152,10 @@ test('diff prints the params that differ and each metric with its change', () =>
 test('the gate passes on an unchanged rerun and fails when the baseline is raised above the run', () => {
   for (const stage of ['ingest', 'tokenize', 'embed', 'train', 'evaluate']) assert.equal(runProgram(ws, `stages/${stage}`).code, 0);
   const baseline = join(ws.dir, 'baselines', 'config.yaml');
-  const update = runProgram(ws, 'stages/gate', ['--update']);
+  const update = runProgram(ws, 'scripts/gate', ['--update']);
   assert.equal(update.code, 0, update.stderr);
   assert.ok(existsSync(baseline));
-  const pass = runProgram(ws, 'stages/gate');
+  const pass = runProgram(ws, 'scripts/gate');
   assert.equal(pass.code, 0, pass.stderr);
   assert.match(pass.stdout, /^test\.accuracy\s+\d\.\d{4}\s+0\.0200\s+\d\.\d{4}\s+0\s+ok$/m);
 
@@ -163,14 +163,14 @@ test('the gate passes on an unchanged rerun and fails when the baseline is raise
   raised.metrics.accuracy.value += 0.05;
   raised.metrics.log_loss.value -= 0.2;
   writeFileSync(baseline, YAML.stringify(raised));
-  const fail = runProgram(ws, 'stages/gate');
+  const fail = runProgram(ws, 'scripts/gate');
   assert.equal(fail.code, 1);
   assert.match(fail.stdout, /^test\.accuracy .*REGRESSION$/m);
   assert.match(fail.stdout, /^test\.log_loss \(lower is better\) .*REGRESSION$/m);
   assert.match(fail.stdout, /^test\.macro_f1 .* ok$/m);
   assert.match(fail.stderr, /gate: 2 metric\(s\) regressed .*: accuracy, log_loss/);
 
-  const unbuilt = runProgram(ws, 'stages/gate', ['--set', 'train.epochs=5']);
+  const unbuilt = runProgram(ws, 'scripts/gate', ['--set', 'train.epochs=5']);
   assert.equal(unbuilt.code, 1);
   assert.match(unbuilt.stderr, /has not been evaluated/);
 });

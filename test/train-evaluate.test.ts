@@ -6,7 +6,7 @@ import { DuckDBInstance } from '@duckdb/node-api';
 import { loadConfig } from '../pipeline/config/index.js';
 import { selectBackend, tf } from '../pipeline/mlp/backend.js';
 import { buildModel, loadModel, predictProbabilities, saveModel } from '../pipeline/mlp/model.js';
-import { learningRate } from '../pipeline/mlp/train.js';
+import { learningRate } from '../pipeline/train/train.js';
 import { sha256 } from '../pipeline/hash.js';
 import { REPO, kaggleLines, runProgram, workspace, type Workspace } from './helpers/workspace.js';
 

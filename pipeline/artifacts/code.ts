@@ -21,7 +21,7 @@ export interface CodeFingerprint {
 }
 
 const DIST = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const INFRASTRUCTURE = [/^pipeline\/(log|errors|cli|stage|stages)\.js$/, /^pipeline\/artifacts\//];
+const INFRASTRUCTURE = [/^pipeline\/(log|errors|cli|runner|dag)\.js$/, /^pipeline\/artifacts\//];
 const SPECIFIERS = [
   /\b(?:import|export)\s[^'";]*?\bfrom\s*['"]([^'"]+)['"]/g,
   /\bimport\s*\(\s*['"`]([^'"`]+)['"`]\s*\)/g,
@@ -31,13 +31,14 @@ const SPECIFIERS = [
 
 const cache = new Map<string, CodeFingerprint>();
 
-/** The fingerprint of the code reachable from `entry` (a path relative to dist/, e.g. `stages/report.js`). */
-export function codeFingerprint(entry: string): CodeFingerprint {
-  const hit = cache.get(entry);
+/** The fingerprint of the code reachable from `entries` (paths relative to dist/, e.g. `stages/report.js`). */
+export function codeFingerprint(entries: readonly string[]): CodeFingerprint {
+  const id = entries.join('\n');
+  const hit = cache.get(id);
   if (hit) return hit;
   const modules: Record<string, string> = {};
   const packages: Record<string, string> = {};
-  const pending = [normalize(entry)];
+  const pending = entries.map((entry) => normalize(entry));
   while (pending.length) {
     const module = pending.pop()!;
     if (module in modules) continue;
@@ -62,7 +63,7 @@ export function codeFingerprint(entry: string): CodeFingerprint {
   const sorted = <T>(record: Record<string, T>) => Object.fromEntries(Object.entries(record).sort(([a], [b]) => a.localeCompare(b)));
   const fingerprint = { modules: sorted(modules), packages: sorted(packages) };
   const result = { hash: sha256(JSON.stringify(fingerprint)).slice(0, 16), ...fingerprint };
-  cache.set(entry, result);
+  cache.set(id, result);
   return result;
 }
 

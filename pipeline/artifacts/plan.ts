@@ -17,6 +17,8 @@ export interface StageSpec {
   params(loaded: LoadedConfig): unknown;
   /** Content hashes of the files the stage reads from outside the store (data, models). */
   sources?(loaded: LoadedConfig, store: ArtifactStore): Promise<Record<string, string>>;
+  /** The compiled modules (relative to dist/) whose code the key hashes, with all they import. */
+  code: readonly string[];
 }
 
 export interface PlannedStage {
@@ -31,7 +33,7 @@ export interface PlannedStage {
 
 /**
  * Computes the key of `target` and of everything upstream of it. A key hashes the stage's name
- * and version, its params, its source files, its code (`dist/stages/<name>.js` and what it
+ * and version, its params, its source files, its code (`spec.code` and what it
  * imports) and its inputs' keys, so a change anywhere upstream changes every key below it, and a
  * change to `train.*` changes no key above train.
  */
@@ -52,7 +54,7 @@ export async function planStages(
     for (const input of spec.inputs) inputs[input] = (await visit(input)).key;
     const params = spec.params(loaded);
     const sources = spec.sources ? await spec.sources(loaded, store) : {};
-    const code = codeFingerprint(`stages/${spec.name}.js`);
+    const code = codeFingerprint(spec.code);
     const key = hashValue({ stage: spec.name, version: spec.version, params, inputs, sources, code: code.hash }).slice(0, 16);
     const stage = { spec, key, params, inputs, sources, code };
     planned.set(name, stage);

@@ -1,6 +1,5 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Metrics } from '../metrics/index.js';
+import { readMetricsFile } from '../evaluate/artifact.js';
 
 /**
  * The headline metrics by the names that sweeps, `diff` and the gate use, with which direction
@@ -33,9 +32,7 @@ export function parseMetricRef(ref: string): { split: MetricSplit; name: MetricN
 
 /** An evaluate artifact's metrics as split -> name -> value (splits without genres are absent). */
 export function readMetrics(evaluateDir: string): Partial<Record<MetricSplit, Record<MetricName, number>>> {
-  const path = join(evaluateDir, 'metrics.json');
-  if (!existsSync(path)) return {};
-  const all = JSON.parse(readFileSync(path, 'utf8')) as Partial<Record<MetricSplit, Metrics>>;
+  const all = readMetricsFile(evaluateDir);
   const out: Partial<Record<MetricSplit, Record<MetricName, number>>> = {};
   for (const split of SPLITS) {
     const m = all[split];

@@ -3,28 +3,30 @@ import { basename, join } from 'node:path';
 import { UserError } from '../errors.js';
 import { formatCount, formatSeconds, info, progress } from '../log.js';
 import { concatTokens } from '../tokenizer/index.js';
-import { lengthOf, readEmbeddings, readRowIds, readTokens, rowCount, writeEmbeddings, type TokenTable } from '../arrow/index.js';
+import { lengthOf, readEmbeddings, rowCount, writeEmbeddings, type TokenTable } from '../arrow/index.js';
+import { ROW_FILES, type RowFile } from '../ingest/artifact.js';
+import { readTokenFile, readTokenRowIds } from '../tokenize/artifact.js';
+import { writeVectors } from './artifact.js';
 import { NETWORK_FILES, quantizeInPipeline, readModelInfo, resolveModel, type ModelInfo } from '../model/index.js';
 import { onnxRuntimeVersion } from '../onnx/session.js';
 import { encoderFeeds, openEncoder, type Adaptation, type Encoder, type EncoderOptions } from '../onnx/encoder.js';
 import type { LoadedConfig } from '../config/index.js';
 import type { ArtifactStore, ManifestBody } from '../artifacts/store.js';
-import type { StageRun } from '../stage-run.js';
+import type { StageRun } from '../stage-types.js';
 import type { EmbedConfig } from '../config/schema.js';
 import { paddedTokens, planShards, shardBatches, type Shard } from './batches.js';
-import { bertFlops, poolBatch } from './pooling.js';
+import { bertFlops, poolBatch } from '../onnx/pooling.js';
 
 export interface Slice {
   index: number;
   count: number;
 }
 
-const SPLITS = ['train', 'test'] as const;
 const shardFile = (dir: string, index: number) => join(dir, 'shards', `shard-${String(index).padStart(5, '0')}.arrow`);
 
 /** The rows of both splits as one table (train first), each row's length, and each split's row count. */
-function readAllTokens(tokenizeDir: string): { tokens: TokenTable; lengths: Int32Array; counts: Record<(typeof SPLITS)[number], number> } {
-  const parts = SPLITS.map((split) => readTokens(join(tokenizeDir, `${split}.arrow`)));
+function readAllTokens(tokenizeDir: string): { tokens: TokenTable; lengths: Int32Array; counts: Record<RowFile, number> } {
+  const parts = ROW_FILES.map((file) => readTokenFile(tokenizeDir, file));
   const tokens = concatTokens(parts);
   const lengths = new Int32Array(rowCount(tokens));
   for (let i = 0; i < lengths.length; i++) lengths[i] = lengthOf(tokens, i);
@@ -185,9 +187,9 @@ function mergeShards(dir: string, counts: Record<string, number>, hidden: number
   }
   const missing = filled.indexOf(0);
   if (missing >= 0) throw new Error(`row ${missing} has no embedding after merging shards`);
-  const annotations = (split: string) => ({ rowIds: readRowIds(join(tokenizeDir, `${split}.arrow`)), metadata: { ...metadata, rows_align_with: `ingest ${split}.parquet` } });
-  writeEmbeddings(join(dir, 'train.arrow'), { vectors: vectors.subarray(0, counts.train! * hidden), hidden }, annotations('train'));
-  writeEmbeddings(join(dir, 'test.arrow'), { vectors: vectors.subarray(counts.train! * hidden), hidden }, annotations('test'));
+  const annotations = (file: RowFile) => ({ rowIds: readTokenRowIds(tokenizeDir, file), metadata });
+  writeVectors(dir, 'train', { vectors: vectors.subarray(0, counts.train! * hidden), hidden }, annotations('train'));
+  writeVectors(dir, 'test', { vectors: vectors.subarray(counts.train! * hidden), hidden }, annotations('test'));
   rmSync(join(dir, 'shards'), { recursive: true, force: true });
   rmSync(join(dir, 'shard-plan.json'), { force: true });
 }

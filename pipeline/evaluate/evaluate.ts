@@ -1,37 +1,15 @@
-import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { info } from '../log.js';
-import { readParquet, writeParquet, type TableSchema } from '../parquet/index.js';
-import { loadModel, predictProbabilities, standardize, type Standardization } from '../mlp/model.js';
-import { loadFeatures } from '../mlp/features.js';
+import { predictProbabilities, standardize } from '../mlp/model.js';
+import { loadFeatures, type SplitFeatures } from '../train/features.js';
 import { selectBackend } from '../mlp/backend.js';
 import type { ManifestBody } from '../artifacts/store.js';
-import type { StageRun } from '../stage-run.js';
-import type { Split } from '../ingest/rows.js';
-import type { LabelsFile } from '../ingest/index.js';
-import { computeMetrics, topK, type Metrics } from '../metrics/index.js';
+import type { StageRun } from '../stage-types.js';
+import { readLabels, readRows, rowFileOf } from '../ingest/artifact.js';
+import { readClassifier } from '../train/artifact.js';
+import { computeMetrics, topK } from '../metrics/index.js';
+import { topColumns, writeMetrics, writePredictions, writeSubmission, type MetricsFile, type PredictionRow } from './artifact.js';
 
-export function predictionSchema(topK: number): TableSchema {
-  const schema: TableSchema = {
-    split: { type: 'UTF8' },
-    id: { type: 'UTF8' },
-    title: { type: 'UTF8' },
-    description: { type: 'UTF8' },
-    true_genre: { type: 'UTF8', optional: true },
-    predicted_genre: { type: 'UTF8' },
-    correct: { type: 'BOOLEAN', optional: true },
-    p_true: { type: 'DOUBLE', optional: true },
-  };
-  for (let k = 1; k <= topK; k++) {
-    schema[`top${k}_genre`] = { type: 'UTF8' };
-    schema[`top${k}_prob`] = { type: 'DOUBLE' };
-  }
-  // Every genre's probability, in the order the file's `genres` metadata lists: enough for PR and
-  // ROC curves, thresholds or recalibration in pandas without rerunning the model.
-  schema.probs = { type: 'DOUBLE', repeated: true };
-  return schema;
-}
-
+export { predictionSchema } from './artifact.js';
 
 /**
  * Scores the trained model on the validation and test splits: predictions.parquet (top-k with
@@ -41,64 +19,35 @@ export function predictionSchema(topK: number): TableSchema {
 export async function evaluate(run: StageRun): Promise<ManifestBody> {
   const { config } = run.loaded;
   const k = config.evaluate.top_k;
+  const ingestDir = run.inputs.ingest!.dir;
   await selectBackend(config.train.backend, 'evaluate');
-  const trainDir = run.inputs.train!.dir;
-  const model = await loadModel(join(trainDir, 'model'));
-  const stats = JSON.parse(readFileSync(join(trainDir, 'standardize.json'), 'utf8')) as Standardization | null;
-  const features = await loadFeatures(run.inputs.ingest!.dir, run.inputs.embed!.dir);
+  const classifier = await readClassifier(run.inputs.train!.dir);
+  const features = await loadFeatures(ingestDir, run.inputs.embed!.dir);
   const { labels, dim } = features;
-  const counts = (JSON.parse(readFileSync(join(run.inputs.ingest!.dir, 'labels.json'), 'utf8')) as LabelsFile).counts;
-  const majority = labels.reduce((best, l, i) => (counts[l]!.train > counts[labels[best]!]!.train ? i : best), 0);
+  const scoring = { topK: k, bins: config.evaluate.calibration_bins, majority: majorityLabel(ingestDir, labels) };
+  const probabilities = (part: SplitFeatures) => predictProbabilities(classifier.model, standardize(part.x, dim, classifier.stats), dim);
+  const hasGenres = (part: SplitFeatures) => part.y.every((y) => y >= 0);
 
-  const metrics: Partial<Record<Split, Metrics>> = {};
-  const predictions: Record<string, unknown>[] = [];
-  let submission: string[] | undefined;
+  const metrics: MetricsFile = {};
   // The training rows are scored too (metrics only, no predictions): train against validation
   // and test is the first overfitting check a reader makes.
   const train = features.splits.train;
-  if (train?.rows.length && train.y.every((y) => y >= 0)) {
-    metrics.train = computeMetrics(train.y, predictProbabilities(model, standardize(train.x, dim, stats), dim), labels, { topK: k, bins: config.evaluate.calibration_bins, majority });
-  }
+  if (train?.rows.length && hasGenres(train)) metrics.train = computeMetrics(train.y, probabilities(train), labels, scoring);
+  const predictions: PredictionRow[] = [];
+  let submission: string[] | undefined;
   for (const split of ['validation', 'test'] as const) {
     const part = features.splits[split];
     if (!part?.rows.length) continue;
-    const meta = await readParquet<{ id: string; title: string; description: string }>(join(run.inputs.ingest!.dir, split === 'test' ? 'test.parquet' : 'train.parquet'), ['id', 'title', 'description']);
-    const probs = predictProbabilities(model, standardize(part.x, dim, stats), dim);
-    const hasGenres = part.y.every((y) => y >= 0);
-    if (hasGenres) metrics[split] = computeMetrics(part.y, probs, labels, { topK: k, bins: config.evaluate.calibration_bins, majority });
-    else if (split === 'test') submission = [];
-    part.rows.forEach((row, i) => {
-      const p = probs.subarray(i * labels.length, (i + 1) * labels.length);
-      const top = topK(p, k);
-      const record: Record<string, unknown> = {
-        split,
-        id: meta[row]!.id,
-        title: meta[row]!.title,
-        description: meta[row]!.description,
-        true_genre: part.y[i]! >= 0 ? labels[part.y[i]!] : null,
-        predicted_genre: labels[top[0]!],
-        correct: part.y[i]! >= 0 ? part.y[i] === top[0] : null,
-        p_true: part.y[i]! >= 0 ? p[part.y[i]!] : null,
-      };
-      top.forEach((label, j) => {
-        record[`top${j + 1}_genre`] = labels[label];
-        record[`top${j + 1}_prob`] = p[label];
-      });
-      record.probs = Array.from(p);
-      predictions.push(record);
-      submission?.push(`${meta[row]!.id} ::: ${labels[top[0]!]}`);
-    });
+    const probs = probabilities(part);
+    if (hasGenres(part)) metrics[split] = computeMetrics(part.y, probs, labels, scoring);
+    const rows = await predictionRows(ingestDir, split, part, probs, labels, k);
+    predictions.push(...rows);
+    if (split === 'test' && !hasGenres(part)) submission = rows.map((r) => `${r.id} ::: ${r.predicted_genre}`);
   }
-  await writeParquet(join(run.dir, 'predictions.parquet'), predictionSchema(k), predictions, { genres: JSON.stringify(labels), probs: 'probability of each genre, in the order of `genres`' });
-  writeFileSync(join(run.dir, 'metrics.json'), `${JSON.stringify(metrics, null, 2)}\n`);
-  if (submission) writeFileSync(join(run.dir, 'submission.txt'), submission.join('\n') + '\n');
-  for (const [split, m] of Object.entries(metrics)) {
-    info(
-      `evaluate: ${split}  accuracy ${m.accuracy.toFixed(3)}  top-${k} ${m.top_k_accuracy.toFixed(3)}  macro-F1 ${m.macro.f1.toFixed(3)}  ` +
-        `weighted-F1 ${m.weighted.f1.toFixed(3)}  log loss ${m.log_loss.toFixed(3)}  ECE ${m.expected_calibration_error.toFixed(3)}  ` +
-        `(majority baseline ${m.majority_baseline.accuracy.toFixed(3)})`,
-    );
-  }
+  await writePredictions(run.dir, predictions, k, labels);
+  writeMetrics(run.dir, metrics);
+  if (submission) writeSubmission(run.dir, submission);
+  logMetrics(metrics, k);
   return {
     rows: Object.fromEntries(Object.entries(features.splits).filter(([s]) => s !== 'train').map(([s, p]) => [s, p!.rows.length])),
     details: {
@@ -108,4 +57,47 @@ export async function evaluate(run: StageRun): Promise<ManifestBody> {
       submission: Boolean(submission),
     },
   };
+}
+
+/** The most frequent genre of the training rows: what the majority baseline answers. */
+function majorityLabel(ingestDir: string, labels: string[]): number {
+  const { counts } = readLabels(ingestDir);
+  return labels.reduce((best, l, i) => (counts[l]!.train > counts[labels[best]!]!.train ? i : best), 0);
+}
+
+/** One prediction row per movie of the split, with its title and description from ingest. */
+async function predictionRows(ingestDir: string, split: 'validation' | 'test', part: SplitFeatures, probs: Float32Array, labels: string[], k: number): Promise<PredictionRow[]> {
+  const meta = await readRows(ingestDir, rowFileOf(split), ['id', 'title', 'description']);
+  return Array.from(part.rows, (row, i) => {
+    const p = probs.subarray(i * labels.length, (i + 1) * labels.length);
+    const top = topK(p, k);
+    const truth = part.y[i]!;
+    const record: PredictionRow = {
+      split,
+      id: meta[row]!.id,
+      title: meta[row]!.title,
+      description: meta[row]!.description,
+      true_genre: truth >= 0 ? labels[truth]! : null,
+      predicted_genre: labels[top[0]!]!,
+      correct: truth >= 0 ? truth === top[0] : null,
+      p_true: truth >= 0 ? p[truth]! : null,
+      probs: Array.from(p),
+    };
+    top.forEach((label, j) => {
+      const column = topColumns(j + 1);
+      record[column.genre] = labels[label]!;
+      record[column.prob] = p[label]!;
+    });
+    return record;
+  });
+}
+
+function logMetrics(metrics: MetricsFile, k: number): void {
+  for (const [split, m] of Object.entries(metrics)) {
+    info(
+      `evaluate: ${split}  accuracy ${m.accuracy.toFixed(3)}  top-${k} ${m.top_k_accuracy.toFixed(3)}  macro-F1 ${m.macro.f1.toFixed(3)}  ` +
+        `weighted-F1 ${m.weighted.f1.toFixed(3)}  log loss ${m.log_loss.toFixed(3)}  ECE ${m.expected_calibration_error.toFixed(3)}  ` +
+        `(majority baseline ${m.majority_baseline.accuracy.toFixed(3)})`,
+    );
+  }
 }

@@ -47,22 +47,53 @@ export interface Metrics {
  * @param majority the most frequent training label (the baseline predicts it for every row)
  */
 export function computeMetrics(truth: ArrayLike<number>, probs: Float32Array, labels: string[], options: { topK: number; bins: number; majority: number }): Metrics {
-  const k = labels.length;
   const rows = truth.length;
-  const predicted = new Int32Array(rows);
-  const confusion = labels.map(() => new Array<number>(k).fill(0));
+  const tally = tallyRows(truth, probs, labels.length, options);
+  const { perClass, present } = perClassMetrics(tally.confusion, labels);
+  const average = (weight: (i: number) => number): Averages => {
+    const total = present.reduce((a, i) => a + weight(i), 0) || 1;
+    const mean = (field: keyof Averages) => present.reduce((a, i) => a + perClass[labels[i]!]![field] * weight(i), 0) / total;
+    return { precision: mean('precision'), recall: mean('recall'), f1: mean('f1') };
+  };
+  const reliability = tally.bins.map((bin, b) => ({
+    lower: b / options.bins,
+    upper: (b + 1) / options.bins,
+    count: bin.count,
+    confidence: bin.count ? bin.confidence / bin.count : 0,
+    accuracy: bin.count ? bin.correct / bin.count : 0,
+  }));
+  const ece = reliability.reduce((a, bin) => a + (bin.count / Math.max(1, rows)) * Math.abs(bin.accuracy - bin.confidence), 0);
+  let majorityCorrect = 0;
+  for (let r = 0; r < rows; r++) if (truth[r] === options.majority) majorityCorrect++;
+  const share = (count: number) => (rows ? count / rows : 0);
+  return {
+    rows,
+    accuracy: share(tally.correct),
+    top_k: options.topK,
+    top_k_accuracy: share(tally.topKCorrect),
+    macro: average(() => 1),
+    weighted: average((i) => perClass[labels[i]!]!.support),
+    per_class: perClass,
+    confusion: tally.confusion,
+    labels,
+    log_loss: share(tally.logLoss),
+    expected_calibration_error: ece,
+    reliability,
+    majority_baseline: { label: labels[options.majority]!, accuracy: share(majorityCorrect) },
+  };
+}
+
+/** One pass over the rows: the confusion matrix, hits, top-k hits, summed log loss and confidence bins. */
+function tallyRows(truth: ArrayLike<number>, probs: Float32Array, k: number, options: { topK: number; bins: number }) {
+  const confusion = Array.from({ length: k }, () => new Array<number>(k).fill(0));
+  const bins = Array.from({ length: options.bins }, () => ({ count: 0, confidence: 0, correct: 0 }));
   let correct = 0;
   let topKCorrect = 0;
   let logLoss = 0;
-  const binCount = new Array<number>(options.bins).fill(0);
-  const binConfidence = new Array<number>(options.bins).fill(0);
-  const binCorrect = new Array<number>(options.bins).fill(0);
-
-  for (let r = 0; r < rows; r++) {
+  for (let r = 0; r < truth.length; r++) {
     const row = probs.subarray(r * k, (r + 1) * k);
     let best = 0;
     for (let j = 1; j < k; j++) if (row[j]! > row[best]!) best = j;
-    predicted[r] = best;
     const t = truth[r]!;
     confusion[t]![best]!++;
     if (best === t) correct++;
@@ -74,15 +105,19 @@ export function computeMetrics(truth: ArrayLike<number>, probs: Float32Array, la
     const p = Math.min(Math.max(row[t]! / sum(row), 1e-15), 1 - 1e-15);
     logLoss -= Math.log(p);
     const confidence = row[best]!;
-    const bin = Math.min(options.bins - 1, Math.floor(confidence * options.bins));
-    binCount[bin]!++;
-    binConfidence[bin]! += confidence;
-    if (best === t) binCorrect[bin]!++;
+    const bin = bins[Math.min(options.bins - 1, Math.floor(confidence * options.bins))]!;
+    bin.count++;
+    bin.confidence += confidence;
+    if (best === t) bin.correct++;
   }
+  return { confusion, bins, correct, topKCorrect, logLoss };
+}
 
+/** Precision, recall, F1 and support per class, and which classes occur in the true or predicted labels. */
+function perClassMetrics(confusion: number[][], labels: string[]) {
   const perClass: Record<string, ClassMetrics> = {};
   const present: number[] = [];
-  for (let i = 0; i < k; i++) {
+  for (let i = 0; i < labels.length; i++) {
     const tp = confusion[i]![i]!;
     const support = confusion[i]!.reduce((a, b) => a + b, 0);
     const predictedCount = confusion.reduce((a, row) => a + row[i]!, 0);
@@ -92,37 +127,7 @@ export function computeMetrics(truth: ArrayLike<number>, probs: Float32Array, la
     perClass[labels[i]!] = { precision, recall, f1, support };
     if (support > 0 || predictedCount > 0) present.push(i);
   }
-  const average = (weight: (i: number) => number): Averages => {
-    const total = present.reduce((a, i) => a + weight(i), 0) || 1;
-    const mean = (field: keyof Averages) => present.reduce((a, i) => a + perClass[labels[i]!]![field] * weight(i), 0) / total;
-    return { precision: mean('precision'), recall: mean('recall'), f1: mean('f1') };
-  };
-  const reliability: ReliabilityBin[] = binCount.map((count, b) => ({
-    lower: b / options.bins,
-    upper: (b + 1) / options.bins,
-    count,
-    confidence: count ? binConfidence[b]! / count : 0,
-    accuracy: count ? binCorrect[b]! / count : 0,
-  }));
-  const ece = reliability.reduce((a, bin) => a + (bin.count / Math.max(1, rows)) * Math.abs(bin.accuracy - bin.confidence), 0);
-  let majorityCorrect = 0;
-  for (let r = 0; r < rows; r++) if (truth[r] === options.majority) majorityCorrect++;
-
-  return {
-    rows,
-    accuracy: rows ? correct / rows : 0,
-    top_k: options.topK,
-    top_k_accuracy: rows ? topKCorrect / rows : 0,
-    macro: average(() => 1),
-    weighted: average((i) => perClass[labels[i]!]!.support),
-    per_class: perClass,
-    confusion,
-    labels,
-    log_loss: rows ? logLoss / rows : 0,
-    expected_calibration_error: ece,
-    reliability,
-    majority_baseline: { label: labels[options.majority]!, accuracy: rows ? majorityCorrect / rows : 0 },
-  };
+  return { perClass, present };
 }
 
 function sum(values: Float32Array): number {

@@ -3,7 +3,7 @@ import { basename, join } from 'node:path';
 import { UserError } from '../errors.js';
 import { formatBytes, info } from '../log.js';
 import { cacheRoot } from '../download/index.js';
-import type { Pooling } from '../embed/pooling.js';
+import type { Pooling } from './pooling.js';
 import { openSession, ort, type OpenSession, type Provider, type ProviderOptions } from './session.js';
 import { deriveEncoder, ENCODER_DERIVATION_VERSION, NotAMaskedLmHead } from './derive.js';
 import { quantizeDynamic, QUANTIZER_VERSION } from './quantize.js';

@@ -10,7 +10,7 @@ import { makeCommand, type LoadedConfig } from '../config/index.js';
 import type { ArtifactStore, Manifest } from '../artifacts/store.js';
 import { listRuns, readRun, runPointers } from '../artifacts/runs.js';
 import { planStages } from '../artifacts/plan.js';
-import { STAGES } from '../stages.js';
+import { STAGES } from '../dag.js';
 import { modelSources, NETWORK_FILES, readModelInfo, resolveModel, TOKENIZER_FILES } from '../model/index.js';
 import { openEncoder } from '../onnx/encoder.js';
 import { BertTokenizer, resolveWorkers, TokenizerPool } from '../tokenizer/index.js';
@@ -18,7 +18,9 @@ import { lengthOf, rowCount, type TokenTable } from '../arrow/index.js';
 import { planShards } from '../embed/batches.js';
 import { embedShard, encoderOptions } from '../embed/embed.js';
 import { selectBackend } from '../mlp/backend.js';
-import { loadModel, predictProbabilities, standardize, type Standardization } from '../mlp/model.js';
+import { predictProbabilities, standardize } from '../mlp/model.js';
+import { readClassifier } from '../train/artifact.js';
+import { topColumns } from '../evaluate/artifact.js';
 import { topK } from '../metrics/index.js';
 
 /**
@@ -167,7 +169,7 @@ export async function predictDescriptions(run: RunArtifacts, input: Descriptions
   const sessionReady = openEncoder(files.onnx, run.manifests.embed.sources[`model/${basename(files.onnx)}`]!, encoderOptions(run.loaded, model));
   const classifierReady = (async () => {
     await selectBackend(config.train.backend, 'predict');
-    return loadModel(join(run.trainDir, 'model'));
+    return readClassifier(run.trainDir);
   })();
   let tokens: TokenTable;
   try {
@@ -187,9 +189,7 @@ export async function predictDescriptions(run: RunArtifacts, input: Descriptions
   }
   bar?.done();
   const t2 = performance.now();
-  const classifier = await classifierReady;
-  const stats = JSON.parse(readFileSync(join(run.trainDir, 'standardize.json'), 'utf8')) as Standardization | null;
-  const { labels } = JSON.parse(readFileSync(join(run.trainDir, 'labels.json'), 'utf8')) as { labels: string[] };
+  const { model: classifier, stats, genres: labels } = await classifierReady;
   const probs = predictProbabilities(classifier, standardize(vectors, model.hidden, stats), model.hidden);
   const predictions = input.texts.map((_, i) => {
     const p = probs.subarray(i * labels.length, (i + 1) * labels.length);
@@ -229,8 +229,9 @@ export async function writePredictions(path: string, predictions: Prediction[], 
   const flat = predictions.map((p) => {
     const row: Record<string, unknown> = { id: p.id, title: p.title, predicted_genre: p.top[0]!.genre };
     p.top.forEach((t, j) => {
-      row[`top${j + 1}_genre`] = t.genre;
-      row[`top${j + 1}_prob`] = t.probability;
+      const column = topColumns(j + 1);
+      row[column.genre] = t.genre;
+      row[column.prob] = t.probability;
     });
     return row;
   });
@@ -238,7 +239,7 @@ export async function writePredictions(path: string, predictions: Prediction[], 
   try {
     if (ext === '.parquet') {
       const schema: TableSchema = { id: { type: 'UTF8' }, title: { type: 'UTF8', optional: true }, predicted_genre: { type: 'UTF8' } };
-      for (let j = 1; j <= k; j++) Object.assign(schema, { [`top${j}_genre`]: { type: 'UTF8', optional: true }, [`top${j}_prob`]: { type: 'DOUBLE', optional: true } });
+      for (let j = 1; j <= k; j++) Object.assign(schema, { [topColumns(j).genre]: { type: 'UTF8', optional: true }, [topColumns(j).prob]: { type: 'DOUBLE', optional: true } });
       await writeParquet(tmp, schema, flat);
     } else if (ext === '.csv') {
       writeFileSync(tmp, stringifyCsv(flat, { header: true, columns: Object.keys(flat[0]!) }));

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
-import { createWriteStream, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { createWriteStream, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pLimit from 'p-limit';
 import { UserError } from '../errors.js';
@@ -9,7 +9,8 @@ import { loadConfig, type LoadedConfig } from '../config/index.js';
 import { planStages } from '../artifacts/plan.js';
 import { recordRun } from '../artifacts/runs.js';
 import type { ArtifactStore } from '../artifacts/store.js';
-import { STAGES } from '../stages.js';
+import type { StageOutcome } from '../stage-types.js';
+import { STAGES, upstreamOf } from '../dag.js';
 import { describeOverrides, overrideArgs, overrideStrings, type Sweep, type Variant } from './file.js';
 
 /**
@@ -20,8 +21,9 @@ import { describeOverrides, overrideArgs, overrideStrings, type Sweep, type Vari
  * recorded with its error; the others go on.
  */
 
-const UPSTREAM = ['ingest', 'tokenize', 'embed'] as const;
-const DOWNSTREAM = ['train', 'evaluate', 'report'] as const;
+// Variants with the same embed key share it and everything it reads; the rest runs per variant.
+const UPSTREAM = upstreamOf('embed');
+const DOWNSTREAM = STAGES.map((s) => s.name).filter((s) => !UPSTREAM.includes(s));
 
 export interface VariantResult extends Variant {
   status: 'ok' | 'failed';
@@ -42,11 +44,16 @@ export interface SweepRun {
 
 const program = (stage: string) => fileURLToPath(new URL(`../../stages/${stage}.js`, import.meta.url));
 
-/** Runs one stage program; its output goes to the variant's log. Resolves to whether it built, or throws with its error line. */
+/**
+ * Runs one stage program, as a user would; its output goes to the variant's log. Resolves to
+ * whether it built (the runner's `--result-json`), or throws with the program's error line.
+ */
 function runStageProgram(stage: string, sweep: Sweep, variant: Variant, artifacts: string, log: string): Promise<boolean> {
+  const resultFile = join(dirname(log), `.${variant.run}.${stage}.result.json`);
   return new Promise((resolve, reject) => {
     const out = createWriteStream(log, { flags: 'a' });
-    const child = spawn(process.execPath, [program(stage), '--config', sweep.basePath, '--artifacts', artifacts, '--set', `run=${variant.run}`, ...overrideArgs(variant.overrides)], {
+    const args = ['--config', sweep.basePath, '--artifacts', artifacts, '--set', `run=${variant.run}`, ...overrideArgs(variant.overrides), '--result-json', resultFile];
+    const child = spawn(process.execPath, [program(stage), ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, CI: '1' },
     });
@@ -59,7 +66,11 @@ function runStageProgram(stage: string, sweep: Sweep, variant: Variant, artifact
     child.on('error', reject);
     child.on('close', (code) => {
       out.end();
-      if (code === 0) return resolve(new RegExp(`^${stage}: built`, 'm').test(stderr));
+      if (code === 0) {
+        const outcome = JSON.parse(readFileSync(resultFile, 'utf8')) as StageOutcome;
+        rmSync(resultFile);
+        return resolve(outcome.built);
+      }
       const error = stderr.split('\n').find((l) => l.startsWith('error:')) ?? stderr.trim().split('\n').slice(-1)[0] ?? `exit ${code}`;
       reject(new UserError(`${stage}: ${error.replace(/^error:\s*/, '')}`));
     });
@@ -72,9 +83,19 @@ export async function runSweep(sweep: Sweep, store: ArtifactStore, artifacts: st
   const logs = join(store.root, 'sweeps', sweep.name, 'logs', new Date().toISOString().replace(/[:.]/g, '-'));
   mkdirSync(logs, { recursive: true });
   const builds: Record<string, number> = {};
-  const count = (stage: string, built: boolean) => built && (builds[stage] = (builds[stage] ?? 0) + 1);
+  const stageRunner = (variant: VariantResult) => async (stage: string) => {
+    if (await runStageProgram(stage, sweep, variant, artifacts, variant.log)) builds[stage] = (builds[stage] ?? 0) + 1;
+  };
+  const results = await planVariants(sweep, store, logs);
+  await buildSharedUpstream(results, store, stageRunner);
+  await runVariants(results.filter((r) => r.status === 'ok'), sweep, stageRunner);
+  return { results, builds, seconds: (performance.now() - started) / 1000 };
+}
 
-  // Plan every variant: a bad value fails that variant here, before anything runs.
+type StageRunner = (variant: VariantResult) => (stage: string) => Promise<void>;
+
+/** Plans every variant: a bad value fails that variant here, before anything runs. */
+async function planVariants(sweep: Sweep, store: ArtifactStore, logs: string): Promise<VariantResult[]> {
   const results: VariantResult[] = [];
   for (const variant of sweep.variants) {
     const result: VariantResult = { ...variant, status: 'ok', seconds: 0, log: join(logs, `${variant.run}.log`), keys: {} };
@@ -89,8 +110,11 @@ export async function runSweep(sweep: Sweep, store: ArtifactStore, artifacts: st
     }
     results.push(result);
   }
+  return results;
+}
 
-  // One upstream build per distinct embed key, made by the first variant that needs it.
+/** One upstream build per distinct embed key, made by the first variant that needs it. */
+async function buildSharedUpstream(results: VariantResult[], store: ArtifactStore, stageRunner: StageRunner): Promise<void> {
   const groups = new Map<string, VariantResult[]>();
   for (const r of results.filter((r) => r.status === 'ok')) {
     const group = groups.get(r.keys.embed!);
@@ -99,11 +123,11 @@ export async function runSweep(sweep: Sweep, store: ArtifactStore, artifacts: st
   }
   for (const [embedKey, group] of groups) {
     const first = group[0]!;
-    info(`sweep: ${group.length} variant(s) share embed ${embedKey}: ingest -> tokenize -> embed built or reused once for all`);
+    info(`sweep: ${group.length} variant(s) share embed ${embedKey}: ${UPSTREAM.join(' -> ')} built or reused once for all`);
     try {
       // Built already (the usual case when a sweep changes train.*): no process needed.
       const missing = UPSTREAM.filter((stage) => !store.readManifest(stage, first.keys[stage]!));
-      for (const stage of missing.length ? UPSTREAM : []) count(stage, await runStageProgram(stage, sweep, first, artifacts, first.log));
+      for (const stage of missing.length ? UPSTREAM : []) await stageRunner(first)(stage);
       // Every variant's run points at the shared artifacts, as if it had run the stages itself.
       for (const r of missing.length ? group.slice(1) : group) recordRun(store, r.run, r.keys as Record<string, string>, r.loaded!.config, r.loaded!.path);
     } catch (error) {
@@ -111,8 +135,10 @@ export async function runSweep(sweep: Sweep, store: ArtifactStore, artifacts: st
       info(`sweep: the shared upstream of ${group.map((r) => r.run).join(', ')} failed: ${(error as Error).message}`);
     }
   }
+}
 
-  const runnable = results.filter((r) => r.status === 'ok');
+/** The stages below the shared upstream, for up to `max_parallel` variants side by side. */
+async function runVariants(runnable: VariantResult[], sweep: Sweep, stageRunner: StageRunner): Promise<void> {
   const limit = pLimit(sweep.maxParallel);
   let done = 0;
   await Promise.all(
@@ -120,10 +146,7 @@ export async function runSweep(sweep: Sweep, store: ArtifactStore, artifacts: st
       limit(async () => {
         const t0 = performance.now();
         try {
-          for (const stage of DOWNSTREAM) {
-            if (stage === 'report' && !sweep.report) continue;
-            count(stage, await runStageProgram(stage, sweep, r, artifacts, r.log));
-          }
+          for (const stage of DOWNSTREAM) if (stage !== 'report' || sweep.report) await stageRunner(r)(stage);
         } catch (error) {
           Object.assign(r, { status: 'failed', error: (error as Error).message });
         }
@@ -133,5 +156,4 @@ export async function runSweep(sweep: Sweep, store: ArtifactStore, artifacts: st
       }),
     ),
   );
-  return { results, builds, seconds: (performance.now() - started) / 1000 };
 }

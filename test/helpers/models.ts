@@ -1,6 +1,6 @@
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { bertConfigJson, buildBertModel, type BertShape, type ExportShape } from '../../pipeline/onnx/bert-graph.js';
+import { bertConfigJson, buildBertModel, type BertShape, type ExportShape } from '../../pipeline/testing/bert-graph.js';
 import { REPO } from './workspace.js';
 
 /** The committed demo model's tokenizer (528 words), shared by every test model. */

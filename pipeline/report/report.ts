@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { cpus, totalmem, platform, arch, release } from 'node:os';
 import { join } from 'node:path';
 import * as vega from 'vega';
@@ -6,15 +6,15 @@ import { version as vegaLiteVersion } from 'vega-lite';
 import sharp from 'sharp';
 import YAML from 'yaml';
 import { info, formatCount } from '../log.js';
-import { readParquet } from '../parquet/index.js';
 import { resolveConfigPath } from '../config/index.js';
 import type { Manifest, ManifestBody } from '../artifacts/store.js';
-import type { StageRun } from '../stage-run.js';
-import type { LabelsFile } from '../ingest/index.js';
+import type { StageRun } from '../stage-types.js';
 import type { Metrics } from '../metrics/index.js';
-import type { EpochRecord } from '../mlp/train.js';
+import { readLabels, readRows, rowFileOf } from '../ingest/artifact.js';
+import { readTokenStats } from '../tokenize/artifact.js';
+import { readHistory } from '../train/artifact.js';
+import { readMetricsFile, readPredictions, topColumns } from '../evaluate/artifact.js';
 import { confusionSpec, classDistributionSpec, learningCurveSpec, reliabilitySpec, renderChart, timingSpec, tokenLengthSpec } from './charts.js';
-import type { TokenStatsFile } from '../tokenizer/tokenize.js';
 import { card, pickGallery, posterDataUri, type GalleryMovie } from './gallery.js';
 import { delta, escapeHtml, figure, fixed, page, section } from './html.js';
 import { codeProvenance } from '../artifacts/provenance.js';
@@ -202,77 +202,102 @@ export function reportVersions(): Record<string, string> {
  */
 export async function buildReport(run: StageRun): Promise<ManifestBody> {
   const { config } = run.loaded;
+  const inputs = await readReportInputs(run);
+  const { metrics, split, labelsFile, manifests } = inputs;
+  const report = new ReportSections();
+  await scoreSections(report, inputs, config.report.confusion_normalize);
+  await trainingSection(report, inputs);
+  await dataSection(report, inputs);
+  const movies = await galleryMovies(run, metrics ? split : 'test');
+  const gallery = await galleryBody(run, movies);
+  report.add('gallery', 'Gallery of predictions', gallery.html, 'Bars show the top-3 probabilities; green marks the true genre.');
+  report.add('timings', 'Stage timings', `<div class="charts">${await report.chart('timings', timingSpec(inputs.stages.map((s) => ({ stage: s, seconds: manifests[s]!.timings.seconds ?? 0 }))))}</div>${timingsTable(manifests)}`);
+  report.add('provenance', 'Provenance', provenanceBody(run, inputs.stages, manifests));
+
+  const banner = inputs.randomModel
+    ? '<b>Random-weight demo model.</b> This run used a BERT model with random weights (made by the project, not trained): its vectors carry which words a plot has, not what they mean. The figures show the pipeline works, not what BERT can do. See the README for the real model.'
+    : undefined;
+  const subtitle = `run <b>${escapeHtml(config.run)}</b> · ${escapeHtml(run.loaded.path)} · ${formatCount(movies.length)} ${metrics ? split : 'test'} movies, ${labelsFile.labels.length} genres · ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC`;
+  const html = page({ title: 'Movie genre classifier', subtitle, banner, nav: report.nav, body: report.sections.join('\n') });
+  writeFileSync(join(run.dir, 'report.html'), html);
+  const summary = metrics
+    ? summaryMarkdown({ run: config.run, split, metrics, trainCounts: inputs.trainCounts, randomModel: inputs.randomModel })
+    : `## Genre classifier: run \`${config.run}\`\n\nNo genres in the validation or test split: nothing to score.\n`;
+  writeFileSync(join(run.dir, 'summary.md'), summary);
+  info(`report: ${report.charts.length} charts, ${gallery.cards} gallery cards (${gallery.posters} with posters), ${(html.length / 1024).toFixed(0)} KiB`);
+  return {
+    rows: { cards: gallery.cards, charts: report.charts.length },
+    versions: reportVersions(),
+    details: { charts: report.charts, posters: gallery.posters, posters_missing: gallery.missing, random_model: inputs.randomModel, split },
+  };
+}
+
+/** What the report reads from the upstream artifacts. */
+async function readReportInputs(run: StageRun) {
   const dirOf = (stage: string) => run.inputs[stage]!.dir;
   // The report's inputs are every stage before it, in pipeline order.
   const stages = run.planned.spec.inputs;
   const manifests = Object.fromEntries(stages.map((s) => [s, run.inputs[s]!.manifest])) as Record<string, Manifest>;
-  const allMetrics = JSON.parse(readFileSync(join(dirOf('evaluate'), 'metrics.json'), 'utf8')) as Partial<Record<'train' | 'validation' | 'test', Metrics>>;
-  const split = allMetrics.test ? 'test' : 'validation';
-  const metrics = allMetrics[split];
-  const labelsFile = JSON.parse(readFileSync(join(dirOf('ingest'), 'labels.json'), 'utf8')) as LabelsFile;
-  const trainCounts = Object.fromEntries(Object.entries(labelsFile.counts).map(([l, c]) => [l, c.train ?? 0]));
-  const stats = JSON.parse(readFileSync(join(dirOf('tokenize'), 'stats.json'), 'utf8')) as TokenStatsFile;
-  const history = await readParquet<EpochRecord>(join(dirOf('train'), 'history.parquet'));
-  const randomModel = Boolean(manifests.tokenize!.details.random_model || manifests.embed!.details.random_model);
-  const charts: string[] = [];
-  const chart = async (name: string, spec: Parameters<typeof renderChart>[0], caption = '') => {
-    charts.push(name);
-    return figure(name, await renderChart(spec), caption);
+  const allMetrics = readMetricsFile(dirOf('evaluate'));
+  const split = allMetrics.test ? ('test' as const) : ('validation' as const);
+  const labelsFile = readLabels(dirOf('ingest'));
+  return {
+    stages,
+    manifests,
+    allMetrics,
+    split,
+    metrics: allMetrics[split],
+    labelsFile,
+    trainCounts: Object.fromEntries(Object.entries(labelsFile.counts).map(([l, c]) => [l, c.train ?? 0])),
+    tokenStats: readTokenStats(dirOf('tokenize')),
+    history: await readHistory(dirOf('train')),
+    randomModel: Boolean(manifests.tokenize!.details.random_model || manifests.embed!.details.random_model),
   };
+}
+type ReportInputs = Awaited<ReturnType<typeof readReportInputs>>;
 
-  const sections: string[] = [];
-  const nav: [string, string][] = [];
-  const add = (id: string, title: string, body: string, note = '') => {
-    nav.push([id, title]);
-    sections.push(section(id, title, body, note));
-  };
+/** The page's sections in order, with the navigation and the names of the charts drawn. */
+class ReportSections {
+  readonly sections: string[] = [];
+  readonly nav: [string, string][] = [];
+  readonly charts: string[] = [];
 
-  if (metrics) {
-    add('headline', `Headline (${split} split)`, headlineCards(metrics, trainCounts) + splitTable(allMetrics));
-    add('per-class', 'Per genre', perClassTable(metrics), 'Sorted by F1; up to three best and worst genres are marked (never through a tie).');
-    const normalize = config.report.confusion_normalize;
-    const how = { true: 'Each row is one true genre and its colours sum to 100%', pred: 'Each column is one predicted genre and its colours sum to 100%', all: 'Colours are shares of all test movies', none: 'Colours are counts' }[normalize];
-    add('confusion', 'Confusion matrix', await chart('confusion', confusionSpec(metrics, normalize), `${how}; every cell shows its count, genres ordered by support; hover a cell for the share.`));
-  } else {
-    add('headline', 'Headline', '<p>This run has no genres for its validation or test rows, so there is nothing to score; the gallery shows its predictions.</p>');
+  add(id: string, title: string, body: string, note = ''): void {
+    this.nav.push([id, title]);
+    this.sections.push(section(id, title, body, note));
   }
 
+  async chart(name: string, spec: Parameters<typeof renderChart>[0], caption = ''): Promise<string> {
+    this.charts.push(name);
+    return figure(name, await renderChart(spec), caption);
+  }
+}
+
+/** Headline, per-genre table and confusion matrix; or a note when no split has genres. */
+async function scoreSections(report: ReportSections, { metrics, split, allMetrics, trainCounts }: ReportInputs, normalize: 'true' | 'pred' | 'all' | 'none'): Promise<void> {
+  if (!metrics) {
+    report.add('headline', 'Headline', '<p>This run has no genres for its validation or test rows, so there is nothing to score; the gallery shows its predictions.</p>');
+    return;
+  }
+  report.add('headline', `Headline (${split} split)`, headlineCards(metrics, trainCounts) + splitTable(allMetrics));
+  report.add('per-class', 'Per genre', perClassTable(metrics), 'Sorted by F1; up to three best and worst genres are marked (never through a tie).');
+  const how = { true: 'Each row is one true genre and its colours sum to 100%', pred: 'Each column is one predicted genre and its colours sum to 100%', all: 'Colours are shares of all test movies', none: 'Colours are counts' }[normalize];
+  report.add('confusion', 'Confusion matrix', await report.chart('confusion', confusionSpec(metrics, normalize), `${how}; every cell shows its count, genres ordered by support; hover a cell for the share.`));
+}
+
+async function trainingSection(report: ReportSections, { manifests, history }: ReportInputs): Promise<void> {
   const train = manifests.train!;
   // Artifacts from before kept_epoch existed recorded the kept epoch as best_epoch.
   const keptEpoch = ((train.details.kept_epoch ?? train.details.best_epoch) as number | undefined) ?? null;
   const stopped = train.details.early_stopped ? `Early stopping ended training after ${history.length} epochs and kept the weights of epoch ${keptEpoch} (dashed line).` : `Trained for all ${history.length} epochs; the dashed line marks the weights kept (epoch ${keptEpoch}).`;
-  add('training', 'Training', await chart('learning-curves', learningCurveSpec(history, keptEpoch), stopped));
+  report.add('training', 'Training', await report.chart('learning-curves', learningCurveSpec(history, keptEpoch), stopped));
+}
 
-  const calibration = metrics ? await chart('reliability', reliabilitySpec(metrics), 'Bars: accuracy per confidence bin, with the number of movies in it; dashed: perfect calibration. Below: how many movies fall in each bin.') : '';
-  add(
-    'data',
-    'Data and calibration',
-    `<div class="charts">${await chart('class-distribution', classDistributionSpec(labelsFile.counts as Record<string, Record<string, number>>, labelsFile.labels), 'Share of each genre per split.')}` +
-      `${await chart('token-lengths', tokenLengthSpec(stats), 'Longer descriptions are cut at max_length.')}${calibration}</div>`,
-  );
-
-  const movies = await galleryMovies(run, metrics ? split : 'test');
-  const gallery = await galleryBody(run, movies);
-  add('gallery', 'Gallery of predictions', gallery.html, 'Bars show the top-3 probabilities; green marks the true genre.');
-
-  add('timings', 'Stage timings', `<div class="charts">${await chart('timings', timingSpec(stages.map((s) => ({ stage: s, seconds: manifests[s]!.timings.seconds ?? 0 }))))}</div>${timingsTable(manifests)}`);
-
-  add('provenance', 'Provenance', provenanceBody(run, stages, manifests));
-
-  const banner = randomModel
-    ? '<b>Random-weight demo model.</b> This run used a BERT model with random weights (made by the project, not trained): its vectors carry which words a plot has, not what they mean. The figures show the pipeline works, not what BERT can do. See the README for the real model.'
-    : undefined;
-  const subtitle = `run <b>${escapeHtml(config.run)}</b> · ${escapeHtml(run.loaded.path)} · ${formatCount(movies.length)} ${metrics ? split : 'test'} movies, ${labelsFile.labels.length} genres · ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC`;
-  const html = page({ title: 'Movie genre classifier', subtitle, banner, nav, body: sections.join('\n') });
-  writeFileSync(join(run.dir, 'report.html'), html);
-  if (metrics) writeFileSync(join(run.dir, 'summary.md'), summaryMarkdown({ run: config.run, split, metrics, trainCounts, randomModel }));
-  else writeFileSync(join(run.dir, 'summary.md'), `## Genre classifier: run \`${config.run}\`\n\nNo genres in the validation or test split: nothing to score.\n`);
-  info(`report: ${charts.length} charts, ${gallery.cards} gallery cards (${gallery.posters} with posters), ${(html.length / 1024).toFixed(0)} KiB`);
-  return {
-    rows: { cards: gallery.cards, charts: charts.length },
-    versions: reportVersions(),
-    details: { charts, posters: gallery.posters, posters_missing: gallery.missing, random_model: randomModel, split },
-  };
+async function dataSection(report: ReportSections, { metrics, labelsFile, tokenStats }: ReportInputs): Promise<void> {
+  const calibration = metrics ? await report.chart('reliability', reliabilitySpec(metrics), 'Bars: accuracy per confidence bin, with the number of movies in it; dashed: perfect calibration. Below: how many movies fall in each bin.') : '';
+  const classes = await report.chart('class-distribution', classDistributionSpec(labelsFile.counts as Record<string, Record<string, number>>, labelsFile.labels), 'Share of each genre per split.');
+  const lengths = await report.chart('token-lengths', tokenLengthSpec(tokenStats), 'Longer descriptions are cut at max_length.');
+  report.add('data', 'Data and calibration', `<div class="charts">${classes}${lengths}${calibration}</div>`);
 }
 
 /** The gallery's cards: a seeded sample, the surest mistakes, the least sure right answers, each with its poster or a tile. */
@@ -340,22 +365,22 @@ function provenanceBody(run: StageRun, stages: readonly string[], manifests: Rec
 /** The split's predictions joined with their years, descriptions and posters from ingest. */
 async function galleryMovies(run: StageRun, split: 'validation' | 'test'): Promise<GalleryMovie[]> {
   const dirOf = (stage: string) => run.inputs[stage]!.dir;
-  const predictions = (await readParquet<Record<string, unknown>>(join(dirOf('evaluate'), 'predictions.parquet'))).filter((p) => p.split === split);
-  const source = await readParquet<{ id: string; year: number | null; description: string; image: string | null }>(
-    join(dirOf('ingest'), split === 'test' ? 'test.parquet' : 'train.parquet'),
-    ['id', 'year', 'description', 'image'],
-  );
+  const predictions = await readPredictions(dirOf('evaluate'), split);
+  const source = await readRows(dirOf('ingest'), rowFileOf(split), ['id', 'year', 'description', 'image']);
   const byId = new Map(source.map((r) => [r.id, r]));
   const topK = run.loaded.config.evaluate.top_k;
   return predictions.map((p) => ({
-    id: p.id as string,
-    title: p.title as string,
-    year: byId.get(p.id as string)?.year ?? null,
-    description: byId.get(p.id as string)?.description ?? '',
-    true_genre: (p.true_genre as string | null) ?? null,
-    predicted_genre: p.predicted_genre as string,
-    correct: (p.correct as boolean | null) ?? null,
-    top: Array.from({ length: Math.min(3, topK) }, (_, i) => ({ genre: p[`top${i + 1}_genre`] as string, prob: p[`top${i + 1}_prob`] as number })),
-    image: byId.get(p.id as string)?.image ?? null,
+    id: p.id,
+    title: p.title,
+    year: byId.get(p.id)?.year ?? null,
+    description: byId.get(p.id)?.description ?? '',
+    true_genre: p.true_genre ?? null,
+    predicted_genre: p.predicted_genre,
+    correct: p.correct ?? null,
+    top: Array.from({ length: Math.min(3, topK) }, (_, i) => {
+      const column = topColumns(i + 1);
+      return { genre: p[column.genre] as string, prob: p[column.prob] as number };
+    }),
+    image: byId.get(p.id)?.image ?? null,
   }));
 }

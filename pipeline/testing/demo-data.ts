@@ -101,7 +101,7 @@ export function writeDemoData(folder: string, seed = 7): DemoDataSummary {
   writeFileSync(join(folder, 'test_data_solution.txt'), solution.join('\n') + '\n');
   writeFileSync(
     join(folder, 'SOURCE.md'),
-    `# Generated demo data (not real)\n\nWritten by \`scripts/generate-demo-data.ts\` (seed ${seed}): ${genres.length} genres, ` +
+    `# Generated demo data (not real)\n\nWritten by \`scripts/dev/generate-demo-data.ts\` (seed ${seed}): ${genres.length} genres, ` +
       `${train.length - malformedTrain.length} training and ${test.length} test movies with invented titles and plots, ` +
       `in the Kaggle IMDb genre format, plus ${malformedTrain.length + 2} malformed lines that ingest rejects.\n`,
   );

@@ -1,34 +1,14 @@
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { UserError } from '../errors.js';
 import { formatCount, info, progress } from '../log.js';
-import { readParquet } from '../parquet/index.js';
-import { lengthOf, rowCount, writeTokens, type TokenTable } from '../arrow/index.js';
+import { readRows, ROW_FILES, type RowFile } from '../ingest/artifact.js';
+import { writeTokenFile, writeTokenStats, type LengthStats } from './artifact.js';
+import { lengthOf, rowCount, type TokenTable } from '../arrow/index.js';
 import { readModelInfo, resolveModel, TOKENIZER_FILES } from '../model/index.js';
 import type { ManifestBody } from '../artifacts/store.js';
-import type { StageRun } from '../stage-run.js';
-import { resolveWorkers, TokenizerPool } from './index.js';
+import type { StageRun } from '../stage-types.js';
+import { resolveWorkers, TokenizerPool } from '../tokenizer/index.js';
 
-/** Length statistics of one split, for the manifest and the report's histogram. */
-/** stats.json of the tokenize artifact: the length statistics of each split. */
-export interface TokenStatsFile {
-  max_length: number;
-  splits: Record<string, LengthStats>;
-}
-
-export interface LengthStats {
-  rows: number;
-  tokens: number;
-  truncated_fraction: number;
-  mean: number;
-  p50: number;
-  p90: number;
-  p95: number;
-  p99: number;
-  max: number;
-  /** Rows per length bin of 8 tokens: histogram[k] counts lengths in [8k, 8k + 8). */
-  histogram: number[];
-}
+export type { LengthStats, TokenStatsFile } from './artifact.js';
 
 /** Rows [from, to) of a token table, as a table of their own. */
 export function sliceTokens(tokens: TokenTable, from: number, to: number): TokenTable {
@@ -77,12 +57,12 @@ export async function tokenize(run: StageRun): Promise<ManifestBody> {
   const workers = resolveWorkers(config.tokenize.workers);
   // The workers load their tokenizer while the descriptions are read.
   const pool = TokenizerPool.start({ tokenizer: model.tokenizer, config: model.tokenizerConfig }, maxLength, workers);
-  const texts: Record<'train' | 'test', string[]> = { train: [], test: [] };
-  const rowIds: Record<'train' | 'test', string[]> = { train: [], test: [] };
-  for (const split of ['train', 'test'] as const) {
-    const rows = await readParquet<{ id: string; description: string }>(join(run.inputs.ingest!.dir, `${split}.parquet`), ['id', 'description']);
-    texts[split] = rows.map((r) => r.description);
-    rowIds[split] = rows.map((r) => r.id);
+  const texts: Record<RowFile, string[]> = { train: [], test: [] };
+  const rowIds: Record<RowFile, string[]> = { train: [], test: [] };
+  for (const file of ROW_FILES) {
+    const rows = await readRows(run.inputs.ingest!.dir, file, ['id', 'description']);
+    texts[file] = rows.map((r) => r.description);
+    rowIds[file] = rows.map((r) => r.id);
   }
   const total = texts.train.length + texts.test.length;
   const bar = progress('tokenize', total);
@@ -99,21 +79,21 @@ export async function tokenize(run: StageRun): Promise<ManifestBody> {
     await pool.close();
   }
   const seconds = (performance.now() - started) / 1000;
-  const stats: Record<string, LengthStats> = {};
   const parts = { train: sliceTokens(all, 0, texts.train.length), test: sliceTokens(all, texts.train.length, total) };
-  for (const [split, table] of Object.entries(parts) as ['train' | 'test', TokenTable][]) {
-    writeTokens(join(run.dir, `${split}.arrow`), table, {
-      rowIds: rowIds[split],
-      metadata: { rows_align_with: `ingest ${split}.parquet`, tokenizer: 'tokenizer.json', tokenizer_sha256: run.planned.sources['model/tokenizer.json'] ?? '', max_length: String(maxLength) },
+  const stats = {} as Record<RowFile, LengthStats>;
+  for (const file of ROW_FILES) {
+    writeTokenFile(run.dir, file, parts[file], {
+      rowIds: rowIds[file],
+      metadata: { tokenizer: 'tokenizer.json', tokenizer_sha256: run.planned.sources['model/tokenizer.json'] ?? '', max_length: String(maxLength) },
     });
-    stats[split] = lengthStats(table);
+    stats[file] = lengthStats(parts[file]);
   }
   bar.done(`${formatCount(tokensDone / seconds)} tokens/s, ${workers} worker${workers > 1 ? 's' : ''}`);
-  writeFileSync(join(run.dir, 'stats.json'), `${JSON.stringify({ max_length: maxLength, splits: stats } satisfies TokenStatsFile, null, 2)}\n`);
-  const truncated = (stats.train!.truncated_fraction * stats.train!.rows + stats.test!.truncated_fraction * stats.test!.rows) / Math.max(1, total);
-  info(`tokenize: ${formatCount(total)} rows, median ${stats.train!.p50} tokens, ${(truncated * 100).toFixed(1)}% cut at ${maxLength}`);
+  writeTokenStats(run.dir, { max_length: maxLength, splits: stats });
+  const truncated = (stats.train.truncated_fraction * stats.train.rows + stats.test.truncated_fraction * stats.test.rows) / Math.max(1, total);
+  info(`tokenize: ${formatCount(total)} rows, median ${stats.train.p50} tokens, ${(truncated * 100).toFixed(1)}% cut at ${maxLength}`);
   return {
-    rows: { train: stats.train!.rows, test: stats.test!.rows, tokens: stats.train!.tokens + stats.test!.tokens },
+    rows: { train: stats.train.rows, test: stats.test.rows, tokens: stats.train.tokens + stats.test.tokens },
     timings: { tokenize_seconds: Number(seconds.toFixed(3)), rows_per_second: Math.round(total / seconds) },
     details: { max_length: maxLength, workers, truncated_fraction: truncated, vocab: modelInfo.vocab, random_model: modelInfo.random },
   };

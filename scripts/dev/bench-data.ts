@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { UserError } from '../pipeline/errors.js';
+import { UserError } from '../../pipeline/errors.js';
 
 /**
  * What the benchmarks share: large inputs made of a real data set's text, and one place for

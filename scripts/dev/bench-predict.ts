@@ -13,9 +13,9 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { trainingFields, writeBenchResults } from './bench-data.js';
-import { runMain, UserError } from '../pipeline/errors.js';
-import { parseArgs } from '../pipeline/cli.js';
-import { formatCount, info } from '../pipeline/log.js';
+import { runMain, UserError } from '../../pipeline/errors.js';
+import { parseArgs } from '../../pipeline/cli.js';
+import { formatCount, info } from '../../pipeline/log.js';
 
 runMain(async () => {
   const args = await parseArgs('bench-predict', 'Benchmark predict against the embed stage.', (y) =>

@@ -9,11 +9,11 @@
  */
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { runMain, UserError } from '../pipeline/errors.js';
-import { parseArgs } from '../pipeline/cli.js';
-import { formatBytes, info } from '../pipeline/log.js';
-import { bertConfigJson, buildBertModel, type BertShape, type ExportShape } from '../pipeline/onnx/bert-graph.js';
-import { buildVocab, tokenizerJson, TOKENIZER_CONFIG } from '../pipeline/tokenizer/vocab.js';
+import { runMain, UserError } from '../../pipeline/errors.js';
+import { parseArgs } from '../../pipeline/cli.js';
+import { formatBytes, info } from '../../pipeline/log.js';
+import { bertConfigJson, buildBertModel, type BertShape, type ExportShape } from '../../pipeline/testing/bert-graph.js';
+import { buildVocab, tokenizerJson, TOKENIZER_CONFIG } from '../../pipeline/testing/vocab.js';
 
 runMain(async () => {
   const args = await parseArgs('make-bert-model', 'Write a random-weight BERT model folder.', (y) =>

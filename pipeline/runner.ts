@@ -1,17 +1,18 @@
+import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import YAML from 'yaml';
 import { loadConfig, makeCommand, type LoadedConfig } from './config/index.js';
 import { UserError } from './errors.js';
 import { info } from './log.js';
-import { ArtifactStore, type ManifestBody } from './artifacts/store.js';
+import { ArtifactStore } from './artifacts/store.js';
 import { planAvailable, type PlannedStage } from './artifacts/plan.js';
 import { leaseKeys, takeLease } from './artifacts/lease.js';
 import { recordRun, runDir } from './artifacts/runs.js';
-import { STAGES } from './stages.js';
+import { STAGES, stage as pipelineStage } from './dag.js';
 import type { CommonArgs } from './cli.js';
 
-export type { StageRun, UpstreamArtifact } from './stage-run.js';
-import type { StageRun, UpstreamArtifact } from './stage-run.js';
+export type { StageRun, UpstreamArtifact } from './stage-types.js';
+import type { StageBuild, StageOutcome, UpstreamArtifact } from './stage-types.js';
 
 /** Loads the config and the store, and plans the keys of every stage the config can plan (`stage` at least). */
 export async function openStage(stage: string, args: CommonArgs) {
@@ -34,14 +35,17 @@ export const planKeys = (plan: Map<string, PlannedStage>) => Object.fromEntries(
 export async function runStage(
   stage: string,
   args: CommonArgs,
-  build: (run: StageRun) => Promise<ManifestBody> | ManifestBody,
   options: {
+    /** The stage's build from `STAGES` unless given (embed's `--shard` and `--merge`). */
+    build?: StageBuild;
     resumable?: boolean;
     /** Publish under another name (an `embed-slice`), outside the run: a part, not the stage's artifact. */
     publishAs?: (planned: PlannedStage) => { stage: string; key: string };
   } = {},
 ): Promise<UpstreamArtifact & { built: boolean; loaded: LoadedConfig; store: ArtifactStore }> {
   const { loaded, store, plan, planned } = await openStage(stage, args);
+  const spec = pipelineStage(stage);
+  const build = options.build ?? (await spec.build());
   // What this build reads and writes is kept by `make gc` until the build ends.
   takeLease(store, leaseKeys(plan));
   for (const [input, key] of Object.entries(planned.inputs)) {
@@ -60,7 +64,7 @@ export async function runStage(
       const body = await build({ ...ctx, loaded, store, planned, inputs });
       return { ...body, timings: { ...body.timings, verify_inputs_seconds: verifySeconds } };
     },
-    { ...options, force: args.force },
+    { resumable: options.resumable ?? spec.resumable, force: args.force },
   );
   let where = dir;
   if (!options.publishAs) {
@@ -68,6 +72,7 @@ export async function runStage(
     where = `${runDir(store, loaded.config.run)}/${stage}`;
   }
   info(built ? `${target.stage}: built ${target.key} in ${manifest.timings.seconds}s -> ${where}` : `${target.stage}: up to date (${target.key}) -> ${where}`);
+  if (args.resultJson) writeFileSync(args.resultJson, JSON.stringify({ stage: target.stage, key: target.key, built, dir } satisfies StageOutcome));
   return { manifest, dir, built, loaded, store };
 }
 

@@ -1,15 +1,32 @@
 import type { StageSpec } from './artifacts/plan.js';
+import type { StageBuild } from './stage-types.js';
 import { ingestSources } from './ingest/source.js';
 import { reportSources } from './report/sources.js';
 import { modelSources, NETWORK_FILES, TOKENIZER_FILES } from './model/index.js';
 
+/** A stage of the DAG: what makes up its key, and its build function (loaded only when it runs). */
+export interface PipelineStage extends StageSpec {
+  build(): Promise<StageBuild>;
+  /** Keeps its work folder after a failure, so that a rerun resumes (embed's finished shards). */
+  resumable?: boolean;
+}
+
 /**
- * The stages in DAG order, with what makes up each one's key. The Makefile runs them in this
- * order; this list says which config fields and files each one depends on.
+ * A stage's code is its program (`stages/<name>.ts`) and its body (`pipeline/<name>/<name>.ts`),
+ * with everything they import: what its key hashes.
  */
-export const STAGES: readonly StageSpec[] = [
+const code = (name: string) => [`stages/${name}.js`, `pipeline/${name}/${name}.js`];
+
+/**
+ * The pipeline, the one description of it: the stages in DAG order, with what makes up each
+ * one's key and the function that builds it. The runner, `make status`, the sweep, `predict` and
+ * the report take their stage lists from here; a test checks that the Makefile's targets agree.
+ */
+export const STAGES: readonly PipelineStage[] = [
   {
     name: 'ingest',
+    code: code('ingest'),
+    build: async () => (await import('./ingest/ingest.js')).ingest,
     // 2: the optional image column.
     version: 2,
     inputs: [],
@@ -23,6 +40,8 @@ export const STAGES: readonly StageSpec[] = [
   },
   {
     name: 'tokenize',
+    code: code('tokenize'),
+    build: async () => (await import('./tokenize/tokenize.js')).tokenize,
     version: 1,
     inputs: ['ingest'],
     // Worker count cannot change the ids.
@@ -31,6 +50,10 @@ export const STAGES: readonly StageSpec[] = [
   },
   {
     name: 'embed',
+    code: code('embed'),
+    // The whole corpus in one process; `--shard i/n` and `--merge n` are the program's own modes.
+    build: async () => (await import('./embed/embed.js')).embed,
+    resumable: true,
     version: 1,
     inputs: ['tokenize'],
     // Providers, threads, batch and shard sizes change how fast, not what: they stay out of the key.
@@ -39,6 +62,8 @@ export const STAGES: readonly StageSpec[] = [
   },
   {
     name: 'train',
+    code: code('train'),
+    build: async () => (await import('./train/train.js')).trainClassifier,
     version: 1,
     inputs: ['ingest', 'embed'],
     // The backend is left out: it changes speed, and only float rounding of the result.
@@ -50,12 +75,16 @@ export const STAGES: readonly StageSpec[] = [
   },
   {
     name: 'evaluate',
+    code: code('evaluate'),
+    build: async () => (await import('./evaluate/evaluate.js')).evaluate,
     version: 1,
     inputs: ['ingest', 'embed', 'train'],
     params: ({ config }) => ({ evaluate: config.evaluate }),
   },
   {
     name: 'report',
+    code: code('report'),
+    build: async () => (await import('./report/report.js')).buildReport,
     // 2: posters from the image column, empty confusion cells left blank.
     version: 2,
     inputs: ['ingest', 'tokenize', 'embed', 'train', 'evaluate'],
@@ -67,3 +96,17 @@ export const STAGES: readonly StageSpec[] = [
     sources: reportSources,
   },
 ];
+
+/** The stage named `name`; a bug if there is none. */
+export function stage(name: string): PipelineStage {
+  const found = STAGES.find((s) => s.name === name);
+  if (!found) throw new Error(`no stage named ${name} in STAGES`);
+  return found;
+}
+
+/** `name` and every stage it reads from, directly or not, in DAG order. */
+export function upstreamOf(name: string): string[] {
+  const needed = new Set([name]);
+  for (const spec of [...STAGES].reverse()) if (needed.has(spec.name)) for (const input of spec.inputs) needed.add(input);
+  return STAGES.map((s) => s.name).filter((s) => needed.has(s));
+}

@@ -12,13 +12,13 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { runStageProgram, writeBenchResults } from './bench-data.js';
-import { runMain } from '../pipeline/errors.js';
-import { parseArgs } from '../pipeline/cli.js';
-import { info } from '../pipeline/log.js';
-import { readEmbeddings } from '../pipeline/arrow/index.js';
-import { rowCosines } from '../pipeline/embed/pooling.js';
-import { readParquet } from '../pipeline/parquet/index.js';
-import type { Manifest } from '../pipeline/artifacts/store.js';
+import { runMain } from '../../pipeline/errors.js';
+import { parseArgs } from '../../pipeline/cli.js';
+import { info } from '../../pipeline/log.js';
+import { readEmbeddings } from '../../pipeline/arrow/index.js';
+import { rowCosines } from '../../pipeline/onnx/pooling.js';
+import { readParquet } from '../../pipeline/parquet/index.js';
+import type { Manifest } from '../../pipeline/artifacts/store.js';
 
 runMain(async () => {
   const args = await parseArgs('bench-int8', 'Embed rows/s, vector fidelity and classifier agreement: fp32 against int8.', (y) =>

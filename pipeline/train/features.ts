@@ -1,8 +1,5 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { readEmbeddings } from '../arrow/index.js';
-import { readParquet } from '../parquet/index.js';
-import type { LabelsFile } from '../ingest/index.js';
+import { readLabels, readRows, ROW_FILES } from '../ingest/artifact.js';
+import { readVectors } from '../embed/artifact.js';
 import type { Split } from '../ingest/rows.js';
 
 export interface SplitFeatures {
@@ -22,13 +19,13 @@ export interface Features {
 
 /** Joins the embed vectors with ingest's genres and splits (row i of each file is the same movie). */
 export async function loadFeatures(ingestDir: string, embedDir: string): Promise<Features> {
-  const { labels } = JSON.parse(readFileSync(join(ingestDir, 'labels.json'), 'utf8')) as LabelsFile;
+  const { labels } = readLabels(ingestDir);
   const index = new Map(labels.map((l, i) => [l, i]));
   const splits: Features['splits'] = {};
   let dim = 0;
-  for (const file of ['train', 'test'] as const) {
-    const meta = await readParquet<{ genre?: string; split: Split }>(join(ingestDir, `${file}.parquet`), ['genre', 'split']);
-    const { vectors, hidden } = readEmbeddings(join(embedDir, `${file}.arrow`));
+  for (const file of ROW_FILES) {
+    const meta = await readRows(ingestDir, file, ['genre', 'split']);
+    const { vectors, hidden } = readVectors(embedDir, file);
     dim = hidden;
     if (vectors.length !== meta.length * hidden) throw new Error(`${file}: ${meta.length} ingest rows but ${vectors.length / hidden} vectors`);
     const bySplit = new Map<Split, number[]>();
@@ -40,7 +37,7 @@ export async function loadFeatures(ingestDir: string, embedDir: string): Promise
     for (const [split, rows] of bySplit) {
       const x = new Float32Array(rows.length * hidden);
       rows.forEach((r, i) => x.set(vectors.subarray(r * hidden, (r + 1) * hidden), i * hidden));
-      const y = Int32Array.from(rows, (r) => (meta[r]!.genre !== undefined ? index.get(meta[r]!.genre!) ?? -1 : -1));
+      const y = Int32Array.from(rows, (r) => (meta[r]!.genre ? index.get(meta[r]!.genre) ?? -1 : -1));
       splits[split] = { x, y, rows: Int32Array.from(rows) };
     }
   }

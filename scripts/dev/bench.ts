@@ -10,13 +10,13 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { repeatedTrainingLines, writeBenchResults } from './bench-data.js';
-import { runMain, UserError } from '../pipeline/errors.js';
-import { parseArgs } from '../pipeline/cli.js';
-import { formatCount, info } from '../pipeline/log.js';
-import { readTokens } from '../pipeline/arrow/index.js';
-import { bertFlops } from '../pipeline/embed/pooling.js';
-import { readModelInfo } from '../pipeline/model/index.js';
-import { openSession, ort, type Provider } from '../pipeline/onnx/session.js';
+import { runMain, UserError } from '../../pipeline/errors.js';
+import { parseArgs } from '../../pipeline/cli.js';
+import { formatCount, info } from '../../pipeline/log.js';
+import { readTokens } from '../../pipeline/arrow/index.js';
+import { bertFlops } from '../../pipeline/onnx/pooling.js';
+import { readModelInfo } from '../../pipeline/model/index.js';
+import { openSession, ort, type Provider } from '../../pipeline/onnx/session.js';
 
 runMain(async () => {
   const args = await parseArgs('bench', 'Benchmark the tokenize and embed stages.', (y) =>

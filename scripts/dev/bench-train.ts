@@ -5,14 +5,14 @@
  * pass per epoch; this shows what that costs. Writes artifacts/bench/train.json.
  */
 import { writeBenchResults } from './bench-data.js';
-import { runMain } from '../pipeline/errors.js';
-import { parseArgs } from '../pipeline/cli.js';
-import { formatCount, info } from '../pipeline/log.js';
-import { loadConfig } from '../pipeline/config/index.js';
-import { selectBackend, tf } from '../pipeline/mlp/backend.js';
-import { buildModel, predictProbabilities } from '../pipeline/mlp/model.js';
-import { Rng } from '../pipeline/random.js';
-import { computeMetrics } from '../pipeline/metrics/index.js';
+import { runMain } from '../../pipeline/errors.js';
+import { parseArgs } from '../../pipeline/cli.js';
+import { formatCount, info } from '../../pipeline/log.js';
+import { loadConfig } from '../../pipeline/config/index.js';
+import { selectBackend, tf } from '../../pipeline/mlp/backend.js';
+import { buildModel, predictProbabilities } from '../../pipeline/mlp/model.js';
+import { Rng } from '../../pipeline/random.js';
+import { computeMetrics } from '../../pipeline/metrics/index.js';
 
 runMain(async () => {
   const args = await parseArgs('bench-train', 'Benchmark training throughput.', (y) =>

@@ -14,10 +14,10 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { writeBenchResults } from './bench-data.js';
-import { runMain, UserError } from '../pipeline/errors.js';
-import { parseArgs } from '../pipeline/cli.js';
-import { info } from '../pipeline/log.js';
-import { loadSweep, overrideArgs } from '../pipeline/sweep/file.js';
+import { runMain, UserError } from '../../pipeline/errors.js';
+import { parseArgs } from '../../pipeline/cli.js';
+import { info } from '../../pipeline/log.js';
+import { loadSweep, overrideArgs } from '../../pipeline/sweep/file.js';
 
 runMain(async () => {
   const args = await parseArgs('bench-sweep', 'Benchmark a sweep against one train + evaluate.', (y) =>
@@ -44,7 +44,7 @@ runMain(async () => {
     );
     const sequential = each.reduce((a, b) => a + b, 0);
     info(`bench-sweep: one variant ${single.toFixed(1)}s; each alone ${each.map((s) => s.toFixed(1)).join(', ')}s (${sequential.toFixed(1)}s in a row); now the sweep, ${sweep.maxParallel} at a time`);
-    const whole = run('stages/sweep', [args.sweep, '--artifacts', stores.sweep]);
+    const whole = run('scripts/sweep', [args.sweep, '--artifacts', stores.sweep]);
     const summary = JSON.parse(readFileSync(join(stores.sweep, 'sweeps', sweep.name, 'sweep.json'), 'utf8'));
     const results = {
       sweep: args.sweep,

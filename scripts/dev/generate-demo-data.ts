@@ -1,7 +1,7 @@
-import { runMain } from '../pipeline/errors.js';
-import { info } from '../pipeline/log.js';
-import { parseArgs } from '../pipeline/cli.js';
-import { writeDemoData } from '../pipeline/ingest/demo.js';
+import { runMain } from '../../pipeline/errors.js';
+import { info } from '../../pipeline/log.js';
+import { parseArgs } from '../../pipeline/cli.js';
+import { writeDemoData } from '../../pipeline/testing/demo-data.js';
 
 // Writes the offline demo data set (generated, not real) that configs/default.yaml reads.
 runMain(async () => {

@@ -8,9 +8,9 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, wri
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { repeatedTrainingLines, writeBenchResults } from './bench-data.js';
-import { runMain, UserError } from '../pipeline/errors.js';
-import { parseArgs } from '../pipeline/cli.js';
-import { formatBytes, formatCount, info } from '../pipeline/log.js';
+import { runMain, UserError } from '../../pipeline/errors.js';
+import { parseArgs } from '../../pipeline/cli.js';
+import { formatBytes, formatCount, info } from '../../pipeline/log.js';
 
 runMain(async () => {
   const args = await parseArgs('bench-ingest', 'Benchmark the ingest stage on a large text file.', (y) =>

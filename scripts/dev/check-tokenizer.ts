@@ -8,10 +8,10 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { runMain, UserError } from '../pipeline/errors.js';
-import { parseArgs } from '../pipeline/cli.js';
-import { info } from '../pipeline/log.js';
-import { BertTokenizer } from '../pipeline/tokenizer/index.js';
+import { runMain, UserError } from '../../pipeline/errors.js';
+import { parseArgs } from '../../pipeline/cli.js';
+import { info } from '../../pipeline/log.js';
+import { BertTokenizer } from '../../pipeline/tokenizer/index.js';
 
 const TRICKY = [
   'Café au lait, naïve résumé — São Paulo, Zürich, Ångström, Ñandú.',

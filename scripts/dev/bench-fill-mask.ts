@@ -13,11 +13,11 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { runStageProgram, trainingFields, writeBenchResults } from './bench-data.js';
-import { runMain, UserError } from '../pipeline/errors.js';
-import { parseArgs } from '../pipeline/cli.js';
-import { info } from '../pipeline/log.js';
-import { readEmbeddings } from '../pipeline/arrow/index.js';
-import type { Manifest } from '../pipeline/artifacts/store.js';
+import { runMain, UserError } from '../../pipeline/errors.js';
+import { parseArgs } from '../../pipeline/cli.js';
+import { info } from '../../pipeline/log.js';
+import { readEmbeddings } from '../../pipeline/arrow/index.js';
+import type { Manifest } from '../../pipeline/artifacts/store.js';
 
 
 const EXPORTS = ['feature-extraction', 'fill-mask'] as const;

@@ -15,16 +15,16 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { writeBenchResults } from './bench-data.js';
-import { runMain, UserError } from '../pipeline/errors.js';
-import { parseArgs } from '../pipeline/cli.js';
-import { formatBytes, info } from '../pipeline/log.js';
-import { loadConfig } from '../pipeline/config/index.js';
-import { ArtifactStore, type Manifest } from '../pipeline/artifacts/store.js';
-import { writeEmbeddings } from '../pipeline/arrow/index.js';
-import { selectBackend, tf } from '../pipeline/mlp/backend.js';
-import { buildModel } from '../pipeline/mlp/model.js';
-import { Rng } from '../pipeline/random.js';
-import { runPointers } from '../pipeline/artifacts/runs.js';
+import { runMain, UserError } from '../../pipeline/errors.js';
+import { parseArgs } from '../../pipeline/cli.js';
+import { formatBytes, info } from '../../pipeline/log.js';
+import { loadConfig } from '../../pipeline/config/index.js';
+import { ArtifactStore, type Manifest } from '../../pipeline/artifacts/store.js';
+import { writeEmbeddings } from '../../pipeline/arrow/index.js';
+import { selectBackend, tf } from '../../pipeline/mlp/backend.js';
+import { buildModel } from '../../pipeline/mlp/model.js';
+import { Rng } from '../../pipeline/random.js';
+import { runPointers } from '../../pipeline/artifacts/runs.js';
 
 runMain(async () => {
   const args = await parseArgs('bench-verify', 'Cost of verifying inputs against their manifests.', (y) =>

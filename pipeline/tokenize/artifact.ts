@@ -1,0 +1,49 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { readRowIds, readTokens, writeTokens, type TokenTable } from '../arrow/index.js';
+import type { RowFile } from '../ingest/artifact.js';
+
+/**
+ * The tokenize artifact:
+ *
+ *   train.arrow, test.arrow   `input_ids` (List<Int32>) and `truncated` per row, with each row's
+ *                             `id`; row i is row i of ingest's Parquet file of the same name
+ *   stats.json                the length statistics of each file (TokenStatsFile)
+ */
+export const tokensPath = (dir: string, file: RowFile) => join(dir, `${file}.arrow`);
+const statsPath = (dir: string) => join(dir, 'stats.json');
+
+/** Length statistics of one file, for the manifest and the report's histogram. */
+export interface LengthStats {
+  rows: number;
+  tokens: number;
+  truncated_fraction: number;
+  mean: number;
+  p50: number;
+  p90: number;
+  p95: number;
+  p99: number;
+  max: number;
+  /** Rows per length bin of 8 tokens: histogram[k] counts lengths in [8k, 8k + 8). */
+  histogram: number[];
+}
+
+export interface TokenStatsFile {
+  max_length: number;
+  splits: Record<RowFile, LengthStats>;
+}
+
+export function writeTokenFile(dir: string, file: RowFile, tokens: TokenTable, annotations: { rowIds: string[]; metadata: Record<string, string> }): void {
+  writeTokens(tokensPath(dir, file), tokens, { ...annotations, metadata: { ...annotations.metadata, rows_align_with: `ingest ${file}.parquet` } });
+}
+
+export const readTokenFile = (dir: string, file: RowFile): TokenTable => readTokens(tokensPath(dir, file));
+export const readTokenRowIds = (dir: string, file: RowFile): string[] | undefined => readRowIds(tokensPath(dir, file));
+
+export function writeTokenStats(dir: string, stats: TokenStatsFile): void {
+  writeFileSync(statsPath(dir), `${JSON.stringify(stats, null, 2)}\n`);
+}
+
+export function readTokenStats(dir: string): TokenStatsFile {
+  return JSON.parse(readFileSync(statsPath(dir), 'utf8')) as TokenStatsFile;
+}
