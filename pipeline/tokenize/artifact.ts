@@ -34,7 +34,7 @@ export interface TokenStatsFile {
 }
 
 export function writeTokenFile(dir: string, file: RowFile, tokens: TokenTable, annotations: { rowIds: string[]; metadata: Record<string, string> }): void {
-  writeTokens(tokensPath(dir, file), tokens, { ...annotations, metadata: { ...annotations.metadata, rows_align_with: `ingest ${file}.parquet` } });
+  writeTokens(tokensPath(dir, file), tokens, { ...annotations, metadata: { rows_align_with: `ingest ${file}.parquet`, ...annotations.metadata } });
 }
 
 export const readTokenFile = (dir: string, file: RowFile): TokenTable => readTokens(tokensPath(dir, file));
