@@ -42,7 +42,7 @@ SAMPLE_MODEL := models/sample-bert-random/model.onnx
 CONFIG_MODELS := $(if $(shell grep -s 'models/sample-bert-random' $(CONFIG)),$(SAMPLE_MODEL))
 
 PHONY_STAGES := ingest tokenize embed train evaluate report
-.PHONY: all install build browser demo-data $(PHONY_STAGES) predict sweep runs diff gate gate-update status config check-config clean gc verify pin test bench bench-ingest bench-embed bench-train bench-predict bench-sweep bench-fill-mask bench-verify bench-int8 model-demo model-sample model-bert-base check-tokenizer
+.PHONY: all install build browser demo-data $(PHONY_STAGES) predict sweep runs diff gate gate-update status config check-config clean gc verify pin test bench bench-ingest bench-embed bench-train bench-predict bench-sweep bench-fill-mask bench-verify bench-int8 bench-tfidf model-demo model-sample model-bert-base check-tokenizer
 
 # One planner process answers "would anything run?"; only then are the stage targets walked.
 # That keeps a no-op `make all` to one Node start-up instead of one per stage.
@@ -196,6 +196,10 @@ bench-fill-mask: $(BUILT) $(DEMO_DATA)
 # What checking inputs against their manifests costs, next to the stage (train on CONFIG) and one epoch on 100,000 x 768.
 bench-verify: $(BUILT)
 	$(NODE) dist/scripts/dev/bench-verify.js --config $(CONFIG) --artifacts $(ARTIFACTS)
+
+# TF-IDF fit and transform rows/s on 100,000 plots (BENCH_DATA's, repeated).
+bench-tfidf: $(BUILT)
+	$(NODE) dist/scripts/dev/bench-tfidf.js --data $(BENCH_DATA) --config configs/imdb-sample-tfidf.yaml --artifacts $(ARTIFACTS)
 
 bench-ingest: $(BUILT) $(DEMO_DATA) $(CONFIG_MODELS)
 	$(NODE) dist/scripts/dev/bench-ingest.js --artifacts $(ARTIFACTS)

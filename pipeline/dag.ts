@@ -2,7 +2,8 @@ import type { StageSpec } from './artifacts/plan.js';
 import type { StageBuild } from './stage-types.js';
 import { ingestSources } from './ingest/source.js';
 import { reportSources } from './report/sources.js';
-import { modelSources, NETWORK_FILES, TOKENIZER_FILES } from './model/index.js';
+import { modelSources, TOKENIZER_FILES } from './model/index.js';
+import { featurizerOf } from './embed/featurizer.js';
 
 /** A stage of the DAG: what makes up its key, and its build function (loaded only when it runs). */
 export interface PipelineStage extends StageSpec {
@@ -55,10 +56,11 @@ export const STAGES: readonly PipelineStage[] = [
     build: async () => (await import('./embed/embed.js')).embed,
     resumable: true,
     version: 1,
-    inputs: ['tokenize'],
-    // Providers, threads, batch and shard sizes change how fast, not what: they stay out of the key.
-    params: ({ config }) => ({ embed: { pooling: config.embed.pooling }, model: { precision: config.model?.precision } }),
-    sources: (loaded, store) => modelSources(loaded, store, NETWORK_FILES(loaded)),
+    // BERT reads tokenize's ids; TF-IDF reads ingest's descriptions and fits on its training split.
+    inputs: ['ingest', 'tokenize'],
+    // What changes the vectors is the featurizer's to say (embed/featurizer.ts).
+    params: ({ config }) => featurizerOf(config).params(config),
+    sources: (loaded, store) => featurizerOf(loaded.config).sources(loaded, store),
   },
   {
     name: 'train',

@@ -66,10 +66,12 @@ runMain(async () => {
   }
   if (args.json) process.stdout.write(`${JSON.stringify(args.input ? predictions : { description: input.texts[0], top: predictions[0]!.top }, null, 2)}\n`);
   else if (!args.output) process.stdout.write(formatTable(predictions));
-  const embedRate = predictions.length / Math.max(1e-9, seconds.embed!);
+  // The featurizer's steps (bert: tokenize, embed; tfidf: vectorize), then the classifier.
+  const { classify, ...steps } = seconds;
+  const vectorizeRate = predictions.length / Math.max(1e-9, Object.values(steps).reduce((a, b) => a + b, 0));
   info(
     `predict: ${formatCount(predictions.length)} description${predictions.length === 1 ? '' : 's'} with run "${run.name}" (train ${run.manifests.train.key}) in ${formatSeconds(wall)} from start: ` +
-      `tokenize ${seconds.tokenize!.toFixed(2)}s, embed ${seconds.embed!.toFixed(2)}s (${formatCount(embedRate)} rows/s), classify ${seconds.classify!.toFixed(2)}s, ` +
+      `${Object.entries(steps).map(([step, s]) => `${step} ${s.toFixed(2)}s`).join(', ')} (${formatCount(vectorizeRate)} rows/s), classify ${classify!.toFixed(2)}s, ` +
       `${formatCount(predictions.length / wall)} rows/s overall`,
   );
 });

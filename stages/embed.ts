@@ -1,37 +1,44 @@
 /**
- * embed: token ids -> one frozen BERT vector per row (Arrow IPC, FixedSizeList<Float32>[hidden])
+ * embed: descriptions -> one vector per row (Arrow IPC, FixedSizeList<Float32>[dim]), by the
+ * featurizer `embed.method` names (pipeline/embed/featurizer.ts)
  *
- *   parse arguments              -> config + overrides; --shard i/n or --merge n
- *   open the upstream artifact   -> token ids (Arrow)
- *   open the model               -> an ONNX Runtime session, provider chosen and logged
- *   for each shard, each batch   -> rows of similar length up to a token budget, run, pool;
+ *   parse arguments              -> config + overrides; --shard i/n or --merge n (bert)
+ *   fit                          -> bert: nothing (a frozen encoder); tfidf: vocabulary and IDF on
+ *                                   the training split only, stored as tfidf.json
+ *   bert: open the model         -> an ONNX Runtime session, provider chosen and logged
+ *   bert: each shard, each batch -> rows of similar length up to a token budget, run, pool;
  *                                   a shard file per finished shard (a rerun resumes after a crash)
+ *   tfidf: transform             -> every row through the fitted vocabulary, l2-normalized
  *   publish                      -> train.arrow, test.arrow in ingest row order; manifest with
- *                                   throughput, time inside session.run, provider, versions
+ *                                   throughput, provider or fitted sizes, versions
  *
- * Several machines can share a corpus: each runs `--shard i/n` (an embed-slice artifact), then
- * one runs `--merge n`, which yields the artifact a single run would have written, byte for byte.
+ * Several machines can share a BERT corpus: each runs `--shard i/n` (an embed-slice artifact),
+ * then one runs `--merge n`, which yields the artifact a single run would have written, byte for byte.
  */
 import { runMain, UserError } from '../pipeline/errors.js';
 import { parseStageArgs } from '../pipeline/cli.js';
-import { runStage } from '../pipeline/runner.js';
+import { runStage, type StageRun } from '../pipeline/runner.js';
 
 runMain(async () => {
-  const args = await parseStageArgs('embed', 'Embed token ids with a BERT ONNX model.', (y) =>
+  const args = await parseStageArgs('embed', 'Turn descriptions into vectors with the featurizer embed.method names (BERT or TF-IDF).', (y) =>
     y
       .option('shard', { type: 'string', describe: 'embed only slice i of n (e.g. 0/4), for a later --merge n' })
       .option('merge', { type: 'number', describe: 'join slices 0/n .. n-1/n into the embed artifact' })
       .conflicts('shard', 'merge'),
   );
-  const { embed, mergeSlices, sliceKey } = await import('../pipeline/embed/embed.js');
+  const { build, mergeSlices, sliceKey } = await import('../pipeline/embed/bert.js');
+  // Slices split the work of a frozen encoder; TF-IDF fits on the whole training split in one pass.
+  const bertOnly = (run: StageRun, option: string) => {
+    if (run.loaded.config.embed.method !== 'bert') throw new UserError(`embed ${option}: slices are for embed.method bert; ${run.loaded.config.embed.method} embeds the corpus in one pass (run embed without it)`);
+  };
   if (args.shard !== undefined) {
     const match = /^(\d+)\/(\d+)$/.exec(args.shard);
     const slice = match ? { index: Number(match[1]), count: Number(match[2]) } : undefined;
     if (!slice || slice.count < 1 || slice.index >= slice.count) throw new UserError(`embed --shard ${args.shard}: expected i/n with 0 <= i < n, e.g. --shard 0/4`);
-    await runStage('embed', args, { build: (run) => embed(run, slice), resumable: true, publishAs: (planned) => ({ stage: 'embed-slice', key: sliceKey(planned.key, slice) }) });
+    await runStage('embed', args, { build: (run) => (bertOnly(run, '--shard'), build(run, slice)), resumable: true, publishAs: (planned) => ({ stage: 'embed-slice', key: sliceKey(planned.key, slice) }) });
   } else if (args.merge !== undefined) {
     if (!Number.isInteger(args.merge) || args.merge < 1) throw new UserError(`embed --merge ${args.merge}: expected the number of slices, e.g. --merge 4`);
-    await runStage('embed', args, { build: (run) => mergeSlices(run, run.store, args.merge!) });
+    await runStage('embed', args, { build: (run) => (bertOnly(run, '--merge'), mergeSlices(run, run.store, args.merge!)) });
   } else {
     await runStage('embed', args);
   }

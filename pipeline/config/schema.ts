@@ -96,7 +96,30 @@ export const tokenizeSchema = z.strictObject({
   workers: z.union([z.literal('auto'), z.number().int().min(1).max(64)]).default('auto'),
 });
 
+/**
+ * TF-IDF of word n-grams (`embed.method: tfidf`), as scikit-learn's TfidfVectorizer computes it
+ * with `sublinear_tf`, smoothed IDF and l2 rows. Fitted on the training split only.
+ */
+export const tfidfSchema = z.strictObject({
+  /** Longest n-gram: 1 words only, 2 words and pairs of adjacent words. */
+  ngram_max: z.number().int().min(1).max(3).default(2),
+  /** An n-gram must occur in at least this many training descriptions. */
+  min_df: z.number().int().min(1).default(2),
+  /**
+   * Keep the n-grams most frequent in the training descriptions, at most this many: the width of
+   * the dense vectors. 54,000 rows x 8,192 floats is 1.8 GB per copy; the cap keeps the full data
+   * set in memory.
+   */
+  max_features: z.number().int().min(16).max(32_768).default(8192),
+  /** 1 + log(count) instead of the raw count. */
+  sublinear_tf: z.boolean().default(true),
+  lowercase: z.boolean().default(true),
+});
+
 export const embedSchema = z.strictObject({
+  /** How descriptions become vectors: frozen BERT (`model`, tokenize's ids) or TF-IDF of the words. */
+  method: z.enum(['bert', 'tfidf']).default('bert'),
+  tfidf: tfidfSchema.prefault({}),
   pooling: z.enum(['mean', 'cls', 'pooler']).default('mean'),
   /** Execution providers to try, in order; the first that loads runs. Not part of the key. */
   providers: z.array(z.enum(['cuda', 'webgpu', 'cpu'])).min(1).default(['cuda', 'webgpu', 'cpu']),
@@ -192,6 +215,8 @@ export const reportSchema = z.strictObject({
   poster_max_bytes: positiveInt.default(8 * 1024 * 1024),
   /** Poster URLs on loopback or private addresses (127.0.0.1, 10.x, ...) are refused unless this is set. */
   allow_private_poster_urls: z.boolean().default(false),
+  /** Runs (names under artifacts/runs/) whose figures the headline and per-genre table show beside this run's. */
+  reference_runs: z.array(z.string().regex(/^[A-Za-z0-9._-]+$/, 'expected a run name: letters, digits, ".", "_" or "-"')).default([]),
 });
 
 export const configSchema = z
@@ -227,5 +252,6 @@ export type Config = z.output<typeof configSchema> & { run: string };
 export type IngestConfig = Config['ingest'];
 export type ModelConfig = NonNullable<Config['model']>;
 export type EmbedConfig = Config['embed'];
+export type TfidfConfig = EmbedConfig['tfidf'];
 export type TrainConfig = Config['train'];
 export type ReportConfig = Config['report'];

@@ -1,9 +1,9 @@
 import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { basename, dirname, extname, join, resolve } from 'node:path';
+import { dirname, extname, join, resolve } from 'node:path';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { stringify as stringifyCsv } from 'csv-stringify/sync';
 import { UserError } from '../errors.js';
-import { formatCount, progress } from '../log.js';
+import { formatCount } from '../log.js';
 import { readParquet, writeParquet, type TableSchema } from '../parquet/index.js';
 import { configSchema, type Config } from '../config/schema.js';
 import { makeCommand, type LoadedConfig } from '../config/index.js';
@@ -11,12 +11,8 @@ import type { ArtifactStore, Manifest } from '../artifacts/store.js';
 import { listRuns, readRun, runPointers } from '../artifacts/runs.js';
 import { planStages } from '../artifacts/plan.js';
 import { STAGES } from '../dag.js';
-import { modelSources, NETWORK_FILES, readModelInfo, resolveModel, TOKENIZER_FILES } from '../model/index.js';
-import { openEncoder } from '../onnx/encoder.js';
-import { BertTokenizer, resolveWorkers, TokenizerPool } from '../tokenizer/index.js';
-import { lengthOf, rowCount, type TokenTable } from '../arrow/index.js';
-import { planShards } from '../embed/batches.js';
-import { embedShard, encoderOptions } from '../embed/embed.js';
+import { modelSources, TOKENIZER_FILES } from '../model/index.js';
+import { featurizerOf } from '../embed/featurizer.js';
 import { selectBackend } from '../mlp/backend.js';
 import { predictProbabilities, standardize } from '../mlp/model.js';
 import { readClassifier } from '../train/artifact.js';
@@ -24,15 +20,16 @@ import { topColumns } from '../evaluate/artifact.js';
 import { topK } from '../metrics/index.js';
 
 /**
- * Predicts genres for new descriptions with a finished run: the run's tokenizer settings, the
- * same ONNX model (checked by checksum) and its trained classifier. Nothing is retrained and no
- * artifact is written.
+ * Predicts genres for new descriptions with a finished run: its featurizer, opened from the
+ * run's embed artifact (the same ONNX model, checked by checksum, or the same fitted TF-IDF
+ * vocabulary), and its trained classifier. Nothing is retrained and no artifact is written.
  */
 
 export interface RunArtifacts {
   name: string;
   loaded: LoadedConfig;
   manifests: Record<'tokenize' | 'embed' | 'train', Manifest>;
+  embedDir: string;
   trainDir: string;
 }
 
@@ -71,12 +68,12 @@ export async function findRun(store: ArtifactStore, loaded: LoadedConfig, runNam
   // A named run may point at artifacts made from model files that have changed since. (The
   // current config's keys already hash today's model files, so its artifacts match by construction.)
   if (runName) {
-    const now = { ...(await modelSources(loaded, store, TOKENIZER_FILES)), ...(await modelSources(loaded, store, NETWORK_FILES(loaded))) };
+    const now = { ...(await modelSources(loaded, store, TOKENIZER_FILES)), ...(await featurizerOf(loaded.config).sources(loaded, store)) };
     for (const [file, sha] of Object.entries({ ...manifests.tokenize.sources, ...manifests.embed.sources })) {
       if (now[file] !== undefined && now[file] !== sha) throw new UserError(`predict: ${file} has changed since run "${loaded.config.run}" was embedded; retrain with \`${makeCommand('train', loaded)}\``);
     }
   }
-  return { name: loaded.config.run, loaded, manifests, trainDir: store.keyDir('train', manifests.train.key) };
+  return { name: loaded.config.run, loaded, manifests, embedDir: store.keyDir('embed', manifests.embed.key), trainDir: store.keyDir('train', manifests.train.key) };
 }
 
 export interface Descriptions {
@@ -154,49 +151,25 @@ export interface Prediction {
   top: { genre: string; probability: number }[];
 }
 
-/** Tokenizes, embeds and classifies `texts` as the run's stages would have. */
+/** Vectorizes and classifies `texts` as the run's embed, train and evaluate stages would have. */
 export async function predictDescriptions(run: RunArtifacts, input: Descriptions, k: number): Promise<{ predictions: Prediction[]; seconds: Record<string, number> }> {
-  const { config } = run.loaded;
-  const t0 = performance.now();
-  const files = await resolveModel(run.loaded);
-  const model = readModelInfo(files.config);
-  const maxLength = config.tokenize.max_length;
-  // Workers pay off once tokenizing takes longer than starting them (~0.3 s): about a million
-  // characters at the ~3 M characters/s one thread manages on plot text.
-  const characters = input.texts.reduce((n, t) => n + t.length, 0);
-  const pool = characters >= 1_000_000 ? TokenizerPool.start({ tokenizer: files.tokenizer, config: files.tokenizerConfig }, maxLength, resolveWorkers(config.tokenize.workers)) : null;
-  // Loading the ONNX session and the classifier overlap with tokenizing.
-  const sessionReady = openEncoder(files.onnx, run.manifests.embed.sources[`model/${basename(files.onnx)}`]!, encoderOptions(run.loaded, model));
+  const featurizer = await featurizerOf(run.loaded.config).load();
+  // The featurizer's model and the classifier load side by side.
+  const vectorizerReady = featurizer.open(run.loaded, { dir: run.embedDir, manifest: run.manifests.embed });
   const classifierReady = (async () => {
-    await selectBackend(config.train.backend, 'predict');
+    await selectBackend(run.loaded.config.train.backend, 'predict');
     return readClassifier(run.trainDir);
   })();
-  let tokens: TokenTable;
-  try {
-    tokens = pool ? await pool.tokenize(input.texts, () => {}) : BertTokenizer.load(files.tokenizer, files.tokenizerConfig).encodeAll(input.texts, maxLength);
-  } finally {
-    await pool?.close();
-  }
-  const t1 = performance.now();
-  const encoder = await sessionReady;
-  const lengths = new Int32Array(rowCount(tokens));
-  for (let i = 0; i < lengths.length; i++) lengths[i] = lengthOf(tokens, i);
-  const vectors = new Float32Array(lengths.length * model.hidden);
-  const bar = lengths.length >= 1000 ? progress('predict', lengths.length) : null;
-  for (const shard of planShards(lengths, config.embed.shard_rows)) {
-    const part = await embedShard(encoder, shard, tokens, lengths, model, config.embed, (b) => bar?.tick(b.rows));
-    shard.rows.forEach((row, i) => vectors.set(part.subarray(i * model.hidden, (i + 1) * model.hidden), row * model.hidden));
-  }
-  bar?.done();
-  const t2 = performance.now();
-  const { model: classifier, stats, genres: labels } = await classifierReady;
-  const probs = predictProbabilities(classifier, standardize(vectors, model.hidden, stats), model.hidden);
+  const vectorizer = await vectorizerReady;
+  const { vectors, seconds } = await vectorizer.vectorize(input.texts);
+  const started = performance.now();
+  const { model: classifier, stats, genres } = await classifierReady;
+  const probs = predictProbabilities(classifier, standardize(vectors, vectorizer.dim, stats), vectorizer.dim);
   const predictions = input.texts.map((_, i) => {
-    const p = probs.subarray(i * labels.length, (i + 1) * labels.length);
-    return { id: input.ids[i]!, title: input.titles[i] ?? null, top: topK(p, Math.min(k, labels.length)).map((l) => ({ genre: labels[l]!, probability: p[l]! })) };
+    const p = probs.subarray(i * genres.length, (i + 1) * genres.length);
+    return { id: input.ids[i]!, title: input.titles[i] ?? null, top: topK(p, Math.min(k, genres.length)).map((l) => ({ genre: genres[l]!, probability: p[l]! })) };
   });
-  const t3 = performance.now();
-  return { predictions, seconds: { tokenize: (t1 - t0) / 1000, embed: (t2 - t1) / 1000, classify: (t3 - t2) / 1000 } };
+  return { predictions, seconds: { ...seconds, classify: (performance.now() - started) / 1000 } };
 }
 
 /** A terminal table: one block per description, a bar per genre. */

@@ -82,6 +82,9 @@ td:first-child, th:first-child { text-align:left; }
 tr.best td:first-child::after { content:" ▲ best"; color:var(--good); font-size:11px; }
 tr.worst td:first-child::after { content:" ▼ worst"; color:var(--bad); font-size:11px; }
 tr.average td { font-weight:600; }
+td.reference, th.reference { color:var(--muted); border-left:1px solid var(--line); }
+tr.self td { font-weight:600; }
+.versus { font-size:15px; margin:4px 0 8px; }
 tfoot tr:first-child td { border-top:2px solid #dee2e6; }
 .bar { display:inline-block; height:8px; background:var(--model); border-radius:2px; vertical-align:middle; }
 .charts { display:flex; flex-wrap:wrap; gap:26px; align-items:flex-start; }
