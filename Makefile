@@ -21,6 +21,8 @@ BERT_TOKENIZER ?= ../shared/models/bert-base-uncased-tokenizer
 BENCH_DATA ?= data/demo
 BENCH_PROVIDERS ?= cuda,webgpu,cpu
 BENCH_MODEL ?= models/demo-bert-random
+# model.precision for make bench-embed: fp32, int8 or fp16 (fp16 is for GPU providers).
+BENCH_PRECISION ?= fp32
 
 NODE ?= node
 ARGS = --config $(CONFIG) --artifacts $(ARTIFACTS) $(foreach s,$(SET),--set $(s))
@@ -174,7 +176,7 @@ models/bert-base-random/model.onnx: $(BUILT)
 bench: bench-ingest bench-embed bench-train bench-predict bench-sweep
 
 bench-embed: $(BUILT) $(DEMO_DATA)
-	$(NODE) dist/scripts/dev/bench.js --data $(BENCH_DATA) --model $(BENCH_MODEL) --artifacts $(ARTIFACTS) --providers $(BENCH_PROVIDERS)
+	$(NODE) dist/scripts/dev/bench.js --data $(BENCH_DATA) --model $(BENCH_MODEL) --artifacts $(ARTIFACTS) --providers $(BENCH_PROVIDERS) --precision $(BENCH_PRECISION)
 
 bench-train: $(BUILT)
 	$(NODE) dist/scripts/dev/bench-train.js --config $(CONFIG) --artifacts $(ARTIFACTS)

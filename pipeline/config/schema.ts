@@ -76,9 +76,11 @@ export const modelSchema = z
       .optional(),
     /**
      * `fp32` runs model.onnx. `int8` runs the folder's model_quantized.onnx when it has one, else
-     * an int8 model the pipeline derives from model.onnx (dynamic quantization, cached).
+     * an int8 model the pipeline derives from model.onnx (dynamic quantization, cached). `fp16`
+     * runs a float16 model the pipeline converts from model.onnx (cached; float32 outputs), for
+     * GPU providers: on a CPU it is slower than fp32. Part of the embed key: the vectors change.
      */
-    precision: z.enum(['fp32', 'int8']).default('fp32'),
+    precision: z.enum(['fp32', 'int8', 'fp16']).default('fp32'),
     /** With int8: quantize model.onnx in the pipeline even when a model_quantized.onnx is published. */
     quantize: z.boolean().default(false),
   })

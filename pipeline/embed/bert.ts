@@ -72,7 +72,7 @@ export interface BatchFigures {
 /** How the embed stage and predict open the model: the same options, so a description gets the same vector in both. */
 export function encoderOptions(loaded: LoadedConfig, model: ModelInfo): EncoderOptions {
   const { embed } = loaded.config;
-  return { pooling: embed.pooling, hidden: model.hidden, vocab: model.vocab, providers: embed.providers, threads: embed.threads, providerOptions: { webgpu: embed.webgpu }, quantize: quantizeInPipeline(loaded) };
+  return { pooling: embed.pooling, hidden: model.hidden, vocab: model.vocab, providers: embed.providers, threads: embed.threads, providerOptions: { webgpu: embed.webgpu }, quantize: quantizeInPipeline(loaded), float16: loaded.config.model?.precision === 'fp16' };
 }
 
 /**
@@ -287,6 +287,8 @@ function vectorMetadata(run: StageRun, adaptation: Adaptation | undefined): Reco
     output: adaptation?.output ?? '',
     derived: adaptation?.derived ? 'encoder-only model cut from a fill-mask export' : 'no',
     quantized: adaptation?.quantized ? `int8 by the pipeline (v${adaptation.quantized.version})` : 'no',
+    // Only when used, so that fp32 and int8 files stay as they were.
+    ...(adaptation?.float16 ? { float16: `float16 by the pipeline (v${adaptation.float16.version})` } : {}),
   };
 }
 

@@ -7,6 +7,7 @@ import type { Pooling } from './pooling.js';
 import { openSession, ort, type OpenSession, type Provider, type ProviderOptions } from './session.js';
 import { deriveEncoder, ENCODER_DERIVATION_VERSION, NotAMaskedLmHead } from './derive.js';
 import { quantizeDynamic, QUANTIZER_VERSION } from './quantize.js';
+import { convertToFloat16, FLOAT16_VERSION } from './float16.js';
 
 /** The integer inputs a BERT-family export may declare, and what the pipeline feeds each. */
 export type InputRole = 'input_ids' | 'attention_mask' | 'token_type_ids' | 'position_ids';
@@ -28,6 +29,8 @@ export interface Adaptation {
   derived?: { from_sha256: string; version: number; hidden_value: string; removed_nodes: number; path: string };
   /** Set when the pipeline quantized the (encoder-only) model to int8 itself. */
   quantized?: { from_sha256: string; version: number; matmuls: number; weight_mb_before: number; weight_mb_after: number; path: string };
+  /** Set when the pipeline converted the (encoder-only) model to float16 itself. */
+  float16?: { from_sha256: string; version: number; tensors: number; weight_mb_before: number; weight_mb_after: number; path: string };
 }
 
 /** An open model that yields hidden states (or the pooler output) and the inputs it takes. */
@@ -47,6 +50,8 @@ export interface EncoderOptions {
   providerOptions?: ProviderOptions;
   /** Quantize the fp32 model to int8 (dynamic, per-column weights) and run that. */
   quantize?: boolean;
+  /** Convert the fp32 model to float16 (float32 inputs and outputs kept) and run that. */
+  float16?: boolean;
 }
 
 const HUB_HINT = 'export the checkpoint for feature extraction (`optimum-cli export onnx --model <repo> --task feature-extraction <dir>`) and set model.path to that folder';
@@ -58,7 +63,8 @@ const HUB_HINT = 'export the checkpoint for feature extraction (`optimum-cli exp
  * model is opened instead. Anything else is one error naming the file and what would work.
  */
 export async function openEncoder(modelPath: string, sha256: string, options: EncoderOptions): Promise<Encoder> {
-  if (options.quantize) return openQuantized(modelPath, sha256, options);
+  if (options.quantize) return openConverted(modelPath, sha256, options, INT8);
+  if (options.float16) return openConverted(modelPath, sha256, options, FLOAT16);
   const derivedPath = join(cacheRoot(), 'derived', `${sha256}-encoder-v${ENCODER_DERIVATION_VERSION}`, 'model.onnx');
   if (existsSync(derivedPath)) {
     const open = await openSession(derivedPath, options.providers, options.threads, options.providerOptions);
@@ -77,40 +83,76 @@ export async function openEncoder(modelPath: string, sha256: string, options: En
   return encoderFrom(reopened, modelPath, options, derived, outputs.map(describeValue));
 }
 
-function encoderFrom(open: OpenSession, modelPath: string, options: EncoderOptions, derived: Adaptation['derived'], sourceOutputs: string[], quantized?: Adaptation['quantized']): Encoder {
+function encoderFrom(open: OpenSession, modelPath: string, options: EncoderOptions, derived: Adaptation['derived'], sourceOutputs: string[], converted: Pick<Adaptation, 'quantized' | 'float16'> = {}): Encoder {
   const output = chooseOutput(open.session.outputMetadata, modelPath, options).output!;
   const inputs = chooseInputs(open.session.inputMetadata, modelPath);
   const fed = inputs.map((i) => (i.type === 'int64' ? i.name : `${i.name} (${i.type})`)).join(', ');
-  info(`embed: reading ${output} of ${basename(modelPath)}${quantized ? ' (int8)' : ''}; feeding ${fed}`);
-  return { open, output, inputs, adaptation: { source_outputs: sourceOutputs, output, inputs, derived, quantized } };
+  info(`embed: reading ${output} of ${basename(modelPath)}${converted.quantized ? ' (int8)' : converted.float16 ? ' (float16)' : ''}; feeding ${fed}`);
+  if (converted.float16 && open.provider === 'cpu') info('embed: warning: float16 on the cpu provider runs slower than float32 (ONNX Runtime casts back where it has no float16 kernel); model.precision fp16 is for GPU providers');
+  return { open, output, inputs, adaptation: { source_outputs: sourceOutputs, output, inputs, derived, ...converted } };
 }
 
+/** A conversion of the fp32 encoder that the pipeline makes once and caches: int8 or float16. */
+interface Conversion {
+  name: 'int8' | 'float16';
+  /** The log's verb: "quantized", "converted". */
+  verb: string;
+  version: number;
+  /** Where the manifest records it (`model_adaptation.quantized` or `.float16`). */
+  field: 'quantized' | 'float16';
+  convert(bytes: Uint8Array): { bytes: Uint8Array; summary: Record<string, number>; log: string };
+}
+
+const INT8: Conversion = {
+  name: 'int8',
+  verb: 'quantized',
+  version: QUANTIZER_VERSION,
+  field: 'quantized',
+  convert(bytes) {
+    const q = quantizeDynamic(bytes);
+    return { bytes: q.bytes, summary: { matmuls: q.matmuls, ...megabytes(q.weightBytes) }, log: `${q.matmuls} MatMuls as DynamicQuantizeMatMul` };
+  },
+};
+
+const FLOAT16: Conversion = {
+  name: 'float16',
+  verb: 'converted',
+  version: FLOAT16_VERSION,
+  field: 'float16',
+  convert(bytes) {
+    const h = convertToFloat16(bytes);
+    return { bytes: h.bytes, summary: { tensors: h.tensors, ...megabytes(h.weightBytes) }, log: `${h.tensors} float tensors as float16, float32 outputs` };
+  },
+};
+
+const megabytes = (weights: { before: number; after: number }) => ({ weight_mb_before: Math.round(weights.before / 2 ** 20), weight_mb_after: Math.round(weights.after / 2 ** 20) });
+
 /**
- * int8 from an fp32 model: the fp32 encoder (the file itself, or the encoder cut from a fill-mask
- * export) is quantized once (`quantizeDynamic`) and cached by the file's sha256, the quantizer's
- * version and the derivation's, then that model runs.
+ * int8 or float16 from an fp32 model: the fp32 encoder (the file itself, or the encoder cut from a
+ * fill-mask export) is converted once and cached by the file's sha256, the conversion's version
+ * and the derivation's, then that model runs.
  */
-async function openQuantized(modelPath: string, sha256: string, options: EncoderOptions): Promise<Encoder> {
-  const dir = join(cacheRoot(), 'derived', `${sha256}-int8-v${QUANTIZER_VERSION}-encoder-v${ENCODER_DERIVATION_VERSION}`);
+async function openConverted(modelPath: string, sha256: string, options: EncoderOptions, conversion: Conversion): Promise<Encoder> {
+  const dir = join(cacheRoot(), 'derived', `${sha256}-${conversion.name}-v${conversion.version}-encoder-v${ENCODER_DERIVATION_VERSION}`);
   const path = join(dir, 'model.onnx');
+  const recordFile = conversion.name === 'int8' ? 'quantization.json' : 'conversion.json';
   if (existsSync(path)) {
-    info(`embed: using the int8 model quantized from ${basename(modelPath)} (cached: ${path})`);
+    info(`embed: using the ${conversion.name} model ${conversion.verb} from ${basename(modelPath)} (cached: ${path})`);
   } else {
-    const fp32 = await openEncoder(modelPath, sha256, { ...options, quantize: false, providers: ['cpu'] });
+    const fp32 = await openEncoder(modelPath, sha256, { ...options, quantize: false, float16: false, providers: ['cpu'] });
     await fp32.open.session.release();
     const started = performance.now();
-    const q = quantizeDynamic(readFileSync(fp32.adaptation.derived?.path ?? modelPath));
-    const mb = (bytes: number) => Math.round(bytes / 1024 / 1024);
-    const quantized = { from_sha256: sha256, version: QUANTIZER_VERSION, matmuls: q.matmuls, weight_mb_before: mb(q.weightBytes.before), weight_mb_after: mb(q.weightBytes.after) };
-    publishCacheFolder(dir, { 'model.onnx': q.bytes, 'quantization.json': `${JSON.stringify({ quantized, derived: fp32.adaptation.derived, source_outputs: fp32.adaptation.source_outputs }, null, 2)}\n` });
+    const made = conversion.convert(readFileSync(fp32.adaptation.derived?.path ?? modelPath));
+    const record = { from_sha256: sha256, version: conversion.version, ...made.summary };
+    publishCacheFolder(dir, { 'model.onnx': made.bytes, [recordFile]: `${JSON.stringify({ [conversion.field]: record, derived: fp32.adaptation.derived, source_outputs: fp32.adaptation.source_outputs }, null, 2)}\n` });
     info(
-      `embed: quantized ${basename(modelPath)} to int8 in ${((performance.now() - started) / 1000).toFixed(1)}s: ${q.matmuls} MatMuls as DynamicQuantizeMatMul, ` +
-        `weights ${quantized.weight_mb_before} -> ${quantized.weight_mb_after} MB -> ${path}`,
+      `embed: ${conversion.verb} ${basename(modelPath)} to ${conversion.name} in ${((performance.now() - started) / 1000).toFixed(1)}s: ${made.log}, ` +
+        `weights ${made.summary.weight_mb_before} -> ${made.summary.weight_mb_after} MB -> ${path}`,
     );
   }
-  const record = JSON.parse(readFileSync(join(dir, 'quantization.json'), 'utf8')) as { quantized: Omit<NonNullable<Adaptation['quantized']>, 'path'>; derived: Adaptation['derived']; source_outputs: string[] };
+  const record = JSON.parse(readFileSync(join(dir, recordFile), 'utf8')) as Record<string, unknown> & { derived: Adaptation['derived']; source_outputs: string[] };
   const open = await openSession(path, options.providers, options.threads, options.providerOptions);
-  return encoderFrom(open, modelPath, options, record.derived, record.source_outputs, { ...record.quantized, path });
+  return encoderFrom(open, modelPath, options, record.derived, record.source_outputs, { [conversion.field]: { ...(record[conversion.field] as object), path } });
 }
 
 /** Writes a folder of the cache whole, then renames it into place: one that exists is complete. */

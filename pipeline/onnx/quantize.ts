@@ -80,7 +80,7 @@ export function quantizePerColumn(values: Float32Array, rows: number, cols: numb
   return { quantized, scales };
 }
 
-function floatValues(tensor: TensorProto): Float32Array {
+export function floatValues(tensor: TensorProto): Float32Array {
   if (tensor.rawData && tensor.rawData.length) {
     const raw = tensor.rawData;
     // A copy: rawData may be an unaligned view into the decoded file.

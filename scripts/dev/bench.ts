@@ -16,7 +16,9 @@ import { formatCount, info } from '../../pipeline/log.js';
 import { readTokens } from '../../pipeline/arrow/index.js';
 import { bertFlops } from '../../pipeline/onnx/pooling.js';
 import { readModelInfo } from '../../pipeline/model/index.js';
-import { openSession, ort, type Provider } from '../../pipeline/onnx/session.js';
+import type { Provider } from '../../pipeline/onnx/session.js';
+import { encoderFeeds, openEncoder } from '../../pipeline/onnx/encoder.js';
+import { sha256 } from '../../pipeline/hash.js';
 
 runMain(async () => {
   const args = await parseArgs('bench', 'Benchmark the tokenize and embed stages.', (y) =>
@@ -27,6 +29,7 @@ runMain(async () => {
       .option('max-length', { type: 'number', default: 128 })
       .option('threads', { type: 'number', default: 2 })
       .option('providers', { type: 'string', default: 'cuda,webgpu,cpu', describe: 'execution providers to try, in order (e.g. webgpu)' })
+      .option('precision', { choices: ['fp32', 'int8', 'fp16'] as const, default: 'fp32' as const, describe: 'model.precision for the embed run and the bare loop' })
       .option('only', { choices: ['tokenize', 'embed'] as const, describe: 'run one half of the benchmark' }),
   );
   for (const f of ['train_data.txt']) if (!existsSync(join(args.data, f))) throw new UserError(`bench: ${join(args.data, f)} not found`);
@@ -38,7 +41,7 @@ runMain(async () => {
     return JSON.parse(readFileSync(join(work, 'artifacts', 'runs', config.endsWith('big.yaml') ? 'big' : 'real', name, 'manifest.json'), 'utf8'));
   };
   const yaml = (source: string) =>
-    `ingest:\n  source: ${resolve(source)}\n  max_reject_fraction: 0.05\nmodel:\n  path: ${resolve(args.model)}\ntokenize:\n  max_length: ${args['max-length']}\n` +
+    `ingest:\n  source: ${resolve(source)}\n  max_reject_fraction: 0.05\nmodel:\n  path: ${resolve(args.model)}\n  precision: ${args.precision}\ntokenize:\n  max_length: ${args['max-length']}\n` +
     `embed:\n  providers: [${args.providers}]\n  threads: ${args.threads}\n`;
   try {
     const benchTokenize = () => {
@@ -79,16 +82,27 @@ runMain(async () => {
       const padded = real / (1 - emb.details.padded_fraction);
       const fixed = rows * args['max-length'];
 
-      // A bare ONNX Runtime loop at batch 32 x 128, for scale.
+      // A bare ONNX Runtime loop at batch 32 x 128, for scale: the model the stage ran (fp16 and
+      // int8 converted as the stage converts them), fed and read as the stage feeds and reads it.
       const modelInfo = readModelInfo(join(args.model, 'config.json'));
-      const open = await openSession(join(args.model, 'model.onnx'), args.providers.split(',') as Provider[], args.threads);
-      const dims = [32, 128];
+      const modelFile = join(args.model, 'model.onnx');
+      const encoder = await openEncoder(modelFile, sha256(readFileSync(modelFile)), {
+        pooling: 'mean',
+        hidden: modelInfo.hidden,
+        vocab: modelInfo.vocab,
+        providers: args.providers.split(',') as Provider[],
+        threads: args.threads,
+        quantize: args.precision === 'int8',
+        float16: args.precision === 'fp16',
+      });
+      const open = encoder.open;
+      const dims: [number, number] = [32, 128];
       const ids = BigInt64Array.from({ length: 32 * 128 }, (_, i) => BigInt(1 + ((i * 7919) % (modelInfo.vocab - 1))));
-      const feeds = { input_ids: new ort.Tensor('int64', ids, dims), attention_mask: new ort.Tensor('int64', new BigInt64Array(32 * 128).fill(1n), dims), token_type_ids: new ort.Tensor('int64', new BigInt64Array(32 * 128), dims) };
-      await open.session.run(feeds);
+      const feeds = encoderFeeds(encoder, ids, new BigInt64Array(32 * 128).fill(1n), dims);
+      await open.session.run(feeds, [encoder.output]);
       const loops = modelInfo.layers >= 12 ? 3 : 20;
       const b0 = performance.now();
-      for (let i = 0; i < loops; i++) await open.session.run(feeds, ['last_hidden_state']);
+      for (let i = 0; i < loops; i++) await open.session.run(feeds, [encoder.output]);
       const bareSeconds = (performance.now() - b0) / 1000;
       return {
         provider: emb.details.provider,
@@ -119,11 +133,12 @@ runMain(async () => {
       data: args.data,
       model: args.model,
       model_shape: readModelInfo(join(args.model, 'config.json')),
+      precision: args.precision,
       threads: args.threads,
       tokenize: args.only === 'embed' ? undefined : benchTokenize(),
       ...(args.only === 'tokenize' ? {} : await benchEmbed()),
     };
-    info(`bench: -> ${writeBenchResults(args.artifacts, 'tokenize-embed', report)}`);
+    info(`bench: -> ${writeBenchResults(args.artifacts, args.precision === 'fp32' ? 'tokenize-embed' : `tokenize-embed-${args.precision}`, report)}`);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
