@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import onnxProto from 'onnx-proto';
+import { rowCosines } from '../pipeline/onnx/pooling.js';
 import { readEmbeddings } from '../pipeline/arrow/index.js';
 import { deriveEncoder } from '../pipeline/onnx/derive.js';
 import type { ExportShape } from '../pipeline/testing/bert-graph.js';
@@ -160,7 +161,7 @@ test('webgpu falls back to cpu with the reason in the log and the manifest when 
   assert.match(result.stderr, /embed: webgpu provider unavailable/);
 });
 
-test('webgpu vectors equal the cpu ones within 1e-3 on the demo data (where a GPU adapter exists)', async (t) => {
+test('webgpu vectors equal the cpu ones within 1e-3 on the demo data, and fp16 on webgpu keeps cosine >= 0.999 (where a GPU adapter exists)', async (t) => {
   const ort = await import('onnxruntime-node');
   try {
     const probe = await ort.InferenceSession.create(join(REPO, 'models', 'demo-bert-random', 'model.onnx'), { executionProviders: ['webgpu'], logSeverityLevel: 4 });
@@ -175,4 +176,11 @@ test('webgpu vectors equal the cpu ones within 1e-3 on the demo data (where a GP
   assert.equal(gpu.code, 0, gpu.stderr);
   const diff = maxAbsDiff(vectorsOf(ws, 'webgpu'), vectorsOf(ws, 'cpu'));
   assert.ok(diff <= 1e-3, `max abs diff ${diff}`);
+  const half = embedWith(ws, configFor(ws, 'webgpu-fp16', model, '  precision: fp16\n'), ['--set', 'embed.providers=[webgpu]']);
+  assert.equal(half.code, 0, half.stderr);
+  const cpu = vectorsOf(ws, 'cpu');
+  const { hidden } = readEmbeddings(join(ws.artifacts, 'runs', 'cpu', 'embed', 'train.arrow'));
+  vectorsOf(ws, 'webgpu-fp16').forEach((part, p) => {
+    for (const cosine of rowCosines(cpu[p]!, part, hidden)) assert.ok(cosine >= 0.999, `cosine ${cosine}`);
+  });
 });
