@@ -1,12 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readEmbeddings, readArrowMetadata } from '../pipeline/arrow/index.js';
-import { rowCosines } from '../pipeline/onnx/pooling.js';
+import { readArrowMetadata } from '../pipeline/arrow/index.js';
 import { halfBits } from '../pipeline/onnx/float16.js';
-import { REPO, runProgram, workspace } from './helpers/workspace.js';
+import { REPO, embeddedDemoWorkspace, minRowCosine, runProgram } from './helpers/workspace.js';
 
 const MODEL = join(REPO, 'models', 'demo-bert-random');
 const bits = (x: number) => halfBits(new Float32Array([x]))[0]!;
@@ -28,31 +26,22 @@ test('float16 bits are IEEE 754 half precision, rounded to nearest even, clamped
 });
 
 test('fp16 made in the pipeline from the committed demo model: cosine >= 0.999 to fp32 on the demo data, keyed apart, cached, and a warning on cpu', () => {
-  const ws = workspace(`ingest:\n  source: demo\nmodel:\n  path: ${MODEL}\nembed:\n  providers: [cpu]\n  threads: 1\n`);
-  const made = spawnSync(process.execPath, [join(REPO, 'dist', 'scripts', 'dev', 'generate-demo-data.js'), '--out', join(ws.dir, 'demo')], { encoding: 'utf8' });
-  assert.equal(made.status, 0, made.stderr);
-  for (const stage of ['ingest', 'tokenize', 'embed']) assert.equal(runProgram(ws, `stages/${stage}`).code, 0, stage);
-  const fp32Manifest = JSON.parse(readFileSync(join(ws.artifacts, 'runs', 'config', 'embed', 'manifest.json'), 'utf8'));
+  const { ws, fp32Key } = embeddedDemoWorkspace(MODEL);
 
   const fp16 = runProgram(ws, 'stages/embed', ['--set', 'model.precision=fp16']);
   assert.equal(fp16.code, 0, fp16.stderr);
   assert.match(fp16.stderr, /converted model\.onnx to float16 in [\d.]+s: \d+ float tensors as float16, float32 outputs/);
   assert.match(fp16.stderr, /warning: float16 on the cpu provider runs slower/);
   const fp16Manifest = JSON.parse(readFileSync(join(ws.artifacts, 'runs', 'config', 'embed', 'manifest.json'), 'utf8'));
-  assert.notEqual(fp16Manifest.key, fp32Manifest.key, 'fp16 vectors are another artifact');
+  assert.notEqual(fp16Manifest.key, fp32Key, 'fp16 vectors are another artifact');
   assert.equal(fp16Manifest.details.precision, 'fp16');
   assert.ok(fp16Manifest.details.model_adaptation.float16.tensors > 10);
 
-  let minCosine = 1;
-  for (const split of ['train', 'test']) {
-    const a = readEmbeddings(join(ws.artifacts, 'embed', fp32Manifest.key, `${split}.arrow`));
-    const b = readEmbeddings(join(ws.artifacts, 'embed', fp16Manifest.key, `${split}.arrow`));
-    for (const cosine of rowCosines(a.vectors, b.vectors, a.hidden)) minCosine = Math.min(minCosine, cosine);
-  }
+  const minCosine = minRowCosine(ws.artifacts, fp32Key, fp16Manifest.key);
   assert.ok(minCosine >= 0.999, `min cosine ${minCosine}`);
   assert.ok(minCosine < 1, 'the fp16 vectors are not the fp32 ones');
   assert.match(readArrowMetadata(join(ws.artifacts, 'embed', fp16Manifest.key, 'train.arrow')).float16 ?? '', /^float16 by the pipeline/);
-  assert.equal(readArrowMetadata(join(ws.artifacts, 'embed', fp32Manifest.key, 'train.arrow')).float16, undefined, 'fp32 files do not change');
+  assert.equal(readArrowMetadata(join(ws.artifacts, 'embed', fp32Key, 'train.arrow')).float16, undefined, 'fp32 files do not change');
 
   for (const stage of ['ingest', 'tokenize']) assert.equal(runProgram(ws, `stages/${stage}`, ['--artifacts', join(ws.dir, 'fresh')]).code, 0);
   const cached = runProgram(ws, 'stages/embed', ['--set', 'model.precision=fp16', '--artifacts', join(ws.dir, 'fresh')]);

@@ -1,34 +1,22 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readEmbeddings } from '../pipeline/arrow/index.js';
-import { rowCosines } from '../pipeline/onnx/pooling.js';
-import { REPO, runProgram, workspace } from './helpers/workspace.js';
+import { REPO, embeddedDemoWorkspace, minRowCosine, runProgram } from './helpers/workspace.js';
 
 const MODEL = join(REPO, 'models', 'demo-bert-random');
 
 test('int8 made in the pipeline from the committed demo model: cosine >= 0.99 to fp32 on the demo data, keyed apart, and cached', () => {
-  const ws = workspace(`ingest:\n  source: demo\nmodel:\n  path: ${MODEL}\nembed:\n  providers: [cpu]\n  threads: 1\n`);
-  const made = spawnSync(process.execPath, [join(REPO, 'dist', 'scripts', 'dev', 'generate-demo-data.js'), '--out', join(ws.dir, 'demo')], { encoding: 'utf8' });
-  assert.equal(made.status, 0, made.stderr);
-  for (const stage of ['ingest', 'tokenize', 'embed']) assert.equal(runProgram(ws, `stages/${stage}`).code, 0, stage);
-  const fp32Manifest = JSON.parse(readFileSync(join(ws.artifacts, 'runs', 'config', 'embed', 'manifest.json'), 'utf8'));
+  const { ws, fp32Key } = embeddedDemoWorkspace(MODEL);
 
   const int8 = runProgram(ws, 'stages/embed', ['--set', 'model.precision=int8']);
   assert.equal(int8.code, 0, int8.stderr);
   assert.match(int8.stderr, /quantized model\.onnx to int8 in [\d.]+s: 13 MatMuls as DynamicQuantizeMatMul/);
   const int8Manifest = JSON.parse(readFileSync(join(ws.artifacts, 'runs', 'config', 'embed', 'manifest.json'), 'utf8'));
-  assert.notEqual(int8Manifest.key, fp32Manifest.key, 'int8 vectors are another artifact');
+  assert.notEqual(int8Manifest.key, fp32Key, 'int8 vectors are another artifact');
   assert.equal(int8Manifest.details.model_adaptation.quantized.matmuls, 13);
 
-  let minCosine = 1;
-  for (const split of ['train', 'test']) {
-    const a = readEmbeddings(join(ws.artifacts, 'embed', fp32Manifest.key, `${split}.arrow`));
-    const b = readEmbeddings(join(ws.artifacts, 'embed', int8Manifest.key, `${split}.arrow`));
-    for (const cosine of rowCosines(a.vectors, b.vectors, a.hidden)) minCosine = Math.min(minCosine, cosine);
-  }
+  const minCosine = minRowCosine(ws.artifacts, fp32Key, int8Manifest.key);
   assert.ok(minCosine >= 0.99, `min cosine ${minCosine}`);
   assert.ok(minCosine < 1, 'the int8 vectors are not the fp32 ones');
 

@@ -1,5 +1,5 @@
 import onnxProto from 'onnx-proto';
-import { floatValues } from './quantize.js';
+import { floatValues, type ConvertedModel } from './quantize.js';
 
 const { onnx } = onnxProto;
 const { DataType } = onnx.TensorProto;
@@ -9,12 +9,9 @@ type ValueInfoProto = onnxProto.onnx.IValueInfoProto;
 /** Bump when the conversion changes what it writes: fp16 models are cached by it. */
 export const FLOAT16_VERSION = 1;
 
-export interface Float16Model {
-  bytes: Uint8Array;
+export interface Float16Model extends ConvertedModel {
   /** Float tensors (initializers and constants) stored as float16. */
   tensors: number;
-  /** Float weight bytes before, float16 bytes after. */
-  weightBytes: { before: number; after: number };
 }
 
 /** The largest finite float16: larger magnitudes (a mask's -3.4e38) are clamped to it, not turned into infinities. */

@@ -7,12 +7,15 @@ type TensorProto = onnxProto.onnx.ITensorProto;
 /** Bump when the quantizer changes what it writes: quantized models are cached by it. */
 export const QUANTIZER_VERSION = 1;
 
-export interface Quantized {
+/** A model the pipeline rewrote, and what its weights weighed before and after. */
+export interface ConvertedModel {
   bytes: Uint8Array;
+  weightBytes: { before: number; after: number };
+}
+
+export interface Quantized extends ConvertedModel {
   /** How many weight products were rewritten. */
   matmuls: number;
-  /** Float weight bytes before, int8 bytes after. */
-  weightBytes: { before: number; after: number };
 }
 
 /**

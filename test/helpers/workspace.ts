@@ -1,9 +1,11 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { readEmbeddings } from '../../pipeline/arrow/index.js';
+import { rowCosines } from '../../pipeline/onnx/pooling.js';
 
 /** The repository root (tests run from dist/test/). */
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -94,4 +96,31 @@ export function smallDataset(n = 60, genres = ['drama', 'comedy', 'horror']) {
   const train = Array.from({ length: n }, (_, i) => ({ id: i + 1, genre: genres[i % genres.length], text: `Plot number ${i} about ${genres[i % genres.length]}.` }));
   const test = Array.from({ length: Math.ceil(n / 3) }, (_, i) => ({ id: i + 1, genre: genres[i % genres.length], text: `Test plot ${i}.` }));
   return { train: kaggleLines(train), test: kaggleLines(test, false), solution: kaggleLines(test) };
+}
+
+/**
+ * A workspace with the generated demo data set and `model`, embedded once on the CPU (fp32):
+ * the ground the precision tests (int8, fp16) compare against.
+ */
+export function embeddedDemoWorkspace(model: string): { ws: Workspace; fp32Key: string } {
+  const ws = workspace(`ingest:\n  source: demo\nmodel:\n  path: ${model}\nembed:\n  providers: [cpu]\n  threads: 1\n`);
+  const made = spawnSync(process.execPath, [join(REPO, 'dist', 'scripts', 'dev', 'generate-demo-data.js'), '--out', join(ws.dir, 'demo')], { encoding: 'utf8' });
+  if (made.status !== 0) throw new Error(`generate-demo-data: ${made.stderr}`);
+  for (const stage of ['ingest', 'tokenize', 'embed']) {
+    const result = runProgram(ws, `stages/${stage}`);
+    if (result.code !== 0) throw new Error(`${stage}: ${result.stderr}`);
+  }
+  const manifest = JSON.parse(readFileSync(join(ws.artifacts, 'runs', 'config', 'embed', 'manifest.json'), 'utf8')) as { key: string };
+  return { ws, fp32Key: manifest.key };
+}
+
+/** The smallest cosine between the rows of two embed artifacts of the same store (train and test files). */
+export function minRowCosine(artifacts: string, keyA: string, keyB: string): number {
+  let min = 1;
+  for (const file of ['train', 'test']) {
+    const a = readEmbeddings(join(artifacts, 'embed', keyA, `${file}.arrow`));
+    const b = readEmbeddings(join(artifacts, 'embed', keyB, `${file}.arrow`));
+    for (const cosine of rowCosines(a.vectors, b.vectors, a.hidden)) min = Math.min(min, cosine);
+  }
+  return min;
 }
