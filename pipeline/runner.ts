@@ -45,7 +45,6 @@ export async function runStage(
 ): Promise<UpstreamArtifact & { built: boolean; loaded: LoadedConfig; store: ArtifactStore }> {
   const { loaded, store, plan, planned } = await openStage(stage, args);
   const spec = pipelineStage(stage);
-  const build = options.build ?? (await spec.build());
   // What this build reads and writes is kept by `make gc` until the build ends.
   takeLease(store, leaseKeys(plan));
   for (const [input, key] of Object.entries(planned.inputs)) {
@@ -61,6 +60,8 @@ export async function runStage(
       const inputs: Record<string, UpstreamArtifact> = {};
       for (const [input, key] of Object.entries(planned.inputs)) inputs[input] = await store.verified(input, key);
       const verifySeconds = Math.round(performance.now() - verifyStarted) / 1000;
+      // Loaded only now: an up-to-date stage never loads TensorFlow.js or ONNX Runtime.
+      const build = options.build ?? (await spec.build());
       const body = await build({ ...ctx, loaded, store, planned, inputs });
       return { ...body, timings: { ...body.timings, verify_inputs_seconds: verifySeconds } };
     },
