@@ -41,7 +41,12 @@ DEMO_DATA := data/demo/SOURCE.md
 
 # Models that make generates on demand (never committed), for the configs that name them.
 SAMPLE_MODEL := models/sample-bert-random/model.onnx
-CONFIG_MODELS := $(if $(shell grep -s 'models/sample-bert-random' $(CONFIG)),$(SAMPLE_MODEL))
+# A config and every file it extends (for a sweep file: its base, and so on), so that a config
+# extending imdb-sample.yaml gets the generated model too.
+config_chain = $(shell f='$(1)'; while [ -f "$$f" ]; do echo "$$f"; n=$$(sed -n 's/^\(extends\|base\): *//p' "$$f" | head -1); [ -n "$$n" ] || break; f="$$(dirname "$$f")/$$n"; done)
+sample_model_for = $(if $(shell grep -s 'models/sample-bert-random' $(call config_chain,$(1))),$(SAMPLE_MODEL))
+CONFIG_MODELS := $(call sample_model_for,$(CONFIG))
+SWEEP_MODELS = $(call sample_model_for,$(SWEEP))
 
 PHONY_STAGES := ingest tokenize embed train evaluate report
 .PHONY: all install build browser demo-data $(PHONY_STAGES) predict sweep runs diff gate gate-update status config check-config clean gc verify pin test bench bench-ingest bench-embed bench-train bench-predict bench-sweep bench-fill-mask bench-verify bench-int8 bench-tfidf model-demo model-sample model-bert-base check-tokenizer
@@ -96,7 +101,7 @@ report: evaluate
 
 # Every variant of a sweep file, then a leaderboard under $(ARTIFACTS)/sweeps/<name>/.
 SWEEP ?= configs/sweeps/mlp.yaml
-sweep: $(BUILT) $(DEMO_DATA)
+sweep: $(BUILT) $(DEMO_DATA) $(SWEEP_MODELS)
 	@$(NODE) dist/scripts/sweep.js $(SWEEP) --artifacts $(ARTIFACTS)
 
 # Every run in the store as one table (also artifacts/runs.parquet and runs.csv).
@@ -184,7 +189,7 @@ bench-train: $(BUILT)
 bench-predict: $(BUILT) $(DEMO_DATA)
 	$(NODE) dist/scripts/dev/bench-predict.js --data $(BENCH_DATA) --model $(BENCH_MODEL) --artifacts $(ARTIFACTS)
 
-bench-sweep: $(BUILT) $(DEMO_DATA)
+bench-sweep: $(BUILT) $(DEMO_DATA) $(SWEEP_MODELS)
 	$(NODE) dist/scripts/dev/bench-sweep.js --sweep $(SWEEP) --artifacts $(ARTIFACTS)
 
 # fp32 against int8 quantized in the pipeline: rows/s, per-row cosine, classifier top-1 agreement.
