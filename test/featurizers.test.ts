@@ -135,6 +135,12 @@ test('the report shows reference runs beside this one, and rebuilds when a refer
   assert.match(html, /<th class="reference">F1 bert<br>random-weight BERT<\/th>/);
   const westernF1 = bertMetrics.per_class.western.f1.toFixed(3);
   assert.match(html, new RegExp(`<td>western[^]*?<td class="reference">${westernF1}</td></tr>`), 'the per-genre row carries the reference run\'s F1');
+  const summary = readFileSync(join(runDir('report'), 'summary.md'), 'utf8');
+  const figures = (m: { accuracy: number; macro: { f1: number } }) => `${m.accuracy.toFixed(3)} / ${m.macro.f1.toFixed(3)}`;
+  assert.ok(
+    summary.includes(`**Beside other runs** (accuracy / macro-F1 on the same rows): this run (TF-IDF) ${figures(ownMetrics)} · \`bert\` (random-weight BERT) ${figures(bertMetrics)} · majority`),
+    summary,
+  );
 
   const store = new ArtifactStore(ws.artifacts);
   const before = runPointers(store, 'config').report;

@@ -99,12 +99,17 @@ export function markdownText(text: string): string {
 }
 
 /** The CI job summary: the headline against the baseline, and the five best and worst genres. */
-export function summaryMarkdown(options: { run: string; split: string; metrics: Metrics; trainCounts: Record<string, number>; randomModel: boolean }): string {
+export function summaryMarkdown(options: { run: string; split: string; metrics: Metrics; trainCounts: Record<string, number>; randomModel: boolean; featurizer?: string; references?: ReferenceColumn[] }): string {
   const { metrics } = options;
   const lines = [`## Genre classifier: run \`${options.run}\` (${options.split} split, ${formatCount(metrics.rows)} movies)`, ''];
   if (options.randomModel) lines.push('> **Random-weight demo model**: these figures show the pipeline works, not what BERT can do.', '');
   lines.push('| metric | model | majority baseline | difference |', '|---|---:|---:|---:|');
   for (const h of headline(metrics, options.trainCounts)) lines.push(`| ${h.name} | ${h.value.toFixed(3)} | ${h.baseline.toFixed(3)} | ${h.value - h.baseline >= 0 ? '+' : ''}${(h.value - h.baseline).toFixed(3)} |`);
+  if (options.references?.length) {
+    const figures = (m: Metrics) => `${m.accuracy.toFixed(3)} / ${m.macro.f1.toFixed(3)}`;
+    const others = options.references.map((r) => `\`${r.run}\` (${markdownText(r.featurizer)}) ${figures(r.metrics)}`);
+    lines.push('', `**Beside other runs** (accuracy / macro-F1 on the same rows): this run (${markdownText(options.featurizer ?? 'unknown')}) ${figures(metrics)} · ${others.join(' · ')} · majority ${metrics.majority_baseline.accuracy.toFixed(3)}`);
+  }
   const ranked = rankGenres(metrics);
   const table = (title: string, rows: typeof ranked) => [
     '',
@@ -121,7 +126,6 @@ export function summaryMarkdown(options: { run: string; split: string; metrics: 
   return `${lines.join('\n')}\n`;
 }
 
-/** scikit-learn's classification_report: a row per genre, then accuracy, macro and weighted averages. */
 /** A reference run's figures on the same split, for the columns beside this run's. */
 interface ReferenceColumn {
   run: string;
@@ -129,6 +133,7 @@ interface ReferenceColumn {
   metrics: Metrics;
 }
 
+/** scikit-learn's classification_report: a row per genre, then accuracy, macro and weighted averages. */
 function perClassTable(metrics: Metrics, references: ReferenceColumn[] = []): string {
   const ranked = rankGenres(metrics);
   const marks = bestAndWorst(ranked, 3);
@@ -254,7 +259,7 @@ export async function buildReport(run: StageRun): Promise<ManifestBody> {
   const html = page({ title: 'Movie genre classifier', subtitle, banner, nav: report.nav, body: report.sections.join('\n') });
   writeFileSync(join(run.dir, 'report.html'), html);
   const summary = metrics
-    ? summaryMarkdown({ run: config.run, split, metrics, trainCounts: inputs.trainCounts, randomModel: inputs.randomModel })
+    ? summaryMarkdown({ run: config.run, split, metrics, trainCounts: inputs.trainCounts, randomModel: inputs.randomModel, featurizer: inputs.featurizer, references: referenceColumns(inputs) })
     : `## Genre classifier: run \`${config.run}\`\n\nNo genres in the validation or test split: nothing to score.\n`;
   writeFileSync(join(run.dir, 'summary.md'), summary);
   info(`report: ${report.charts.length} charts, ${gallery.cards} gallery cards (${gallery.posters} with posters), ${(html.length / 1024).toFixed(0)} KiB`);
@@ -310,6 +315,11 @@ class ReportSections {
   }
 }
 
+/** The reference runs' figures on this run's split; one without that split's metrics (no genres there) has nothing to compare. */
+function referenceColumns({ references, split }: ReportInputs): ReferenceColumn[] {
+  return references.flatMap((r) => (r.metrics[split] ? [{ run: r.run, featurizer: r.featurizer, metrics: r.metrics[split]! }] : []));
+}
+
 /** Headline, per-genre table and confusion matrix; or a note when no split has genres. */
 async function scoreSections(report: ReportSections, inputs: ReportInputs, normalize: 'true' | 'pred' | 'all' | 'none'): Promise<void> {
   const { metrics, split, allMetrics, trainCounts } = inputs;
@@ -317,8 +327,7 @@ async function scoreSections(report: ReportSections, inputs: ReportInputs, norma
     report.add('headline', 'Headline', '<p>This run has no genres for its validation or test rows, so there is nothing to score; the gallery shows its predictions.</p>');
     return;
   }
-  // Reference runs without this split's metrics (no genres there) have nothing to compare.
-  const references = inputs.references.flatMap((r) => (r.metrics[split] ? [{ run: r.run, featurizer: r.featurizer, metrics: r.metrics[split]! }] : []));
+  const references = referenceColumns(inputs);
   const versus = references.length ? referenceTable(split, metrics, inputs.featurizer, inputs.run, references) : '';
   report.add('headline', `Headline (${split} split)`, headlineCards(metrics, trainCounts) + versus + splitTable(allMetrics));
   const referenceNote = references.length ? ' The last columns are the reference runs\' F1 on the same rows.' : '';
