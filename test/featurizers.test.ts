@@ -2,6 +2,8 @@ import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { chromium } from 'playwright-core';
 import { readParquet } from '../pipeline/parquet/index.js';
 import { readEmbeddings } from '../pipeline/arrow/index.js';
 import { ngrams, readState, TfidfVectorizer } from '../pipeline/embed/tfidf.js';
@@ -10,6 +12,7 @@ import { ArtifactStore } from '../pipeline/artifacts/store.js';
 import { runPointers } from '../pipeline/artifacts/runs.js';
 import { DEMO_MODEL } from './helpers/models.js';
 import { kaggleLines, runProgram, workspace, type Workspace } from './helpers/workspace.js';
+import { CHROMIUM_ARGS, checkReportPage } from './helpers/report-page.js';
 
 const settings = (over: Partial<ReturnType<typeof tfidfSchema.parse>> = {}) => tfidfSchema.parse(over);
 
@@ -119,7 +122,7 @@ test('a TF-IDF setting changes the embed key; a BERT setting does not, and --sha
   assert.match(shard.stderr, /slices are for embed.method bert/);
 });
 
-test('the report shows reference runs beside this one, and rebuilds when a reference run is rebuilt', () => {
+test('the report shows reference runs beside this one, passes the browser checks with them, and rebuilds when a reference run is rebuilt', async () => {
   // A BERT run on the same data, under its own run name, as the reference.
   for (const stage of ['ingest', 'tokenize', 'embed', 'train', 'evaluate']) assert.equal(runProgram(ws, `stages/${stage}`, ['--set', 'run=bert', '--set', 'embed.method=bert', '--set', 'embed.providers=[cpu]']).code, 0, stage);
   const withReference = ['--set', 'report.reference_runs=[bert,missing]'];
@@ -141,6 +144,17 @@ test('the report shows reference runs beside this one, and rebuilds when a refer
     summary.includes(`**Beside other runs** (accuracy / macro-F1 on the same rows): this run (TF-IDF) ${figures(ownMetrics)} · \`bert\` (random-weight BERT) ${figures(bertMetrics)} · majority`),
     summary,
   );
+
+  // The same practitioner checks as every report, in a real browser, with the reference columns and table.
+  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: CHROMIUM_ARGS });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1366, height: 768 } });
+    await page.goto(pathToFileURL(join(runDir('report'), 'report.html')).href, { waitUntil: 'load' });
+    await checkReportPage(page, GENRES.length);
+    assert.deepEqual(await page.$$eval('table.references tr[data-run]', (rows) => rows.map((r) => r.getAttribute('data-run'))), ['config', 'bert', 'majority baseline']);
+  } finally {
+    await browser.close();
+  }
 
   const store = new ArtifactStore(ws.artifacts);
   const before = runPointers(store, 'config').report;

@@ -43,7 +43,7 @@ export async function checkReportPage(page: Page, genres: number): Promise<void>
   }
   await page.evaluate(() => window.scrollTo(0, 0));
   const overlaps = await page.evaluate(() => {
-    const boxes = [...document.querySelectorAll('.headline .metric, .headline + .note, section > h2, section > .note, table.splits')].map((e) => ({ name: `${e.tagName}.${e.className}`, r: e.getBoundingClientRect() }));
+    const boxes = [...document.querySelectorAll('.headline .metric, .headline + .note, section > h2, section > .note, table.splits, p.versus, table.references')].map((e) => ({ name: `${e.tagName}.${e.className}`, r: e.getBoundingClientRect() }));
     const found: string[] = [];
     for (let i = 0; i < boxes.length; i++) {
       for (let j = i + 1; j < boxes.length; j++) {
