@@ -9,7 +9,7 @@ import { ArtifactStore } from '../pipeline/artifacts/store.js';
 import { acquireLock } from '../pipeline/artifacts/lock.js';
 import { takeLease } from '../pipeline/artifacts/lease.js';
 import { runPointers } from '../pipeline/artifacts/runs.js';
-import { REPO, kaggleLines, runProgram, shardsInProgress, startProgram, workspace, type Workspace } from './helpers/workspace.js';
+import { REPO, kaggleLines, killEmbedAfterShards, runProgram, workspace, type Workspace } from './helpers/workspace.js';
 
 const MODEL = join(REPO, 'models', 'demo-bert-random');
 const GENRES = ['western', 'horror', 'romance'];
@@ -200,14 +200,7 @@ test('a lock whose pid now belongs to another process is taken over at once, and
 test('an interrupted embed resumed with another shard_rows starts over cleanly and ends byte-identical', async () => {
   const ws = trustWorkspace('');
   buildAll(ws, ['ingest', 'tokenize']);
-  const child = startProgram(ws, 'stages/embed', ['--set', 'embed.shard_rows=16']);
-  const shardsDone = () => shardsInProgress(ws);
-  while (shardsDone() < 2) {
-    if (child.exitCode !== null) assert.fail('embed finished before it could be killed');
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  child.kill('SIGKILL');
-  await once(child, 'exit');
+  await killEmbedAfterShards(ws, 2, ['--set', 'embed.shard_rows=16'], 5);
   const resumed = run(ws, 'stages/embed', ['--set', 'embed.shard_rows=40']);
   assert.equal(resumed.code, 0, resumed.stderr);
   assert.match(resumed.output, /cut its shards with shard_rows 16, this one with 40: starting over/);

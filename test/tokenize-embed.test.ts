@@ -10,7 +10,7 @@ import { readEmbeddings, readTokens } from '../pipeline/arrow/index.js';
 import { poolBatch } from '../pipeline/onnx/pooling.js';
 import { planBatches, planShards, paddedTokens } from '../pipeline/embed/batches.js';
 import { sha256 } from '../pipeline/hash.js';
-import { REPO, kaggleLines, runProgram, runProgramAsync, shardsInProgress, startProgram, workspace, type Workspace } from './helpers/workspace.js';
+import { REPO, kaggleLines, runProgram, runProgramAsync, killEmbedAfterShards, workspace, type Workspace } from './helpers/workspace.js';
 
 const MODEL = join(REPO, 'models', 'demo-bert-random');
 const WORDS = ['cowboy', 'sheriff', 'alien', 'spaceship', 'ghost', 'haunted', 'wedding', 'love', 'detective', 'robbery', 'the', 'a', 'city', 'night'];
@@ -129,14 +129,7 @@ test('embed killed with SIGKILL resumes from its last shard and ends byte-identi
 
   const ws = pipelineWorkspace(extra, 320);
   runStages(ws, ['ingest', 'tokenize']);
-  const child = startProgram(ws, 'stages/embed');
-  const shardsDone = () => shardsInProgress(ws);
-  while (shardsDone() < 3) {
-    if (child.exitCode !== null) assert.fail('embed finished before it could be killed');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  child.kill('SIGKILL');
-  await once(child, 'exit');
+  await killEmbedAfterShards(ws, 3);
   assert.equal(existsSync(runLink(ws, 'embed')), false);
   const rerun = runProgram(ws, 'stages/embed');
   assert.equal(rerun.code, 0, rerun.stderr);

@@ -86,6 +86,20 @@ export function shardsInProgress(ws: Workspace): number {
   return shards && existsSync(shards) ? readdirSync(shards).filter((f) => f.endsWith('.arrow')).length : 0;
 }
 
+/**
+ * Starts the embed stage, waits until it has finished `shards` shard files, and kills it (SIGKILL,
+ * as a crash or a preempted machine would): the interrupted build a resume test starts from.
+ */
+export async function killEmbedAfterShards(ws: Workspace, shards: number, args: string[] = [], pollMs = 10): Promise<void> {
+  const child = startProgram(ws, 'stages/embed', args);
+  while (shardsInProgress(ws) < shards) {
+    if (child.exitCode !== null) throw new Error('embed finished before it could be killed');
+    await new Promise((r) => setTimeout(r, pollMs));
+  }
+  child.kill('SIGKILL');
+  await once(child, 'exit');
+}
+
 /** Lines in the Kaggle format: `ID ::: TITLE ::: GENRE ::: DESCRIPTION`. */
 export function kaggleLines(rows: { id: number | string; title?: string; genre?: string; text?: string }[], withGenre = true): string {
   return rows.map((r) => [r.id, r.title ?? `Movie ${r.id} (2001)`, ...(withGenre ? [r.genre ?? 'drama'] : []), r.text ?? `A plot about thing ${r.id}.`].join(' ::: ')).join('\n') + '\n';
