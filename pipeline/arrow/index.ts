@@ -18,6 +18,13 @@ export interface TokenTable {
 export const rowCount = (tokens: TokenTable) => tokens.offsets.length - 1;
 export const lengthOf = (tokens: TokenTable, row: number) => tokens.offsets[row + 1]! - tokens.offsets[row]!;
 
+/** Every row's token count, in row order. */
+export function rowLengths(tokens: TokenTable): Int32Array {
+  const lengths = new Int32Array(rowCount(tokens));
+  for (let i = 0; i < lengths.length; i++) lengths[i] = lengthOf(tokens, i);
+  return lengths;
+}
+
 /**
  * What makes an Arrow artifact readable on its own: each row's movie `id` (the same as in the
  * Parquet file it aligns with, so pandas and polars can join instead of trusting positions) and
@@ -48,8 +55,7 @@ export function readArrowMetadata(path: string): Record<string, string> {
 
 export function writeTokens(path: string, tokens: TokenTable, annotations: Annotations = {}): void {
   const rows = rowCount(tokens);
-  const lengths = new Int32Array(rows);
-  for (let i = 0; i < rows; i++) lengths[i] = lengthOf(tokens, i);
+  const lengths = rowLengths(tokens);
   const idsData = makeData({ type: new List(new Field('item', new Int32(), false)), length: rows, nullCount: 0, valueOffsets: tokens.offsets, child: makeData({ type: new Int32(), length: tokens.ids.length, data: tokens.ids }) });
   const table = annotated(
     {

@@ -3,7 +3,7 @@ import { basename, join } from 'node:path';
 import { UserError } from '../errors.js';
 import { formatCount, formatSeconds, info, progress } from '../log.js';
 import { BertTokenizer, concatTokens, resolveWorkers, TokenizerPool } from '../tokenizer/index.js';
-import { lengthOf, readEmbeddings, rowCount, writeEmbeddings, type TokenTable } from '../arrow/index.js';
+import { lengthOf, readEmbeddings, rowCount, rowLengths, writeEmbeddings, type TokenTable } from '../arrow/index.js';
 import { ROW_FILES, type RowFile } from '../ingest/artifact.js';
 import { readTokenFile, readTokenRowIds } from '../tokenize/artifact.js';
 import { writeVectors } from './artifact.js';
@@ -29,9 +29,7 @@ const shardFile = (dir: string, index: number) => join(dir, 'shards', `shard-${S
 function readAllTokens(tokenizeDir: string): { tokens: TokenTable; lengths: Int32Array; counts: Record<RowFile, number> } {
   const parts = ROW_FILES.map((file) => readTokenFile(tokenizeDir, file));
   const tokens = concatTokens(parts);
-  const lengths = new Int32Array(rowCount(tokens));
-  for (let i = 0; i < lengths.length; i++) lengths[i] = lengthOf(tokens, i);
-  return { tokens, lengths, counts: { train: rowCount(parts[0]!), test: rowCount(parts[1]!) } };
+  return { tokens, lengths: rowLengths(tokens), counts: { train: rowCount(parts[0]!), test: rowCount(parts[1]!) } };
 }
 
 /** Ids the model cannot take are a user error here, not a crash inside ONNX Runtime. */
@@ -317,8 +315,7 @@ export async function open(loaded: LoadedConfig, embedArtifact: UpstreamArtifact
       const tokens = await tokenizeTexts(texts, files, config.tokenize);
       const t1 = performance.now();
       const encoder = await encoderReady;
-      const lengths = new Int32Array(rowCount(tokens));
-      for (let i = 0; i < lengths.length; i++) lengths[i] = lengthOf(tokens, i);
+      const lengths = rowLengths(tokens);
       const vectors = new Float32Array(lengths.length * model.hidden);
       const bar = lengths.length >= 1000 ? progress('predict', lengths.length) : null;
       for (const shard of planShards(lengths, config.embed.shard_rows)) {
