@@ -100,6 +100,8 @@ interface Conversion {
   version: number;
   /** Where the manifest records it (`model_adaptation.quantized` or `.float16`). */
   field: 'quantized' | 'float16';
+  /** The record beside the cached model. */
+  recordFile: string;
   convert(bytes: Uint8Array): { bytes: Uint8Array; summary: Record<string, number>; log: string };
 }
 
@@ -108,6 +110,7 @@ const INT8: Conversion = {
   verb: 'quantized',
   version: QUANTIZER_VERSION,
   field: 'quantized',
+  recordFile: 'quantization.json',
   convert(bytes) {
     const q = quantizeDynamic(bytes);
     return { bytes: q.bytes, summary: { matmuls: q.matmuls, ...megabytes(q.weightBytes) }, log: `${q.matmuls} MatMuls as DynamicQuantizeMatMul` };
@@ -119,6 +122,7 @@ const FLOAT16: Conversion = {
   verb: 'converted',
   version: FLOAT16_VERSION,
   field: 'float16',
+  recordFile: 'conversion.json',
   convert(bytes) {
     const h = convertToFloat16(bytes);
     return { bytes: h.bytes, summary: { tensors: h.tensors, ...megabytes(h.weightBytes) }, log: `${h.tensors} float tensors as float16, float32 outputs` };
@@ -135,7 +139,7 @@ const megabytes = (weights: { before: number; after: number }) => ({ weight_mb_b
 async function openConverted(modelPath: string, sha256: string, options: EncoderOptions, conversion: Conversion): Promise<Encoder> {
   const dir = join(cacheRoot(), 'derived', `${sha256}-${conversion.name}-v${conversion.version}-encoder-v${ENCODER_DERIVATION_VERSION}`);
   const path = join(dir, 'model.onnx');
-  const recordFile = conversion.name === 'int8' ? 'quantization.json' : 'conversion.json';
+  const { recordFile } = conversion;
   if (existsSync(path)) {
     info(`embed: using the ${conversion.name} model ${conversion.verb} from ${basename(modelPath)} (cached: ${path})`);
   } else {
