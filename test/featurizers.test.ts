@@ -1,6 +1,6 @@
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -107,6 +107,21 @@ test('predict on a TF-IDF run gives the evaluate stage\'s probabilities for the 
     const p = predicted.get(e.id)!;
     assert.equal(p.top1_genre, e.top1_genre, `movie ${e.id}`);
     assert.ok(Math.abs(p.top1_prob - e.top1_prob) < 1e-6 && Math.abs(p.top2_prob - e.top2_prob) < 1e-6, `movie ${e.id}: ${p.top1_prob} vs ${e.top1_prob}`);
+  }
+});
+
+test('predict refuses a TF-IDF run whose fitted state was edited after it was published, with one message', () => {
+  const state = join(runDir('embed'), 'tfidf.json');
+  const published = readFileSync(state);
+  try {
+    // Same size, one word changed: only the checksum can tell.
+    writeFileSync(state, published.toString('utf8').replace('"cowboy"', '"cowboz"'));
+    const result = runProgram(ws, 'scripts/predict', ['A sheriff rides into town.']);
+    assert.notEqual(result.code, 0);
+    assert.equal(result.stderr.match(/^error: /gm)?.length, 1, result.stderr);
+    assert.match(result.stderr, /tfidf\.json does not match the sha256 in its manifest/);
+  } finally {
+    writeFileSync(state, published);
   }
 });
 

@@ -84,11 +84,12 @@ export class ArtifactStore {
    * Checks a published artifact's files against its manifest, sizes and sha256. Returns what is wrong, or nothing: an artifact edited, truncated or
    * partly overwritten after it was published must never be read as if it were the real one.
    */
-  async check(stage: string, key: string): Promise<string | undefined> {
+  async check(stage: string, key: string, only?: readonly string[]): Promise<string | undefined> {
     const sizes = this.checkSizes(stage, key);
     if (sizes) return sizes;
     const dir = this.keyDir(stage, key);
     for (const [file, entry] of Object.entries(this.readManifest(stage, key)!.files)) {
+      if (only && !only.includes(file)) continue;
       if ((await sha256File(join(dir, file))) !== entry.sha256) return `${file} does not match the sha256 in its manifest`;
     }
     return undefined;
@@ -108,9 +109,12 @@ export class ArtifactStore {
     return undefined;
   }
 
-  /** The artifact's folder, after checking every file against the manifest; a mismatch is a CorruptArtifact. */
-  async verified(stage: string, key: string): Promise<{ dir: string; manifest: Manifest }> {
-    const problem = await this.check(stage, key);
+  /**
+   * The artifact's folder, after checking every file (or the `only` ones a reader reads) against
+   * the manifest; a mismatch is a CorruptArtifact.
+   */
+  async verified(stage: string, key: string, only?: readonly string[]): Promise<{ dir: string; manifest: Manifest }> {
+    const problem = await this.check(stage, key, only);
     if (problem) throw new CorruptArtifact(stage, key, this.keyDir(stage, key), problem);
     return { dir: this.keyDir(stage, key), manifest: this.readManifest(stage, key)! };
   }

@@ -7,7 +7,10 @@ import type { RowFile } from '../ingest/artifact.js';
  *
  *   train.arrow, test.arrow   `embedding` (FixedSizeList<Float32>[dim]) per row, with each row's
  *                             `id`; row i is row i of ingest's Parquet file of the same name
+ *   tfidf.json                TF-IDF only: the fitted vocabulary and IDF that predict transforms with
  */
+export const TFIDF_STATE_FILE = 'tfidf.json';
+
 export const vectorsPath = (dir: string, file: RowFile) => join(dir, `${file}.arrow`);
 
 export function writeVectors(dir: string, file: RowFile, table: EmbeddingTable, annotations: { rowIds?: string[]; metadata: Record<string, string> }): void {

@@ -2,6 +2,7 @@ import type { Config, LoadedConfig } from '../config/index.js';
 import type { ArtifactStore, ManifestBody } from '../artifacts/store.js';
 import type { StageRun, UpstreamArtifact } from '../stage-types.js';
 import { modelSources, NETWORK_FILES } from '../model/index.js';
+import { TFIDF_STATE_FILE } from './artifact.js';
 
 /**
  * A featurizer turns descriptions into vectors, the one thing train, evaluate and the report need
@@ -31,6 +32,8 @@ export interface Featurizer {
   params(config: Config): unknown;
   /** Content hashes of the files outside the store that the vectors depend on. */
   sources(loaded: LoadedConfig, store: ArtifactStore): Promise<Record<string, string>>;
+  /** The embed artifact's files that `open` reads: `predict` checks them against the manifest first. */
+  state: readonly string[];
   /** The module, loaded only when the stage or `predict` runs. */
   load(): Promise<FeaturizerModule>;
 }
@@ -40,12 +43,15 @@ export const FEATURIZERS: Record<Config['embed']['method'], Featurizer> = {
     // Providers, threads, batch and shard sizes change how fast, not what: they stay out of the key.
     params: (config) => ({ embed: { pooling: config.embed.pooling }, model: { precision: config.model?.precision } }),
     sources: (loaded, store) => modelSources(loaded, store, NETWORK_FILES(loaded)),
+    // Nothing fitted: the model's files are checked by their checksums instead.
+    state: [],
     load: () => import('./bert.js'),
   },
   tfidf: {
     params: (config) => ({ embed: { method: 'tfidf', tfidf: config.embed.tfidf } }),
     // Everything it reads is in the ingest artifact.
     sources: async () => ({}),
+    state: [TFIDF_STATE_FILE],
     load: () => import('./tfidf.js'),
   },
 };

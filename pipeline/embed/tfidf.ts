@@ -7,7 +7,7 @@ import type { TfidfConfig } from '../config/schema.js';
 import type { ManifestBody } from '../artifacts/store.js';
 import type { StageRun, UpstreamArtifact } from '../stage-types.js';
 import { readRows, ROW_FILES } from '../ingest/artifact.js';
-import { writeVectors } from './artifact.js';
+import { TFIDF_STATE_FILE, writeVectors } from './artifact.js';
 import type { Vectorizer } from './featurizer.js';
 
 /**
@@ -21,7 +21,6 @@ import type { Vectorizer } from './featurizer.js';
  * stored vocabulary to transform new text with, which is all this featurizer is.
  */
 const WORD = /[\p{L}\p{N}_]{2,}/gu;
-const STATE_FILE = 'tfidf.json';
 
 /** What `fit` learned, stored in the embed artifact so that `predict` makes the same vectors. */
 export interface TfidfState {
@@ -119,7 +118,7 @@ export async function build(run: StageRun): Promise<ManifestBody> {
   const vectorizer = TfidfVectorizer.fit(fitTexts, settings);
   const fitSeconds = (performance.now() - fitStarted) / 1000;
   if (!vectorizer.dim) throw new UserError(`embed.tfidf.min_df: no n-gram occurs in ${settings.min_df} of the ${fitTexts.length} training descriptions; lower it`);
-  writeFileSync(join(run.dir, STATE_FILE), `${JSON.stringify(vectorizer.state)}\n`);
+  writeFileSync(join(run.dir, TFIDF_STATE_FILE), `${JSON.stringify(vectorizer.state)}\n`);
   info(`embed: TF-IDF fitted on ${formatCount(fitTexts.length)} training descriptions in ${formatSeconds(fitSeconds)}: ${formatCount(vectorizer.state.candidates)} n-grams in >= ${settings.min_df} of them, ${formatCount(vectorizer.dim)} kept`);
 
   const rows = files.train.length + files.test.length;
@@ -153,7 +152,7 @@ export async function open(_loaded: LoadedConfig, embed: UpstreamArtifact): Prom
 }
 
 export function readState(embedDir: string): TfidfVectorizer {
-  return new TfidfVectorizer(JSON.parse(readFileSync(join(embedDir, STATE_FILE), 'utf8')) as TfidfState);
+  return new TfidfVectorizer(JSON.parse(readFileSync(join(embedDir, TFIDF_STATE_FILE), 'utf8')) as TfidfState);
 }
 
 function round(x: number): number {

@@ -62,8 +62,11 @@ export async function findRun(store: ArtifactStore, loaded: LoadedConfig, runNam
       );
     }
     manifests[stage] = manifest;
-    // The classifier's weights are read as published, or not at all (the vectors are not read here).
+    // The classifier's weights, and what the featurizer fitted, are read as published or not at
+    // all (the vectors are not read here).
     if (stage === 'train') await store.verified(stage, keys[stage]!);
+    const state = featurizerOf(loaded.config).state;
+    if (stage === 'embed' && state.length) await store.verified(stage, keys[stage]!, state);
   }
   // A named run may point at artifacts made from model files that have changed since. (The
   // current config's keys already hash today's model files, so its artifacts match by construction.)
