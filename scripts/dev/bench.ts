@@ -16,8 +16,9 @@ import { formatCount, info } from '../../pipeline/log.js';
 import { readTokens } from '../../pipeline/arrow/index.js';
 import { bertFlops } from '../../pipeline/onnx/pooling.js';
 import { readModelInfo } from '../../pipeline/model/index.js';
-import type { Provider } from '../../pipeline/onnx/session.js';
 import { encoderFeeds, openEncoder } from '../../pipeline/onnx/encoder.js';
+import { encoderOptions } from '../../pipeline/embed/bert.js';
+import { loadConfig } from '../../pipeline/config/index.js';
 import { sha256 } from '../../pipeline/hash.js';
 
 runMain(async () => {
@@ -86,15 +87,7 @@ runMain(async () => {
       // int8 converted as the stage converts them), fed and read as the stage feeds and reads it.
       const modelInfo = readModelInfo(join(args.model, 'config.json'));
       const modelFile = join(args.model, 'model.onnx');
-      const encoder = await openEncoder(modelFile, sha256(readFileSync(modelFile)), {
-        pooling: 'mean',
-        hidden: modelInfo.hidden,
-        vocab: modelInfo.vocab,
-        providers: args.providers.split(',') as Provider[],
-        threads: args.threads,
-        quantize: args.precision === 'int8',
-        float16: args.precision === 'fp16',
-      });
+      const encoder = await openEncoder(modelFile, sha256(readFileSync(modelFile)), encoderOptions(loadConfig(join(work, 'real.yaml')), modelInfo));
       const open = encoder.open;
       const dims: [number, number] = [32, 128];
       const ids = BigInt64Array.from({ length: 32 * 128 }, (_, i) => BigInt(1 + ((i * 7919) % (modelInfo.vocab - 1))));
