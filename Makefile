@@ -1,6 +1,9 @@
-# The pipeline's DAG. `make all` installs what is missing, builds, and runs every stage on
-# CONFIG; each stage target builds what is upstream first. Stages reuse a published artifact
-# when its key (config section + input keys + stage version) is unchanged, so rerunning is cheap.
+# `make all` installs what is missing, builds, and runs every stage on CONFIG; each stage target
+# builds what it needs first. The DAG itself is STAGES (pipeline/dag.ts): which stages a config
+# needs depends on it (TF-IDF reads no token ids), so one planner (dist/scripts/run.js) walks it,
+# starts each stage's program that has work, and costs one Node process when nothing does. A
+# stage reuses its published artifact when its key (its config slice, the content it reads, its
+# source files and its code) is unchanged.
 #
 #   make all                              the whole pipeline on configs/default.yaml
 #   make ingest CONFIG=configs/x.yaml     one stage (and what it needs) on another config
@@ -28,7 +31,7 @@ NODE ?= node
 ARGS = --config $(CONFIG) --artifacts $(ARTIFACTS) $(foreach s,$(SET),--set $(s))
 # FORCE="embed train" rebuilds those stages even when their artifacts are published.
 FORCE ?=
-STAGE = $(NODE) dist/stages/$(1).js $(ARGS) $(if $(filter $(1),$(FORCE)),--force)
+RUN = $(NODE) dist/scripts/run.js $(ARGS) $(foreach s,$(FORCE),--force $(s))
 
 SOURCES := $(shell find stages pipeline scripts test types -name '*.ts' 2>/dev/null) tsconfig.json
 # The install is keyed on the lockfile's content (and the ORT variant), not on mtimes: a fresh
@@ -49,19 +52,10 @@ CONFIG_MODELS := $(call sample_model_for,$(CONFIG))
 SWEEP_MODELS = $(call sample_model_for,$(SWEEP))
 
 PHONY_STAGES := ingest tokenize embed train evaluate report
-.PHONY: all install build browser demo-data $(PHONY_STAGES) predict sweep runs diff gate gate-update status config check-config clean gc verify pin test bench bench-ingest bench-embed bench-train bench-predict bench-sweep bench-fill-mask bench-verify bench-int8 bench-tfidf model-demo model-sample model-bert-base check-tokenizer
+.PHONY: all install build browser demo-data $(PHONY_STAGES) predict sweep runs diff gate gate-update status config clean gc verify pin test bench bench-ingest bench-embed bench-train bench-predict bench-sweep bench-fill-mask bench-verify bench-int8 bench-tfidf model-demo model-sample model-bert-base check-tokenizer
 
-# One planner process answers "would anything run?"; only then are the stage targets walked.
-# That keeps a no-op `make all` to one Node start-up instead of one per stage.
 all: $(BUILT) $(DEMO_DATA) $(CONFIG_MODELS)
-	@$(NODE) dist/scripts/status.js $(ARGS) --check --lease-for $$$$; rc=$$?; \
-	if [ $$rc -eq 0 ] && [ -z "$(FORCE)" ]; then \
-	  echo "(make status explains, make clean forgets the run)"; \
-	elif [ $$rc -eq 0 ] || [ $$rc -eq 3 ]; then \
-	  $(MAKE) --no-print-directory report; \
-	else \
-	  exit $$rc; \
-	fi
+	@$(RUN) --target report
 
 install: $(INSTALLED)
 $(INSTALLED):
@@ -77,27 +71,9 @@ demo-data: $(DEMO_DATA)
 $(DEMO_DATA): $(BUILT) pipeline/testing/demo-data.ts
 	$(NODE) dist/scripts/dev/generate-demo-data.js --out data/demo
 
-# A config error is reported once, by this target, before any stage runs (not by ingest, for a train.* field).
-check-config: $(BUILT)
-	@$(NODE) dist/scripts/config.js $(ARGS) --check
-
-ingest: $(BUILT) $(DEMO_DATA) $(CONFIG_MODELS) check-config
-	@$(call STAGE,ingest)
-
-tokenize: ingest
-	@$(call STAGE,tokenize)
-
-embed: tokenize
-	@$(call STAGE,embed)
-
-train: embed
-	@$(call STAGE,train)
-
-evaluate: train
-	@$(call STAGE,evaluate)
-
-report: evaluate
-	@$(call STAGE,report)
+# One stage and what it needs (a config error is printed once, before any stage runs).
+$(PHONY_STAGES): $(BUILT) $(DEMO_DATA) $(CONFIG_MODELS)
+	@$(RUN) --target $@
 
 # Every variant of a sweep file, then a leaderboard under $(ARTIFACTS)/sweeps/<name>/.
 SWEEP ?= configs/sweeps/mlp.yaml

@@ -2,7 +2,7 @@
 import { runMain, UserError } from '../pipeline/errors.js';
 import { parseArgs } from '../pipeline/cli.js';
 import { getPath, loadConfig, parseKeyPath } from '../pipeline/config/index.js';
-import { printConfig } from '../pipeline/runner.js';
+import YAML from 'yaml';
 
 runMain(async () => {
   const args = await parseArgs('config', 'Print the resolved config.', (y) =>
@@ -17,7 +17,7 @@ runMain(async () => {
   // Showing a config is fine before it is pinned (only running it is not).
   const loaded = loadConfig(args.config, args.set, { allowUnpinned: true });
   if (args.get === undefined) {
-    process.stdout.write(printConfig(loaded));
+    process.stdout.write(YAML.stringify(loaded.config));
     return;
   }
   const value = getPath(loaded.config, parseKeyPath(args.get, '--get'));

@@ -4,13 +4,14 @@
  *   read the sweep file     -> base config + a grid, a list of variants or seeded random draws
  *   plan every variant      -> a bad value fails that variant only
  *   shared upstream         -> variants that differ only in train.* and later share one ingest,
- *                              tokenize and embed, built (or reused) once
+ *                              tokenize and embed, built (or reused) once, one variant at a time
  *   train, evaluate, report -> up to max_parallel variants side by side; a failure is recorded,
  *                              the others go on
  *   publish                 -> artifacts/sweeps/<name>/leaderboard.{parquet,html,md}, sweep.json,
  *                              logs/<run>.log; exit 1 if any variant failed
  */
 import { relative, resolve, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { runMain, UserError } from '../pipeline/errors.js';
 import { parseArgs } from '../pipeline/cli.js';
 import { info } from '../pipeline/log.js';
@@ -30,7 +31,7 @@ runMain(async () => {
   info(`sweep: ${sweep.name}: ${sweep.variants.length} variants of ${sweep.basePath}, ${sweep.maxParallel} at a time, ranked by ${sweep.metric}`);
   const { runSweep } = await import('../pipeline/sweep/run.js');
   const { writeLeaderboard } = await import('../pipeline/sweep/leaderboard.js');
-  const outcome = await runSweep(sweep, store, args.artifacts);
+  const outcome = await runSweep(sweep, store, args.artifacts, (stage) => fileURLToPath(new URL(`../stages/${stage}.js`, import.meta.url)));
   const { dir, rows } = await writeLeaderboard(sweep, outcome, store);
   const failed = rows.filter((r) => r.status !== 'ok');
   for (const r of rows) info(`  ${String(r.rank ?? '–').padStart(2)}  ${r.run.padEnd(16)} ${r.value === null ? 'failed'.padEnd(6) : r.value.toFixed(4)}  ${r.changes}`);

@@ -140,24 +140,15 @@ test('the Kubernetes Indexed Job embeds one slice per index on a shared volume, 
   checkCommands([...sliceScript, ...mergeScript], env);
 });
 
-test('the Makefile\'s stage targets and the STAGES registry describe the same DAG', async () => {
+test('every stage of STAGES has a make target, and each runs the planner for that stage', async () => {
   const { STAGES } = await import('../pipeline/dag.js');
   const makefile = readFileSync(join(REPO, 'Makefile'), 'utf8');
   const phony = /^PHONY_STAGES := (.*)$/m.exec(makefile)![1]!.trim().split(/\s+/);
   assert.deepEqual(phony, STAGES.map((s) => s.name), 'PHONY_STAGES lists the stages in registry order');
-  const prerequisites = new Map<string, string[]>();
+  // The DAG is STAGES's (it depends on the config: TF-IDF reads no token ids), so make does not repeat it.
   for (const stage of phony) {
-    const rule = new RegExp(`^${stage}: (.*)\\n\\t@\\$\\(call STAGE,${stage}\\)$`, 'm').exec(makefile);
-    assert.ok(rule, `make ${stage} runs the ${stage} program`);
-    prerequisites.set(stage, rule![1]!.split(/\s+/).filter((p) => phony.includes(p)));
-  }
-  const upstream = (stage: string, seen = new Set<string>()): Set<string> => {
-    for (const p of prerequisites.get(stage) ?? []) if (!seen.has(p)) upstream(p, seen.add(p));
-    return seen;
-  };
-  for (const spec of STAGES) {
-    const built = upstream(spec.name);
-    for (const input of spec.inputs) assert.ok(built.has(input), `make ${spec.name} builds its input ${input} first`);
-    for (const extra of built) assert.ok(STAGES.find((s) => s.name === spec.name)!.inputs.some((i) => i === extra || upstream(i).has(extra)), `make ${spec.name} builds ${extra}, which it does not need`);
+    const dry = spawnSync('make', ['-n', '--no-print-directory', stage, 'CONFIG=configs/default.yaml', 'FORCE=embed train'], { cwd: REPO, encoding: 'utf8' });
+    assert.equal(dry.status, 0, dry.stderr);
+    assert.match(dry.stdout, new RegExp(`dist/scripts/run\\.js --config configs/default\\.yaml .*--force embed --force train --target ${stage}$`, 'm'), `make ${stage} runs the planner for ${stage}`);
   }
 });

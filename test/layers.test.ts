@@ -1,67 +1,100 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join, normalize } from 'node:path';
+import { appendFileSync, cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { REPO } from './helpers/workspace.js';
+import { checkLayers, importsOf } from './helpers/layers.js';
 import { STAGES } from '../pipeline/dag.js';
+import { loadConfig } from '../pipeline/config/index.js';
 
-/**
- * The layers of the code, lowest first. A module may import from its own layer or a lower one,
- * never from a higher one: a library does not know the stages, a stage body does not know the
- * runner or the registry, nothing in pipeline/ knows the programs (stages/, scripts/).
- */
-const LAYERS: string[][] = [
-  ['pipeline/errors', 'pipeline/log', 'pipeline/hash', 'pipeline/random', 'pipeline/cli'],
-  ['pipeline/arrow', 'pipeline/parquet', 'pipeline/config', 'pipeline/download', 'pipeline/tokenizer', 'pipeline/metrics', 'pipeline/mlp', 'pipeline/onnx', 'pipeline/testing'],
-  ['pipeline/artifacts', 'pipeline/model'],
-  ['pipeline/stage-types'],
-  STAGES.map((s) => `pipeline/${s.name}`),
-  ['pipeline/dag'],
-  ['pipeline/runner', 'pipeline/predict', 'pipeline/sweep', 'pipeline/compare', 'pipeline/pin'],
-  ['stages', 'scripts'],
-];
+const STAGE_NAMES = STAGES.map((s) => s.name);
 
-/** `pipeline/embed/bert.ts` -> `pipeline/embed`; `pipeline/runner.ts` -> `pipeline/runner`; `stages/x.ts` -> `stages`. */
-const unitOf = (file: string) => {
-  const parts = file.replace(/\.ts$/, '').split('/');
-  return parts[0] === 'pipeline' ? parts.slice(0, 2).join('/') : parts[0]!;
-};
-const layerOf = (unit: string) => LAYERS.findIndex((layer) => layer.includes(unit));
-
-const sources = execFileSync('git', ['ls-files', 'pipeline', 'stages', 'scripts'], { cwd: REPO, encoding: 'utf8' })
-  .split('\n')
-  .filter((f) => f.endsWith('.ts'));
-const imports = sources.flatMap((file) =>
-  [...readFileSync(join(REPO, file), 'utf8').matchAll(/(?:\bfrom\s*|\bimport\s*\(\s*)['"](\.{1,2}\/[^'"]+)['"]/g)].map((m) => ({
-    file,
-    target: normalize(join(dirname(file), m[1]!)).replace(/\.js$/, '.ts'),
-  })),
-);
-
-test('every module belongs to a layer, and no import reaches a higher layer', () => {
-  assert.ok(imports.length > 100, 'the imports were found');
-  for (const file of sources) assert.notEqual(layerOf(unitOf(file)), -1, `${file} belongs to a layer (add its folder to LAYERS)`);
-  const upward = imports.filter(({ file, target }) => layerOf(unitOf(target)) > layerOf(unitOf(file)));
-  assert.deepEqual(upward.map(({ file, target }) => `${file} -> ${target}`), []);
+test('the code keeps its layers: no upward import, no folders importing each other, stages read each other only through contracts', () => {
+  assert.deepEqual(checkLayers(REPO, STAGE_NAMES), []);
 });
 
-test('no two folders import each other, directly or through others', () => {
-  const edges = new Map<string, Set<string>>();
-  for (const { file, target } of imports) {
-    const [from, to] = [unitOf(file), unitOf(target)];
-    if (from !== to) edges.set(from, (edges.get(from) ?? new Set()).add(to));
+test('imports are read from the AST: side-effect imports, type-only imports, re-exports, dynamic and worker URLs', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'layers-'));
+  writeFileSync(
+    join(dir, 'probe.ts'),
+    [
+      "import '../x/side.js';",
+      "import type { T } from '../x/types.js';",
+      "export { y } from '../x/again.js';",
+      'const a = await import(`../x/template.js`);',
+      "const w = new URL('../x/worker.js', import.meta.url);",
+      "// import '../x/commented.js';",
+      "const s = \"import '../x/in-a-string.js'\";",
+    ].join('\n'),
+  );
+  const { edges } = importsOf(dir, 'probe.ts');
+  assert.deepEqual(
+    edges.map((e) => [e.target, e.kind]),
+    [
+      ['../x/side.ts', 'side-effect'],
+      ['../x/types.ts', 'type'],
+      ['../x/again.ts', 're-export'],
+      ['../x/template.ts', 'dynamic'],
+      ['../x/worker.ts', 'url'],
+    ],
+  );
+});
+
+/** The repository's sources in a temporary folder with `line` added to `file`: what the check says of it. */
+function planted(file: string, line: string, at: 'end' | 'start' = 'start'): string[] {
+  const root = mkdtempSync(join(tmpdir(), 'layers-planted-'));
+  for (const dir of ['pipeline', 'stages', 'scripts']) cpSync(join(REPO, dir), join(root, dir), { recursive: true });
+  const path = join(root, file);
+  assert.ok(existsSync(path), file);
+  if (at === 'end') appendFileSync(path, `\n${line}\n`);
+  else writeFileSync(path, `${line}\n${readFileSync(path, 'utf8')}`);
+  return checkLayers(root, STAGE_NAMES);
+}
+
+test('the check fails on each planted violation', () => {
+  const cases: [string, string, RegExp, 'start' | 'end'][] = [
+    // A library that imports the registry for its side effects.
+    ['pipeline/metrics/index.ts', "import '../dag.js';", /pipeline\/metrics\/index\.ts -> pipeline\/dag\.ts \(side-effect\): reaches a higher layer/, 'start'],
+    // A dynamic import with a template string that names a higher layer.
+    ['pipeline/mlp/model.ts', 'export const later = () => import(`../runner.js`);', /pipeline\/mlp\/model\.ts -> pipeline\/runner\.ts \(dynamic\): reaches a higher layer/, 'end'],
+    // A template string whose module is computed.
+    ['pipeline/train/train.ts', "export const body = (name: string) => import(`../${name}/${name}.js`);", /pipeline\/train\/train\.ts: import\(\) of a computed module/, 'end'],
+    // A stage body that imports another stage's body, not its contract.
+    ['pipeline/embed/bert.ts', "import { tokenize } from '../tokenize/tokenize.js';", /pipeline\/embed\/bert\.ts -> pipeline\/tokenize\/tokenize\.ts \(static\): a stage reads another stage only through its contract/, 'start'],
+    // Even for a type.
+    ['pipeline/train/train.ts', "import type { TokenizeRun } from '../tokenize/signature.js';", /pipeline\/train\/train\.ts -> pipeline\/tokenize\/signature\.ts \(type\): a stage reads another stage only through its contract/, 'start'],
+    // A contract of a stage that comes later.
+    ['pipeline/train/train.ts', "import { METRICS } from '../evaluate/artifact.js';", /evaluate comes after train/, 'start'],
+    // A library that knows where the programs are.
+    ['pipeline/sweep/run.ts', "export const program = (stage: string) => new URL(`../../stages/${stage}.js`, import.meta.url);", /pipeline\/sweep\/run\.ts: names a program/, 'end'],
+  ];
+  for (const [file, line, expected, at] of cases) {
+    const problems = planted(file, line, at);
+    assert.ok(problems.some((p) => expected.test(p)), `${line} in ${file}: ${JSON.stringify(problems)}`);
   }
-  const reaches = (from: string, to: string, seen = new Set<string>()): boolean =>
-    [...(edges.get(from) ?? [])].some((next) => next === to || (!seen.has(next) && (seen.add(next), reaches(next, to, seen))));
-  const cycles = [...edges].flatMap(([from, targets]) => [...targets].filter((to) => reaches(to, from)).map((to) => `${from} <-> ${to}`));
-  assert.deepEqual(cycles, []);
+  // Two folders that import each other.
+  const cycle = (() => {
+    const root = mkdtempSync(join(tmpdir(), 'layers-cycle-'));
+    for (const dir of ['pipeline', 'stages', 'scripts']) cpSync(join(REPO, dir), join(root, dir), { recursive: true });
+    appendFileSync(join(root, 'pipeline/arrow/index.ts'), "\nimport '../parquet/index.js';\n");
+    appendFileSync(join(root, 'pipeline/parquet/index.ts'), "\nimport '../arrow/index.js';\n");
+    return checkLayers(root, STAGE_NAMES);
+  })();
+  assert.ok(cycle.some((p) => /pipeline\/arrow <-> pipeline\/parquet: the folders import each other/.test(p)), JSON.stringify(cycle));
 });
 
-test('each stage is a program stages/<name>.ts and a body pipeline/<name>/<name>.ts, and STAGES loads its build', async () => {
+test('each stage is a program stages/<name>.ts, a signature and a body in pipeline/<name>/, and STAGES loads its build', async () => {
+  const { config } = loadConfig(join(REPO, 'configs', 'default.yaml'));
   for (const stage of STAGES) {
     assert.ok(existsSync(join(REPO, 'stages', `${stage.name}.ts`)), `stages/${stage.name}.ts`);
     assert.ok(existsSync(join(REPO, 'pipeline', stage.name, `${stage.name}.ts`)), `pipeline/${stage.name}/${stage.name}.ts`);
-    assert.equal(typeof (await stage.build()), 'function', `${stage.name}'s build loads`);
+    assert.ok(existsSync(join(REPO, 'pipeline', stage.name, 'signature.ts')), `pipeline/${stage.name}/signature.ts`);
+    assert.ok(existsSync(join(REPO, 'pipeline', stage.name, 'artifact.ts')), `pipeline/${stage.name}/artifact.ts`);
+    assert.equal(typeof (await stage.build(config)), 'function', `${stage.name}'s build loads`);
+    for (const entry of stage.code(config)) {
+      const [module, name] = entry.split('#');
+      assert.ok(name && typeof (await import(join(REPO, 'dist', module!)))[name] === 'function', `${stage.name}'s code entry ${entry} is an exported function`);
+    }
   }
 });

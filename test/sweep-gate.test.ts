@@ -8,7 +8,7 @@ import { loadConfig } from '../pipeline/config/index.js';
 import { readBaseline } from '../pipeline/compare/index.js';
 import { loadSweep } from '../pipeline/sweep/file.js';
 import { ArtifactStore } from '../pipeline/artifacts/store.js';
-import { planStages } from '../pipeline/artifacts/plan.js';
+import { planPipeline } from '../pipeline/artifacts/plan.js';
 import { STAGES } from '../pipeline/dag.js';
 import { REPO, kaggleLines, runProgram, workspace, type Workspace } from './helpers/workspace.js';
 
@@ -34,8 +34,11 @@ test('an override of one list item keeps the rest of the default list', () => {
 });
 
 test('train.seed changes the train key only, and an unset train.seed leaves keys as they were', async () => {
-  const store = new ArtifactStore(ws.artifacts);
-  const keys = async (overrides: string[]) => Object.fromEntries([...(await planStages(STAGES, loadConfig(ws.config, overrides), store, 'evaluate'))].map(([s, p]) => [s, p.key]));
+  // A store of its own: the sweep below counts what it builds in the workspace's.
+  const own = join(ws.dir, 'keys-store');
+  for (const stage of ['ingest', 'tokenize', 'embed']) assert.equal(runProgram(ws, `stages/${stage}`, ['--artifacts', own]).code, 0);
+  const store = new ArtifactStore(own);
+  const keys = async (overrides: string[]) => Object.fromEntries([...(await planPipeline(STAGES, loadConfig(ws.config, overrides), store, 'evaluate')).stages].map(([s, p]) => [s, p.key]));
   const base = await keys([]);
   const seeded = await keys(['train.seed=7']);
   assert.deepEqual(['ingest', 'tokenize', 'embed'].map((s) => seeded[s]), ['ingest', 'tokenize', 'embed'].map((s) => base[s]));

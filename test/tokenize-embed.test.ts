@@ -122,7 +122,7 @@ test('embeddings come back in ingest row order and match a one-row run of the mo
   assert.ok(manifest.details.shards >= 4);
 });
 
-test('embed killed with SIGKILL resumes from its last shard and ends byte-identical', async () => {
+test('embed killed with SIGKILL resumes from the shards it finished (kept in the vector cache) and ends byte-identical', async () => {
   const extra = 'embed:\n  providers: [cpu]\n  threads: 1\n  shard_rows: 16\n  batch_tokens: 512\n';
   const reference = pipelineWorkspace(extra, 320);
   runStages(reference, ['ingest', 'tokenize', 'embed']);
@@ -133,7 +133,10 @@ test('embed killed with SIGKILL resumes from its last shard and ends byte-identi
   assert.equal(existsSync(runLink(ws, 'embed')), false);
   const rerun = runProgram(ws, 'stages/embed');
   assert.equal(rerun.code, 0, rerun.stderr);
-  assert.match(rerun.stderr, /resuming, \d+ of 25 shards already done/);
+  const manifest = JSON.parse(readFileSync(join(runLink(ws, 'embed'), 'manifest.json'), 'utf8'));
+  assert.ok(manifest.details.rows_from_cache >= 3 * 16, `at least the 3 finished shards came from the cache: ${rerun.stderr}`);
+  assert.equal(manifest.details.rows_computed + manifest.details.rows_from_cache + manifest.details.rows_repeating_another, 400);
+  assert.match(rerun.stderr, new RegExp(`${manifest.details.rows_computed} computed, ${manifest.details.rows_from_cache} from the vector cache`));
   assert.deepEqual(fileHashes(runLink(ws, 'embed')), fileHashes(runLink(reference, 'embed')));
 });
 
@@ -146,10 +149,18 @@ test('--shard i/n slices merged with --merge n equal a single run, byte for byte
   const missing = runProgram(ws, 'stages/embed', ['--merge', '3']);
   assert.equal(missing.code, 1);
   assert.match(missing.stderr, /slice 0\/3 is missing/);
-  for (const i of [2, 0, 1]) assert.equal(runProgram(ws, 'stages/embed', ['--shard', `${i}/3`]).code, 0);
-  assert.equal(existsSync(runLink(ws, 'embed')), false, 'a slice is not the stage artifact');
+  // Each slice on its own "machine" (its own store, so its own vector cache), gathered into one store for the merge.
+  for (const i of [2, 0, 1]) {
+    const machine = join(ws.dir, `machine-${i}`);
+    runStages(ws, ['ingest', 'tokenize'], ['--artifacts', machine]);
+    assert.equal(runProgram(ws, 'stages/embed', ['--shard', `${i}/3`, '--artifacts', machine]).code, 0);
+    assert.equal(existsSync(join(machine, 'runs', 'config', 'embed')), false, 'a slice is not the stage artifact');
+    cpSync(join(machine, 'embed-slice'), join(ws.artifacts, 'embed-slice'), { recursive: true });
+  }
   const merged = runProgram(ws, 'stages/embed', ['--merge', '3']);
   assert.equal(merged.code, 0, merged.stderr);
+  // Nothing is computed at the merge: every row's vector came from a slice.
+  assert.match(merged.stderr, /embed: 300 rows: 0 computed, \d+ from the vector cache(, \d+ repeating another row)?; \d+ rows imported from 3 slices/);
   assert.deepEqual(fileHashes(runLink(ws, 'embed')), fileHashes(runLink(single, 'embed')));
 });
 

@@ -68,7 +68,8 @@ export function writeTokens(path: string, tokens: TokenTable, annotations: Annot
   writeFileSync(path, tableToIPC(table, 'file'));
 }
 
-export function readTokens(path: string): TokenTable {
+/** A tokens file's table, with each row's movie id when the file has them. */
+export function readTokens(path: string): TokenTable & { rowIds?: string[] } {
   const table = tableFromIPC(readFileSync(path));
   const column = table.getChild('input_ids')!;
   const rows = table.numRows;
@@ -93,7 +94,8 @@ export function readTokens(path: string): TokenTable {
   const truncatedColumn = table.getChild('truncated')!;
   const truncated = new Uint8Array(rows);
   for (let i = 0; i < rows; i++) truncated[i] = truncatedColumn.get(i) ? 1 : 0;
-  return { ids, offsets, truncated };
+  const idColumn = table.getChild('id');
+  return { ids, offsets, truncated, rowIds: idColumn ? (idColumn.toArray() as string[]) : undefined };
 }
 
 /** Row-major vectors, one per row; `rowIndex` (optional) says which row each one belongs to. */

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:f
 import { join } from 'node:path';
 import { currentOwner, isAlive, type LockOwner } from './lock.js';
 import { writeFileAtomically, type ArtifactStore } from './store.js';
-import type { PlannedStage } from './plan.js';
+import type { Plan } from './plan.js';
 
 /**
  * A lease says "a build is using these artifacts": each stage process takes one on every key
@@ -21,7 +21,7 @@ let counter = 0;
 const leasesDir = (store: ArtifactStore) => join(store.root, '.leases');
 
 /** The `stage/key` entries of a plan: what a build of it reads and writes. */
-export const leaseKeys = (plan: Map<string, PlannedStage>) => [...plan.values()].map((p) => `${p.spec.name}/${p.key}`);
+export const leaseKeys = (plan: Plan) => [...plan.stages.values()].map((p) => `${p.spec.name}/${p.key}`);
 
 /** Takes a lease on `keys` (`stage/key`) for `ownerPid` (this process by default); returns its release. */
 export function takeLease(store: ArtifactStore, keys: string[], ownerPid = process.pid): () => void {

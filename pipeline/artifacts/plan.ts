@@ -2,90 +2,145 @@ import { hashValue } from '../hash.js';
 import { UserError } from '../errors.js';
 import type { LoadedConfig } from '../config/index.js';
 import type { ArtifactStore } from './store.js';
+import type { Port } from './contract.js';
 import { codeFingerprint, type CodeFingerprint } from './code.js';
+import type { Signature, Source } from './signature.js';
 
-/** What the store needs to know about a stage to compute its key. */
-export interface StageSpec {
-  name: string;
-  /** Bump when the stage's code changes what it writes: every key of the stage changes. */
-  version: number;
-  inputs: readonly string[];
-  /**
-   * The config fields that can change the output, keyed by their config path
-   * (`{ ingest: {...}, seed }`); batch sizes for inference, threads and progress display are left out.
-   */
-  params(loaded: LoadedConfig): unknown;
-  /** Content hashes of the files the stage reads from outside the store (data, models). */
-  sources?(loaded: LoadedConfig, store: ArtifactStore): Promise<Record<string, string>>;
-  /** The compiled modules (relative to dist/) whose code the key hashes, with all they import. */
-  code: readonly string[];
+/** One port a stage reads: which upstream artifact offers it, and the digest of its content. */
+export interface PlannedRead {
+  port: string;
+  stage: string;
+  key: string;
+  digest: string;
 }
 
 export interface PlannedStage {
-  spec: StageSpec;
+  spec: Signature;
   key: string;
   params: unknown;
+  /** How it runs (threads, providers, ...): never part of the key. */
+  settings: unknown;
+  /** By the name the build uses. */
+  reads: Record<string, PlannedRead>;
+  /** Upstream stage -> the key of the artifact it reads (for provenance; the key holds the digests). */
   inputs: Record<string, string>;
   sources: Record<string, string>;
-  /** The code the stage runs (its program's module graph and packages). */
   code: CodeFingerprint;
 }
 
-/**
- * Computes the key of `target` and of everything upstream of it. A key hashes the stage's name
- * and version, its params, its source files, its code (`spec.code` and what it
- * imports) and its inputs' keys, so a change anywhere upstream changes every key below it, and a
- * change to `train.*` changes no key above train.
- */
-export async function planStages(
-  specs: readonly StageSpec[],
-  loaded: LoadedConfig,
-  store: ArtifactStore,
-  target?: string,
-): Promise<Map<string, PlannedStage>> {
-  const byName = new Map(specs.map((s) => [s.name, s]));
-  const planned = new Map<string, PlannedStage>();
-  const visit = async (name: string): Promise<PlannedStage> => {
-    const done = planned.get(name);
-    if (done) return done;
-    const spec = byName.get(name);
-    if (!spec) throw new Error(`unknown stage ${name}`);
-    const inputs: Record<string, string> = {};
-    for (const input of spec.inputs) inputs[input] = (await visit(input)).key;
-    const params = spec.params(loaded);
-    const sources = spec.sources ? await spec.sources(loaded, store) : {};
-    const code = codeFingerprint(spec.code);
-    const key = hashValue({ stage: spec.name, version: spec.version, params, inputs, sources, code: code.hash }).slice(0, 16);
-    const stage = { spec, key, params, inputs, sources, code };
-    planned.set(name, stage);
-    return stage;
-  };
-  for (const spec of specs) {
-    await visit(spec.name);
-    if (spec.name === target) break;
-  }
-  return planned;
+/** A stage the plan needs but cannot key yet. */
+export interface WaitingStage {
+  stage: string;
+  /** The stage whose artifact it reads and that is not built: its key depends on what that one writes. */
+  on?: string;
+  reason: string;
+}
+
+export interface Plan {
+  /** The stages that can be keyed, in pipeline order. */
+  stages: Map<string, PlannedStage>;
+  /** The stages the target needs, in pipeline order. */
+  needed: string[];
+  /** Needed stages that wait for an upstream build, or that the config cannot plan (`blocked`). */
+  waiting: WaitingStage[];
+  /** A stage the config cannot plan (a missing model section, a missing file): the first such. */
+  blocked?: WaitingStage;
 }
 
 /**
- * Plans as far as the config allows: a stage that cannot be planned (its config section or a
- * source file is missing) ends the plan, with the reason, instead of failing the whole status.
+ * Which earlier stage offers each port a stage reads: the nearest one whose contract has it, so
+ * that a stage inserted between train and evaluate that offers a classifier is what evaluate
+ * (and predict) read.
  */
-export async function planAvailable(specs: readonly StageSpec[], loaded: LoadedConfig, store: ArtifactStore): Promise<{ plan: Map<string, PlannedStage>; blocked?: { stage: string; reason: string } }> {
-  // The usual case, every stage plannable, costs one pass; only a failure is narrowed down stage by stage.
-  try {
-    return { plan: await planStages(specs, loaded, store) };
-  } catch (error) {
-    if (!(error instanceof UserError)) throw error;
+export function providersOf(stages: readonly Signature[], name: string, config: LoadedConfig['config']): Record<string, { port: Port<unknown>; stage: string }> {
+  const index = stages.findIndex((s) => s.name === name);
+  if (index < 0) throw new Error(`no stage named ${name}`);
+  const providers: Record<string, { port: Port<unknown>; stage: string }> = {};
+  for (const [alias, port] of Object.entries(stages[index]!.reads(config) as Record<string, Port<unknown>>)) {
+    const provider = stages
+      .slice(0, index)
+      .reverse()
+      .find((s) => s.output.views.some((v) => v.port.name === port.name));
+    if (!provider) throw new Error(`${name} reads the port ${port.name}, which no earlier stage offers`);
+    providers[alias] = { port, stage: provider.name };
   }
-  let plan = new Map<string, PlannedStage>();
-  for (const spec of specs) {
+  return providers;
+}
+
+/** `target` and every stage it reads from, directly or not, in pipeline order. */
+export function neededFor(stages: readonly Signature[], target: string, config: LoadedConfig['config']): string[] {
+  const needed = new Set([target]);
+  for (const spec of [...stages].reverse()) {
+    if (!needed.has(spec.name)) continue;
+    for (const { stage } of Object.values(providersOf(stages, spec.name, config))) needed.add(stage);
+  }
+  const index = stages.findIndex((s) => s.name === target);
+  return stages.filter((s, i) => needed.has(s.name) && i <= index).map((s) => s.name);
+}
+
+/**
+ * Keys every stage `target` needs, as far as the built artifacts allow. A key hashes the stage's
+ * name and version, its params, the digest of each port it reads (recorded in the upstream
+ * manifest when that artifact was published), its sources' content and its code. So a stage
+ * whose upstream is not built yet cannot be keyed: its key depends on what that build writes,
+ * and a rebuild that writes the same texts leaves it up to date.
+ */
+export async function planPipeline(stages: readonly Signature[], loaded: LoadedConfig, store: ArtifactStore, target = stages[stages.length - 1]!.name): Promise<Plan> {
+  const { config } = loaded;
+  const needed = neededFor(stages, target, config);
+  const plan: Plan = { stages: new Map(), needed, waiting: [] };
+  const waiting = new Set<string>();
+  for (const name of needed) {
+    const spec = stages.find((s) => s.name === name)!;
+    const providers = providersOf(stages, name, config);
+    const upstream = spec.provenance ? needed.slice(0, needed.indexOf(name)) : [];
+    const blockedBy = [...Object.values(providers).map((p) => p.stage), ...upstream].find((stage) => waiting.has(stage) || !store.readManifest(stage, plan.stages.get(stage)!.key));
+    if (blockedBy) {
+      waiting.add(name);
+      const reason = waiting.has(blockedBy) ? `waits for ${blockedBy}` : `reads ${blockedBy}, which is not built yet: its key depends on what ${blockedBy} writes`;
+      plan.waiting.push({ stage: name, on: blockedBy, reason });
+      continue;
+    }
     try {
-      plan = await planStages(specs, loaded, store, spec.name);
+      plan.stages.set(name, await planStage(spec, loaded, store, providers, upstream, plan));
     } catch (error) {
       if (!(error instanceof UserError)) throw error;
-      return { plan, blocked: { stage: spec.name, reason: error.message } };
+      waiting.add(name);
+      const blocked = { stage: name, reason: error.message };
+      plan.waiting.push(blocked);
+      plan.blocked ??= blocked;
     }
   }
-  return { plan };
+  return plan;
+}
+
+async function planStage(spec: Signature, loaded: LoadedConfig, store: ArtifactStore, providers: ReturnType<typeof providersOf>, upstream: string[], plan: Plan): Promise<PlannedStage> {
+  const { config } = loaded;
+  const params = spec.params(config);
+  const settings = spec.settings(config);
+  const reads: Record<string, PlannedRead> = {};
+  for (const [alias, { port, stage }] of Object.entries(providers)) {
+    const key = plan.stages.get(stage)!.key;
+    const digest = store.readManifest(stage, key)!.ports?.[port.name];
+    if (!digest) throw new UserError(`${store.keyDir(stage, key)}: its manifest has no digest for ${port.name} (made by an older version of the pipeline): rebuild it with \`make ${stage} FORCE=${stage}\``);
+    reads[alias] = { port: port.name, stage, key, digest };
+  }
+  const inputs: Record<string, string> = {};
+  for (const read of Object.values(reads)) inputs[read.stage] = read.key;
+  for (const stage of upstream) inputs[stage] = plan.stages.get(stage)!.key;
+  const sources: Record<string, string> = {};
+  for (const source of Object.values(spec.sources(config) as Record<string, Source<unknown>>)) Object.assign(sources, await source.hash(loaded, store));
+  const viewCode = Object.values(providers).map(({ port, stage }) => plan.stages.get(stage)!.spec.output.views.find((v) => v.port.name === port.name)!.code);
+  const code = codeFingerprint([...spec.code(config), ...viewCode]);
+  const key = hashValue({
+    stage: spec.name,
+    version: spec.version,
+    params,
+    reads: Object.fromEntries(Object.entries(reads).map(([alias, r]) => [alias, `${r.port}:${r.digest}`])),
+    // The provenance a report prints is the upstream artifacts themselves, not only their content.
+    upstream: spec.provenance ? upstream.map((stage) => `${stage}/${inputs[stage]}`) : undefined,
+    sources,
+    code: code.hash,
+  }).slice(0, 16);
+  return { spec, key, params, settings, reads, inputs, sources, code };
 }

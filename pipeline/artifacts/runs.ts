@@ -20,6 +20,8 @@ export function recordRun(store: ArtifactStore, run: string, plan: Record<string
   const dir = runDir(store, run);
   mkdirSync(dir, { recursive: true });
   const current = runPointers(store, run);
+  // A stage the plan cannot key (it waits for an upstream build) or does not use has no artifact of this config.
+  for (const stage of Object.keys(current)) if (!(stage in plan)) rmSync(join(dir, stage), { force: true });
   for (const [stage, key] of Object.entries(plan)) {
     if (!store.readManifest(stage, key)) {
       rmSync(join(dir, stage), { force: true });

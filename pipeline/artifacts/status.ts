@@ -1,29 +1,39 @@
 import { stableStringify } from '../hash.js';
-import type { PlannedStage } from './plan.js';
+import type { Plan } from './plan.js';
 import type { ArtifactStore } from './store.js';
 import type { CodeFingerprint } from './code.js';
 
 /** True when every stage is built and the run already points at it: `make all` has nothing to do. */
 export function allUpToDate(statuses: StageStatus[], pointers: Record<string, string>): boolean {
-  return statuses.every((s) => s.built && pointers[s.stage] === s.key);
+  return statuses.every((s) => s.built && s.key !== null && pointers[s.stage] === s.key);
 }
 
 export interface StageStatus {
   stage: string;
-  key: string;
+  /** Null while it waits for an upstream build: its key depends on what that build writes. */
+  key: string | null;
   built: boolean;
+  /** built; would run; waits (for an upstream build, which may leave it up to date); cannot be planned (the config). */
+  state: 'built' | 'would run' | 'waits' | 'cannot be planned';
   /** Why the stage would run (empty when it is up to date). */
   reasons: string[];
 }
 
 /**
- * Says, per stage, whether its artifact exists and, if not, what changed since the artifact
- * the run last used (as `dvc status` does): a param, an input's key, a source file, the code.
+ * Says, per stage the pipeline needs, whether its artifact exists and, if not, what changed
+ * since the artifact the run last used (as `dvc status` does): a param, the content of a port it
+ * reads, a source file, the code. A stage whose upstream would rebuild cannot be keyed yet: it
+ * may well stay up to date (early cutoff), and it says so.
  */
-export function explainStatus(plan: Map<string, PlannedStage>, store: ArtifactStore, pointers: Record<string, string>): StageStatus[] {
+export function explainStatus(plan: Plan, store: ArtifactStore, pointers: Record<string, string>): StageStatus[] {
   const statuses: StageStatus[] = [];
-  for (const stage of plan.values()) {
-    const name = stage.spec.name;
+  for (const name of plan.needed) {
+    const stage = plan.stages.get(name);
+    if (!stage) {
+      const waiting = plan.waiting.find((w) => w.stage === name)!;
+      statuses.push({ stage: name, key: null, built: false, state: waiting.on ? 'waits' : 'cannot be planned', reasons: [waiting.on ? `${waiting.reason}; it stays up to date if what it reads comes out the same` : waiting.reason] });
+      continue;
+    }
     const published = store.readManifest(name, stage.key) !== undefined;
     const damage = published ? store.checkSizes(name, stage.key) : undefined;
     const built = published && !damage;
@@ -38,8 +48,12 @@ export function explainStatus(plan: Map<string, PlannedStage>, store: ArtifactSt
         if (previous.stage_version !== stage.spec.version) reasons.push(`stage code changed (version ${previous.stage_version} -> ${stage.spec.version})`);
         reasons.push(...codeChanges(previous.code, stage.code));
         for (const change of diffValues(previous.params, stage.params)) reasons.push(change);
-        for (const [input, key] of Object.entries(stage.inputs)) {
-          if (previous.inputs[input] !== key) reasons.push(`input ${input} changed (${previous.inputs[input] ?? 'none'} -> ${key})`);
+        for (const [alias, read] of Object.entries(stage.reads)) {
+          const before = previous.reads?.[alias];
+          if (before?.digest !== read.digest) reasons.push(`its input ${read.port} (from ${read.stage}) changed`);
+        }
+        if (stage.spec.provenance) {
+          for (const [input, key] of Object.entries(stage.inputs)) if (previous.inputs[input] !== key) reasons.push(`upstream ${input} is another artifact (${previous.inputs[input] ?? 'none'} -> ${key})`);
         }
         for (const [source, hash] of Object.entries(stage.sources)) {
           if (previous.sources[source] !== hash) reasons.push(`source ${source} changed`);
@@ -47,7 +61,7 @@ export function explainStatus(plan: Map<string, PlannedStage>, store: ArtifactSt
         if (!reasons.length) reasons.push('key changed');
       }
     }
-    statuses.push({ stage: name, key: stage.key, built, reasons });
+    statuses.push({ stage: name, key: stage.key, built, state: built ? 'built' : 'would run', reasons });
   }
   return statuses;
 }

@@ -5,6 +5,8 @@ import { acquireLock } from './lock.js';
 import { UserError } from '../errors.js';
 import type { CodeFingerprint } from './code.js';
 import { codeProvenance } from './provenance.js';
+import { digestViews, filesOf, type Contract } from './contract.js';
+import type { PlannedRead } from './plan.js';
 
 export const MANIFEST = 'manifest.json';
 
@@ -19,10 +21,16 @@ export interface Manifest {
   key: string;
   stage_version: number;
   created_at: string;
-  /** The stage's own config section, as it went into the key. */
+  /** The stage's slice of the config, as it went into the key. */
   params: unknown;
-  /** Upstream stage -> key. */
+  /** How it ran: the settings that change speed and never the result (threads, providers, batch sizes). Not in the key. */
+  settings?: unknown;
+  /** Each port it read: from which artifact, and the digest of that content (what the key holds). */
+  reads?: Record<string, PlannedRead>;
+  /** Upstream stage -> the key of the artifact it read. */
   inputs: Record<string, string>;
+  /** Port -> digest of what this artifact's view of it opens (what a reading stage's key holds). */
+  ports?: Record<string, string>;
   /** Source files (data, models) -> sha256, as they went into the key. */
   sources: Record<string, string>;
   /** The code the stage ran, as it went into the key (absent in artifacts made before it was recorded). */
@@ -88,8 +96,8 @@ export class ArtifactStore {
     const sizes = this.checkSizes(stage, key);
     if (sizes) return sizes;
     const dir = this.keyDir(stage, key);
-    for (const [file, entry] of Object.entries(this.readManifest(stage, key)!.files)) {
-      if (only && !only.includes(file)) continue;
+    const files = this.readManifest(stage, key)!.files;
+    for (const [file, entry] of Object.entries(only ? filesOf(files, only) : files)) {
       if ((await sha256File(join(dir, file))) !== entry.sha256) return `${file} does not match the sha256 in its manifest`;
     }
     return undefined;
@@ -131,9 +139,9 @@ export class ArtifactStore {
    * `resumable` keeps an interrupted build's partial folder for the next attempt.
    */
   async ensure(
-    header: Pick<Manifest, 'stage' | 'key' | 'stage_version' | 'params' | 'inputs' | 'sources' | 'code'>,
+    header: Pick<Manifest, 'stage' | 'key' | 'stage_version' | 'params' | 'settings' | 'reads' | 'inputs' | 'sources' | 'code'>,
     build: (ctx: BuildContext) => Promise<ManifestBody>,
-    options: { resumable?: boolean; force?: boolean } = {},
+    options: { resumable?: boolean; force?: boolean; contract?: Contract } = {},
   ): Promise<{ manifest: Manifest; dir: string; built: boolean }> {
     const { stage, key } = header;
     const dir = this.keyDir(stage, key);
@@ -159,14 +167,17 @@ export class ArtifactStore {
 
       const started = performance.now();
       const body = await this.buildOrCleanUp(header, partial, resumed, build, Boolean(options.resumable));
+      const files = await describeFiles(partial);
+      const details = body.details ?? {};
       const manifest: Manifest = {
         ...header,
         created_at: new Date().toISOString(),
-        files: await describeFiles(partial),
+        files,
+        ports: options.contract ? await digestViews(options.contract, partial, { files, details }) : undefined,
         rows: body.rows,
         timings: { seconds: round((performance.now() - started) / 1000), peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024), ...body.timings },
         versions: { node: process.version, ...codeProvenance(), ...body.versions },
-        details: body.details ?? {},
+        details,
       };
       writeDurably(join(partial, MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`);
       this.publish(stage, key, partial, Boolean(published));

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { UserError } from '../errors.js';
 import { formatIssues, makeCommand, type LoadedConfig } from '../config/index.js';
 import { listRuns, readRun, runPointers } from '../artifacts/runs.js';
-import { planStages } from '../artifacts/plan.js';
+import { planPipeline } from '../artifacts/plan.js';
 import { STAGES } from '../dag.js';
 import { writeFileAtomically, type ArtifactStore } from '../artifacts/store.js';
 import { improvement, METRICS, METRIC_NAMES, readMetrics, SPLITS, type MetricName, type MetricSplit } from './metrics.js';
@@ -142,9 +142,9 @@ export interface GateRow {
 
 /** The metrics of the evaluate artifact that `loaded` builds (not whatever ran last). */
 export async function currentMetrics(store: ArtifactStore, loaded: LoadedConfig): Promise<{ key: string; metrics: ReturnType<typeof readMetrics> }> {
-  const plan = await planStages(STAGES, loaded, store, 'evaluate');
-  const key = plan.get('evaluate')!.key;
-  if (!store.readManifest('evaluate', key)) throw new UserError(`gate: ${loaded.path} has not been evaluated (evaluate ${key} is not built); run \`${makeCommand('evaluate', loaded)}\` first`);
+  const plan = await planPipeline(STAGES, loaded, store, 'evaluate');
+  const key = plan.stages.get('evaluate')?.key;
+  if (!key || !store.readManifest('evaluate', key)) throw new UserError(`gate: ${loaded.path} has not been evaluated (${key ? `evaluate ${key} is not built` : 'what evaluate reads is not built yet'}); run \`${makeCommand('evaluate', loaded)}\` first`);
   // An edited metrics.json must not pass the gate: the file is checked against its manifest first.
   return { key, metrics: readMetrics((await store.verified('evaluate', key)).dir) };
 }

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { readEmbeddings, writeEmbeddings, type EmbeddingTable } from '../arrow/index.js';
-import type { RowFile } from '../ingest/artifact.js';
+import { contract, port, type View } from '../artifacts/contract.js';
+import { ROW_FILES, type Genres, type RowFile, type Split, type Splits } from '../ingest/artifact.js';
 
 /**
  * The embed artifact, what train, evaluate and predict read:
@@ -8,6 +9,9 @@ import type { RowFile } from '../ingest/artifact.js';
  *   train.arrow, test.arrow   `embedding` (FixedSizeList<Float32>[dim]) per row, with each row's
  *                             `id`; row i is row i of ingest's Parquet file of the same name
  *   tfidf.json                TF-IDF only: the fitted vocabulary and IDF that predict transforms with
+ *
+ * One view, `vectors`: what train and evaluate read. Predict opens the featurizer's own state
+ * (`Featurizer.state`) instead.
  */
 export const TFIDF_STATE_FILE = 'tfidf.json';
 
@@ -18,3 +22,59 @@ export function writeVectors(dir: string, file: RowFile, table: EmbeddingTable, 
 }
 
 export const readVectors = (dir: string, file: RowFile): EmbeddingTable => readEmbeddings(vectorsPath(dir, file));
+
+/** Both files' vectors: row i of each is row i of ingest's file of the same name. */
+export type Vectors = Record<RowFile, EmbeddingTable>;
+export const VECTORS = port<Vectors>('vectors');
+export const vectorsView: View<Vectors> = {
+  port: VECTORS,
+  files: ROW_FILES.map((file) => `${file}.arrow`),
+  open: (dir) => ({ train: readVectors(dir, 'train'), test: readVectors(dir, 'test') }),
+};
+
+export const embedArtifact = contract('embed', import.meta.url, { vectorsView });
+
+/** One split's rows: their vectors, label indices and positions in the ingest file. */
+export interface SplitFeatures {
+  /** Row-major features, `dim` per row. */
+  x: Float32Array;
+  /** Label index per row, or -1 where the row has no genre. */
+  y: Int32Array;
+  /** Position of each row in its ingest Parquet file. */
+  rows: Int32Array;
+}
+
+export interface Features {
+  dim: number;
+  labels: string[];
+  splits: Partial<Record<Split, SplitFeatures>>;
+}
+
+/** The vectors grouped by ingest's splits, with each row's label (row i of each file is the same movie). */
+export function featuresBySplit(vectors: Vectors, splits: Splits, genres: Genres): Features {
+  const index = new Map(genres.labels.map((l, i) => [l, i]));
+  const bySplit: Features['splits'] = {};
+  let dim = 0;
+  for (const file of ROW_FILES) {
+    const { vectors: x, hidden } = vectors[file];
+    dim = hidden;
+    const fileSplits = splits[file];
+    if (x.length !== fileSplits.length * hidden) throw new Error(`${file}: ${fileSplits.length} ingest rows but ${x.length / hidden} vectors`);
+    const rowsOf = new Map<Split, number[]>();
+    fileSplits.forEach((split, i) => {
+      const rows = rowsOf.get(split);
+      if (rows) rows.push(i);
+      else rowsOf.set(split, [i]);
+    });
+    for (const [split, rows] of rowsOf) {
+      const part = new Float32Array(rows.length * hidden);
+      rows.forEach((r, i) => part.set(x.subarray(r * hidden, (r + 1) * hidden), i * hidden));
+      const y = Int32Array.from(rows, (r) => {
+        const genre = genres.files[file][r];
+        return genre ? (index.get(genre) ?? -1) : -1;
+      });
+      bySplit[split] = { x: part, y, rows: Int32Array.from(rows) };
+    }
+  }
+  return { dim, labels: genres.labels, splits: bySplit };
+}

@@ -1,8 +1,9 @@
 /**
  * How rows become batches. Rows are sorted by length (ties by row), cut into fixed shards (the
- * unit of resumption and of `--shard i/n` slices, so every way of running computes the same
- * batches), and each shard into batches that fill a token budget, each padded only to its own
- * longest row.
+ * unit of `--shard i/n` slices, and of each write to the vector cache, so an interrupted embed
+ * loses at most one shard's work), and each shard into batches that fill a token budget, each
+ * padded only to its own longest row. A row's vector does not depend on its batch: padding is
+ * masked, and ONNX Runtime computes each row alike (the cache tests check byte equality).
  */
 export interface Shard {
   index: number;
@@ -18,8 +19,9 @@ export interface Batch {
   length: number;
 }
 
-export function planShards(lengths: Int32Array, shardRows: number): Shard[] {
-  const order = Int32Array.from(lengths.keys()).sort((a, b) => lengths[a]! - lengths[b]! || a - b);
+/** Shards of `rows` (every row by default), each `shardRows` rows of similar length. */
+export function planShards(lengths: Int32Array, shardRows: number, rows: Int32Array = Int32Array.from(lengths.keys())): Shard[] {
+  const order = Int32Array.from(rows).sort((a, b) => lengths[a]! - lengths[b]! || a - b);
   const shards: Shard[] = [];
   for (let start = 0, index = 0; start < order.length; start += shardRows, index++) shards.push({ index, rows: order.subarray(start, start + shardRows) });
   return shards;

@@ -1,36 +1,42 @@
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { UserError } from '../errors.js';
-import { formatCount, formatSeconds, info, progress } from '../log.js';
+import { hashValue } from '../hash.js';
+import { formatCount, info, progress } from '../log.js';
 import { BertTokenizer, concatTokens, resolveWorkers, TokenizerPool } from '../tokenizer/index.js';
-import { lengthOf, readEmbeddings, rowCount, rowLengths, writeEmbeddings, type TokenTable } from '../arrow/index.js';
-import { ROW_FILES, type RowFile } from '../ingest/artifact.js';
-import { readTokenFile, readTokenRowIds } from '../tokenize/artifact.js';
+import { lengthOf, rowCount, rowLengths, type TokenTable } from '../arrow/index.js';
+import type { RowFile } from '../ingest/artifact.js';
+import type { Tokens } from '../tokenize/artifact.js';
 import { writeVectors } from './artifact.js';
-import { NETWORK_FILES, quantizeInPipeline, readModelInfo, resolveModel, type ModelFiles, type ModelInfo } from '../model/index.js';
+import { readModelInfo, resolveModel, TOKENIZER_FILES, type ModelFiles, type ModelInfo } from '../model/index.js';
 import { onnxRuntimeVersion } from '../onnx/session.js';
 import { encoderFeeds, openEncoder, type Adaptation, type Encoder, type EncoderOptions } from '../onnx/encoder.js';
 import type { LoadedConfig } from '../config/index.js';
-import type { ArtifactStore, ManifestBody } from '../artifacts/store.js';
-import type { StageRun, UpstreamArtifact } from '../stage-types.js';
+import type { EmbedConfig, ModelConfig } from '../config/schema.js';
+import type { ArtifactStore, Manifest, ManifestBody } from '../artifacts/store.js';
+import type { StageRun } from '../stage-types.js';
 import type { Vectorizer } from './featurizer.js';
-import type { EmbedConfig } from '../config/schema.js';
 import { paddedTokens, planShards, shardBatches, type Shard } from './batches.js';
 import { bertFlops, poolBatch } from '../onnx/pooling.js';
+import { tokenRowKey, VectorCache } from './vector-cache.js';
+
+/** What the BERT featurizer's build sees of the config (featurizer.ts). */
+export interface BertParams {
+  embed: { method: 'bert'; pooling: EmbedConfig['pooling'] };
+  model: { precision: ModelConfig['precision'] };
+}
+export type BertSettings = Pick<EmbedConfig, 'providers' | 'threads' | 'webgpu' | 'batch_tokens' | 'shard_rows'>;
+export type BertRun = StageRun<BertParams, BertSettings, { tokens: Tokens }, { model: ModelFiles }>;
 
 export interface Slice {
   index: number;
   count: number;
 }
 
-const shardFile = (dir: string, index: number) => join(dir, 'shards', `shard-${String(index).padStart(5, '0')}.arrow`);
+/** How the program runs embed: the whole corpus, one slice of it, or a merge of slices. */
+export type EmbedMode = { slice?: Slice; merge?: number };
 
-/** The rows of both splits as one table (train first), each row's length, and each split's row count. */
-function readAllTokens(tokenizeDir: string): { tokens: TokenTable; lengths: Int32Array; counts: Record<RowFile, number> } {
-  const parts = ROW_FILES.map((file) => readTokenFile(tokenizeDir, file));
-  const tokens = concatTokens(parts);
-  return { tokens, lengths: rowLengths(tokens), counts: { train: rowCount(parts[0]!), test: rowCount(parts[1]!) } };
-}
+const SLICE_FOLDER = 'shards';
 
 /** Ids the model cannot take are a user error here, not a crash inside ONNX Runtime. */
 export function checkFitsModel(tokens: TokenTable, counts: Record<string, number>, model: ModelInfo, configPath: string): void {
@@ -68,36 +74,37 @@ export interface BatchFigures {
 }
 
 /** How the embed stage and predict open the model: the same options, so a description gets the same vector in both. */
-export function encoderOptions(loaded: LoadedConfig, model: ModelInfo): EncoderOptions {
-  const { embed } = loaded.config;
-  return { pooling: embed.pooling, hidden: model.hidden, vocab: model.vocab, providers: embed.providers, threads: embed.threads, providerOptions: { webgpu: embed.webgpu }, quantize: quantizeInPipeline(loaded), float16: loaded.config.model?.precision === 'fp16' };
+export function encoderOptions(params: BertParams, settings: BertSettings, model: ModelInfo, onnxFile: string): EncoderOptions {
+  return {
+    pooling: params.embed.pooling,
+    hidden: model.hidden,
+    vocab: model.vocab,
+    providers: settings.providers,
+    threads: settings.threads,
+    providerOptions: { webgpu: settings.webgpu },
+    // int8 from model.onnx is made by the pipeline; a published model_quantized.onnx is run as it is.
+    quantize: params.model.precision === 'int8' && basename(onnxFile) === 'model.onnx',
+    float16: params.model.precision === 'fp16',
+  };
 }
 
 /**
- * Embeds one shard, batch by batch (rows of similar length up to `embed.batch_tokens`), and
- * returns its vectors in the shard's row order. The embed stage and `predict` both call it, so
- * a description gets the same vector wherever it is embedded.
+ * Embeds one shard, batch by batch (rows of similar length up to `batchTokens`), and returns its
+ * vectors in the shard's row order. The embed stage and `predict` both call it, so a description
+ * gets the same vector wherever it is embedded.
  */
-export async function embedShard(
-  encoder: Encoder,
-  shard: Shard,
-  tokens: TokenTable,
-  lengths: Int32Array,
-  model: ModelInfo,
-  embed: EmbedConfig,
-  onBatch: (figures: BatchFigures) => void = () => {},
-): Promise<Float32Array> {
+export async function embedShard(encoder: Encoder, shard: Shard, tokens: TokenTable, lengths: Int32Array, model: ModelInfo, pooling: BertParams['embed']['pooling'], batchTokens: number, onBatch: (figures: BatchFigures) => void = () => {}): Promise<Float32Array> {
   const vectors = new Float32Array(shard.rows.length * model.hidden);
-  for (const batch of shardBatches(shard, lengths, embed.batch_tokens)) {
+  for (const batch of shardBatches(shard, lengths, batchTokens)) {
     const size = batch.end - batch.start;
     const ids = new BigInt64Array(size * batch.length);
     const mask = new BigInt64Array(size * batch.length);
-    const rowLengths = new Int32Array(size);
+    const batchLengths = new Int32Array(size);
     for (let b = 0; b < size; b++) {
       const row = shard.rows[batch.start + b]!;
       const start = tokens.offsets[row]!;
-      rowLengths[b] = lengthOf(tokens, row);
-      for (let t = 0; t < rowLengths[b]!; t++) {
+      batchLengths[b] = lengthOf(tokens, row);
+      for (let t = 0; t < batchLengths[b]!; t++) {
         ids[b * batch.length + t] = BigInt(tokens.ids[start + t]!);
         mask[b * batch.length + t] = 1n;
       }
@@ -107,191 +114,186 @@ export async function embedShard(
     const t0 = performance.now();
     const result = await encoder.open.session.run(feeds, [output]);
     const sessionSeconds = (performance.now() - t0) / 1000;
-    poolBatch(embed.pooling, result[output]!.data as Float32Array, size, batch.length, model.hidden, rowLengths, (b, vector) => vectors.set(vector, (batch.start + b) * model.hidden));
+    poolBatch(pooling, result[output]!.data as Float32Array, size, batch.length, model.hidden, batchLengths, (b, vector) => vectors.set(vector, (batch.start + b) * model.hidden));
     result[output]!.dispose?.();
-    onBatch({ rows: size, length: batch.length, tokens: rowLengths.reduce((a, n) => a + n, 0), padded: size * batch.length, sessionSeconds });
+    onBatch({ rows: size, length: batch.length, tokens: batchLengths.reduce((a, n) => a + n, 0), padded: size * batch.length, sessionSeconds });
   }
   return vectors;
 }
 
-/**
- * Embeds the shards that `slice` selects (all of them by default) into `<dir>/shards/`, each
- * written whole or not at all, skipping shards an interrupted run already finished.
- */
-async function embedShards(run: StageRun, shards: Shard[], tokens: TokenTable, lengths: Int32Array, model: ModelInfo, encoder: Encoder): Promise<RunFigures> {
-  const { embed } = run.loaded.config;
-  const plan = { shard_rows: embed.shard_rows, shards: shards.length, rows: lengths.length };
-  keepShardsOfThisPlan(run.dir, plan);
-  mkdirSync(join(run.dir, 'shards'), { recursive: true });
-  const todo = shards.filter((s) => !existsSync(shardFile(run.dir, s.index)));
-  if (todo.length < shards.length) info(`embed: resuming, ${shards.length - todo.length} of ${shards.length} shards already done`);
-  // Rows are sorted by length, so later rows cost more: progress and ETA count padded tokens.
-  const totalRows = todo.reduce((n, s) => n + s.rows.length, 0);
-  const totalTokens = todo.reduce((n, s) => n + paddedTokens(shardBatches(s, lengths, embed.batch_tokens)), 0);
-  const bar = progress('embed', totalTokens, 'tokens');
-  const figures: RunFigures = { rows: 0, tokens: 0, padded: 0, sessionSeconds: 0, flops: 0 };
-  const started = performance.now();
+/** The two files' rows as one table (train first), each row's length and cache key, and each file's row count and ids. */
+function joinFiles(files: Tokens) {
+  const tokens = concatTokens([files.train.tokens, files.test.tokens]);
+  const counts = { train: rowCount(files.train.tokens), test: rowCount(files.test.tokens) };
+  return { tokens, lengths: rowLengths(tokens), keys: rowKeys(tokens), counts };
+}
 
-  for (const shard of todo) {
-    const vectors = await embedShard(encoder, shard, tokens, lengths, model, embed, (batch) => {
+/** Each row's key in the vector cache: the sha256 of the ids the encoder reads. */
+function rowKeys(tokens: TokenTable): string[] {
+  return Array.from({ length: rowCount(tokens) }, (_, row) => tokenRowKey(tokens.ids.subarray(tokens.offsets[row]!, tokens.offsets[row + 1]!)));
+}
+
+/**
+ * The cache folder of the encoder that made an embed artifact: one per model file checksums,
+ * pooling, precision and featurizer code, so that two ways of making vectors never share one.
+ */
+export function vectorCacheIdentity(header: Pick<Manifest, 'params' | 'sources'> & { code: string }): string {
+  return hashValue({ featurizer: 'bert', params: header.params, sources: header.sources, code: header.code }).slice(0, 24);
+}
+
+const cacheDir = (store: ArtifactStore, identity: string) => join(store.root, '.cache', 'vectors', identity);
+
+/**
+ * The embed stage with a frozen BERT encoder (nothing to fit): one vector per row, pooled from the
+ * model's outputs. Rows whose ids the vector cache already holds are not run again; the others
+ * are embedded shard by shard, each shard added to the cache when done. With `mode.slice`, only
+ * that slice's shards are embedded and published (as an `embed-slice` artifact) for a later
+ * merge; with `mode.merge`, the slices are imported into the cache and the artifact assembled.
+ */
+export async function build(run: BertRun, mode: EmbedMode = {}): Promise<ManifestBody> {
+  const files = run.sources.model;
+  const model = readModelInfo(files.config);
+  const { tokens, lengths, keys, counts } = joinFiles(run.inputs.tokens);
+  checkFitsModel(tokens, counts, model, files.config);
+  const identity = vectorCacheIdentity({ params: run.params, sources: run.sourceHashes, code: run.codeHash });
+  const cache = VectorCache.open(cacheDir(run.store, identity), model.hidden, { featurizer: 'bert', params: run.params, sources: run.sourceHashes, code: run.codeHash });
+  const imported = mode.merge ? importSlices(run, cache, mode.merge) : 0;
+
+  const shards = planShards(lengths, run.settings.shard_rows);
+  const mine = mode.slice ? shards.filter((s) => s.index % mode.slice!.count === mode.slice!.index) : shards;
+  const wanted = Int32Array.from(mine.flatMap((s) => Array.from(s.rows)));
+  const started = performance.now();
+  const computed = await embedMissing(run, cache, { tokens, lengths, keys }, wanted, model);
+  const wall = (performance.now() - started) / 1000;
+  const fromCache = computed.cached;
+  // Rows whose ids repeat another row's (the same plot twice) are computed once.
+  const repeats = wanted.length - computed.rows - fromCache;
+  info(
+    `embed: ${formatCount(wanted.length)} rows: ${formatCount(computed.rows)} computed, ${formatCount(fromCache)} from the vector cache${repeats ? `, ${formatCount(repeats)} repeating another row` : ''}` +
+      (computed.rows ? ` (${formatCount(computed.rows / wall)} rows/s, ${((computed.sessionSeconds / wall) * 100).toFixed(0)}% of the time inside session.run, ${((1 - computed.tokens / Math.max(1, computed.padded)) * 100).toFixed(1)}% padding)` : '') +
+      (imported ? `; ${formatCount(imported)} rows imported from ${mode.merge} slices` : ''),
+  );
+
+  if (mode.slice) cache.exportSegment(unique(Array.from(wanted, (row) => keys[row]!)), join(run.dir, SLICE_FOLDER));
+  else writeArtifact(run, cache, keys, counts, model.hidden);
+  return {
+    rows: mode.slice ? { rows: wanted.length, shards: mine.length } : { train: counts.train, test: counts.test },
+    timings: {
+      embed_seconds: round(wall),
+      session_seconds: round(computed.sessionSeconds),
+      rows_per_second: computed.rows ? Math.round(computed.rows / wall) : 0,
+      tokens_per_second: computed.rows ? Math.round(computed.tokens / wall) : 0,
+      gflops_per_second: round(computed.flops / Math.max(1e-9, computed.sessionSeconds) / 1e9),
+    },
+    versions: { onnxruntime: onnxRuntimeVersion() },
+    details: {
+      provider: computed.provider ?? 'none (every row came from the vector cache)',
+      provider_fallbacks: computed.fallbacks,
+      threads: computed.threads,
+      pooling: run.params.embed.pooling,
+      precision: run.params.model.precision,
+      hidden: model.hidden,
+      random_model: model.random,
+      model_adaptation: computed.adaptation,
+      batch_tokens: run.settings.batch_tokens,
+      shards: shards.length,
+      slice: mode.slice ? `${mode.slice.index}/${mode.slice.count}` : undefined,
+      merged_from_slices: mode.merge,
+      padded_fraction: computed.padded ? round(1 - computed.tokens / computed.padded) : 0,
+      rows_computed: computed.rows,
+      rows_from_cache: fromCache,
+      rows_repeating_another: repeats,
+      vector_cache: identity,
+    },
+  };
+}
+
+/**
+ * Runs the model on the rows of `wanted` whose keys the cache does not hold (each distinct key
+ * once), shard by shard, adding each shard to the cache as it finishes. The model is opened only
+ * when there is something to run.
+ */
+async function embedMissing(run: BertRun, cache: VectorCache, corpus: { tokens: TokenTable; lengths: Int32Array; keys: string[] }, wanted: Int32Array, model: ModelInfo) {
+  const figures: RunFigures = { rows: 0, tokens: 0, padded: 0, sessionSeconds: 0, flops: 0 };
+  const cached = Array.from(wanted).filter((row) => cache.has(corpus.keys[row]!)).length;
+  const firstOfKey = new Set<string>();
+  const todo = Int32Array.from(Array.from(wanted).filter((row) => !cache.has(corpus.keys[row]!) && !firstOfKey.has(corpus.keys[row]!) && firstOfKey.add(corpus.keys[row]!)));
+  // How the model file was read is known once it is opened; the cache remembers it for the runs that never open it.
+  if (!todo.length) return { ...figures, cached, adaptation: cache.recall<Adaptation>('adaptation'), provider: undefined as string | undefined, fallbacks: undefined as string[] | undefined, threads: undefined as number | undefined };
+  const files = run.sources.model;
+  const encoder = await openEncoder(files.onnx, run.sourceHashes[`model/${basename(files.onnx)}`]!, encoderOptions(run.params, run.settings, model, files.onnx));
+  cache.remember('adaptation', encoder.adaptation);
+  if (model.random) info("embed: the model has RANDOM weights (the project's own test model): vectors carry tokens, not meaning");
+  const shards = planShards(corpus.lengths, run.settings.shard_rows, todo);
+  // Rows are sorted by length, so later rows cost more: progress and ETA count padded tokens.
+  const totalTokens = shards.reduce((n, s) => n + paddedTokens(shardBatches(s, corpus.lengths, run.settings.batch_tokens)), 0);
+  const bar = progress('embed', totalTokens, 'tokens');
+  const started = performance.now();
+  for (const shard of shards) {
+    const vectors = await embedShard(encoder, shard, corpus.tokens, corpus.lengths, model, run.params.embed.pooling, run.settings.batch_tokens, (batch) => {
       figures.rows += batch.rows;
       figures.tokens += batch.tokens;
       figures.padded += batch.padded;
       figures.sessionSeconds += batch.sessionSeconds;
       figures.flops += bertFlops(model, batch.rows, batch.length);
       const seconds = (performance.now() - started) / 1000;
-      bar.tick(batch.padded, `${formatCount(figures.rows)}/${formatCount(totalRows)} rows  ${formatCount(figures.rows / seconds)} rows/s  ${(figures.flops / figures.sessionSeconds / 1e9).toFixed(0)} GFLOP/s`);
+      bar.tick(batch.padded, `${formatCount(figures.rows)}/${formatCount(todo.length)} rows  ${formatCount(figures.rows / seconds)} rows/s  ${(figures.flops / figures.sessionSeconds / 1e9).toFixed(0)} GFLOP/s`);
     });
-    // Written whole, then renamed: a shard file that exists is complete.
-    const path = shardFile(run.dir, shard.index);
-    writeEmbeddings(`${path}.tmp`, { vectors, hidden: model.hidden, rowIndex: Int32Array.from(shard.rows) });
-    if (!existsSync(join(run.dir, 'shard-plan.json'))) writeFileSync(join(run.dir, 'shard-plan.json'), `${JSON.stringify(plan)}\n`);
-    renameSync(`${path}.tmp`, path);
+    // One segment per shard: a crash loses at most the shard in progress.
+    cache.append(Array.from(shard.rows, (row) => corpus.keys[row]!), vectors);
   }
   bar.done(`${formatCount(figures.rows)} rows`);
-  return figures;
+  await encoder.open.session.release();
+  return { ...figures, cached, adaptation: encoder.adaptation as Adaptation | undefined, provider: encoder.open.provider as string | undefined, fallbacks: encoder.open.fallbacks as string[] | undefined, threads: encoder.open.threads as number | undefined };
 }
 
-/**
- * Shard files are only resumable under the plan that cut them: an interrupted build resumed with
- * another `embed.shard_rows` (which does not change the vectors, so not the key) starts over.
- */
-function keepShardsOfThisPlan(dir: string, plan: { shard_rows: number; shards: number; rows: number }): void {
-  const path = join(dir, 'shard-plan.json');
-  if (existsSync(path)) {
-    const previous = JSON.parse(readFileSync(path, 'utf8')) as typeof plan;
-    if (previous.shard_rows === plan.shard_rows && previous.shards === plan.shards && previous.rows === plan.rows) return;
-    info(`embed: the interrupted build cut its shards with shard_rows ${previous.shard_rows}, this one with ${plan.shard_rows}: starting over`);
-  }
-  rmSync(join(dir, 'shards'), { recursive: true, force: true });
-  rmSync(path, { force: true });
-}
-
-/** Joins shard files into train.arrow and test.arrow, in ingest row order (with each row's id and what made the vectors), and removes the shards. */
-function mergeShards(dir: string, counts: Record<string, number>, hidden: number, expectedShards: number, tokenizeDir: string, metadata: Record<string, string>): void {
-  const total = counts.train! + counts.test!;
-  const vectors = new Float32Array(total * hidden);
-  const filled = new Uint8Array(total);
-  const files = readdirSync(join(dir, 'shards')).filter((f) => f.endsWith('.arrow'));
-  if (files.length !== expectedShards) {
-    throw new UserError(`embed: expected ${expectedShards} shard files, found ${files.length}: the slices were cut with another embed.shard_rows; embed every slice again with the same config`);
-  }
-  for (const file of files.sort()) {
-    const shard = readEmbeddings(join(dir, 'shards', file));
-    if (shard.hidden !== hidden) throw new UserError(`embed: ${file} has vectors of ${shard.hidden}, not ${hidden}: the slices come from different models`);
-    shard.rowIndex!.forEach((row, i) => {
-      vectors.set(shard.vectors.subarray(i * hidden, (i + 1) * hidden), row * hidden);
-      filled[row] = 1;
-    });
-  }
+/** train.arrow and test.arrow, in ingest row order, every vector read from the cache. */
+function writeArtifact(run: BertRun, cache: VectorCache, keys: string[], counts: Record<RowFile, number>, hidden: number): void {
+  const vectors = new Float32Array(keys.length * hidden);
+  const filled = cache.read(keys, vectors);
   const missing = filled.indexOf(0);
-  if (missing >= 0) throw new Error(`row ${missing} has no embedding after merging shards`);
-  const annotations = (file: RowFile) => ({ rowIds: readTokenRowIds(tokenizeDir, file), metadata });
-  writeVectors(dir, 'train', { vectors: vectors.subarray(0, counts.train! * hidden), hidden }, annotations('train'));
-  writeVectors(dir, 'test', { vectors: vectors.subarray(counts.train! * hidden), hidden }, annotations('test'));
-  rmSync(join(dir, 'shards'), { recursive: true, force: true });
-  rmSync(join(dir, 'shard-plan.json'), { force: true });
+  if (missing >= 0) throw new UserError(`embed: row ${missing} has no vector in the cache after embedding (a cache segment was damaged while this ran): run embed again`);
+  const metadata = vectorMetadata(run);
+  const annotations = (file: RowFile) => ({ rowIds: run.inputs.tokens[file].rowIds, metadata });
+  writeVectors(run.dir, 'train', { vectors: vectors.subarray(0, counts.train * hidden), hidden }, annotations('train'));
+  writeVectors(run.dir, 'test', { vectors: vectors.subarray(counts.train * hidden), hidden }, annotations('test'));
+}
+
+/** Imports every slice `i/count` (embed-slice artifacts of this key) into the vector cache; returns the rows that were new to it. */
+function importSlices(run: BertRun, cache: VectorCache, count: number): number {
+  let added = 0;
+  for (let i = 0; i < count; i++) {
+    const key = sliceKey(run.key, { index: i, count });
+    if (!run.store.readManifest('embed-slice', key)) throw new UserError(`embed --merge ${count}: slice ${i}/${count} is missing (${run.store.keyDir('embed-slice', key)}); run \`embed --shard ${i}/${count}\` with the same config first`);
+    added += cache.importSegments(join(run.store.keyDir('embed-slice', key), SLICE_FOLDER));
+  }
+  return added;
 }
 
 /**
- * The embed stage with a frozen BERT encoder (nothing to fit): one vector per row, pooled from
- * the model's outputs. With `slice`, only that slice's shards are embedded (and published as an
- * `embed-slice` artifact for a later merge).
+ * What the vectors came from, in the Arrow files' schema metadata: only what is known without
+ * opening the model, so that an artifact assembled from the cache is byte for byte the one a
+ * fresh build writes. How the file was adapted (cut from a fill-mask export, quantized) is in
+ * the manifest (`model_adaptation`).
  */
-export async function build(run: StageRun, slice?: Slice): Promise<ManifestBody> {
-  const { config } = run.loaded;
-  const files = await resolveModel(run.loaded, NETWORK_FILES(run.loaded));
-  const model = readModelInfo(files.config);
-  const { tokens, lengths, counts } = readAllTokens(run.inputs.tokenize!.dir);
-  checkFitsModel(tokens, counts, model, files.config);
-  const shards = planShards(lengths, config.embed.shard_rows);
-  const mine = slice ? shards.filter((s) => s.index % slice.count === slice.index) : shards;
-
-  const encoder = await openEncoder(files.onnx, run.planned.sources[`model/${basename(files.onnx)}`]!, encoderOptions(run.loaded, model));
-  const { open } = encoder;
-  if (model.random) info('embed: the model has RANDOM weights (the project\'s own test model): vectors carry tokens, not meaning');
-  const started = performance.now();
-  const figures = await embedShards(run, mine, tokens, lengths, model, encoder);
-  if (!slice) mergeShards(run.dir, counts, model.hidden, shards.length, run.inputs.tokenize!.dir, vectorMetadata(run, encoder.adaptation));
-  const wall = (performance.now() - started) / 1000;
-  const allBatches = mine.flatMap((s) => shardBatches(s, lengths, config.embed.batch_tokens));
-  const rowsEmbedded = mine.reduce((n, s) => n + s.rows.length, 0);
-  const padded = paddedTokens(allBatches);
-  const realTokens = mine.reduce((n, s) => n + s.rows.reduce((a, r) => a + lengths[r]!, 0), 0);
-  info(
-    `embed: ${formatCount(figures.rows)} rows in ${formatSeconds(wall)} (${formatCount(figures.rows / wall)} rows/s), ` +
-      `${((figures.sessionSeconds / wall) * 100).toFixed(0)}% of the time inside session.run, ` +
-      `${((1 - realTokens / padded) * 100).toFixed(1)}% padding`,
-  );
-  return {
-    rows: slice ? { rows: rowsEmbedded, shards: mine.length } : { train: counts.train, test: counts.test },
-    timings: {
-      embed_seconds: round(wall),
-      session_seconds: round(figures.sessionSeconds),
-      rows_per_second: Math.round(figures.rows / wall),
-      tokens_per_second: Math.round(figures.tokens / wall),
-      gflops_per_second: round(figures.flops / Math.max(1e-9, figures.sessionSeconds) / 1e9),
-    },
-    versions: { onnxruntime: onnxRuntimeVersion() },
-    details: {
-      provider: open.provider,
-      provider_fallbacks: open.fallbacks,
-      threads: open.threads,
-      pooling: config.embed.pooling,
-      precision: config.model?.precision,
-      hidden: model.hidden,
-      random_model: model.random,
-      model_adaptation: encoder.adaptation,
-      batch_tokens: config.embed.batch_tokens,
-      shards: shards.length,
-      slice: slice ? `${slice.index}/${slice.count}` : undefined,
-      padded_fraction: round(1 - realTokens / padded),
-      rows_embedded_this_run: figures.rows,
-    },
-  };
-}
-
-/** Copies the shard files of every slice `i/count` into the artifact being built, then merges them. */
-export function mergeSlices(run: StageRun, store: ArtifactStore, count: number): ManifestBody {
-  const { lengths, counts } = readAllTokens(run.inputs.tokenize!.dir);
-  const shards = planShards(lengths, run.loaded.config.embed.shard_rows);
-  const manifests = [];
-  for (let i = 0; i < count; i++) {
-    const key = sliceKey(run.planned.key, { index: i, count });
-    const manifest = store.readManifest('embed-slice', key);
-    if (!manifest) throw new UserError(`embed --merge ${count}: slice ${i}/${count} is missing (${store.keyDir('embed-slice', key)}); run \`embed --shard ${i}/${count}\` with the same config first`);
-    cpSync(join(store.keyDir('embed-slice', key), 'shards'), join(run.dir, 'shards'), { recursive: true });
-    manifests.push(manifest);
-  }
-  const hidden = manifests[0]!.details.hidden as number;
-  mergeShards(run.dir, counts, hidden, shards.length, run.inputs.tokenize!.dir, vectorMetadata(run, manifests[0]!.details.model_adaptation as Adaptation));
-  return {
-    rows: { train: counts.train, test: counts.test },
-    versions: manifests[0]!.versions,
-    details: { ...manifests[0]!.details, slice: undefined, merged_from_slices: count, providers: manifests.map((m) => m.details.provider) },
-  };
-}
-
-/** What the vectors came from, in the Arrow files' schema metadata. */
-function vectorMetadata(run: StageRun, adaptation: Adaptation | undefined): Record<string, string> {
-  const { config } = run.loaded;
-  const model = Object.entries(run.planned.sources).find(([name]) => name.endsWith('.onnx'));
+function vectorMetadata(run: BertRun): Record<string, string> {
+  const model = Object.entries(run.sourceHashes).find(([name]) => name.endsWith('.onnx'));
   return {
     featurizer: 'bert',
     model_file: model?.[0].replace(/^model\//, '') ?? '',
     model_sha256: model?.[1] ?? '',
-    pooling: config.embed.pooling,
-    precision: config.model?.precision ?? 'fp32',
-    output: adaptation?.output ?? '',
-    derived: adaptation?.derived ? 'encoder-only model cut from a fill-mask export' : 'no',
-    quantized: adaptation?.quantized ? `int8 by the pipeline (v${adaptation.quantized.version})` : 'no',
-    // Only when used, so that fp32 and int8 files stay as they were.
-    ...(adaptation?.float16 ? { float16: `float16 by the pipeline (v${adaptation.float16.version})` } : {}),
+    pooling: run.params.embed.pooling,
+    precision: run.params.model.precision,
+    vector_cache: vectorCacheIdentity({ params: run.params, sources: run.sourceHashes, code: run.codeHash }),
   };
 }
 
 export function sliceKey(key: string, slice: Slice): string {
   return `${key}-${slice.index}of${slice.count}`;
+}
+
+function unique(keys: string[]): string[] {
+  return [...new Set(keys)];
 }
 
 function round(x: number): number {
@@ -300,30 +302,40 @@ function round(x: number): number {
 
 /**
  * New descriptions through the same tokenizer, model (checked against the checksum the embed
- * artifact recorded) and batching as the stage: `predict`'s vectors.
+ * artifact recorded) and batching as the stage: `predict`'s vectors. Texts whose ids the vector
+ * cache holds (a description already embedded) are taken from it; the model is opened only for
+ * the others.
  */
-export async function open(loaded: LoadedConfig, embedArtifact: UpstreamArtifact): Promise<Vectorizer> {
+export async function open(loaded: LoadedConfig, embed: { dir: string; manifest: Manifest }, store: ArtifactStore): Promise<Vectorizer> {
   const { config } = loaded;
-  const files = await resolveModel(loaded);
+  const files = await resolveModel(loaded, [...TOKENIZER_FILES, ...new Set(Object.keys(embed.manifest.sources).map((f) => f.replace(/^model\//, '')))]);
   const model = readModelInfo(files.config);
-  // The session loads while the descriptions are tokenized.
-  const encoderReady = openEncoder(files.onnx, embedArtifact.manifest.sources[`model/${basename(files.onnx)}`]!, encoderOptions(loaded, model));
+  const params = embed.manifest.params as BertParams;
+  const settings = { ...config.embed };
+  const identity = embed.manifest.details.vector_cache as string | undefined;
+  const cache = identity && existsSync(cacheDir(store, identity)) ? VectorCache.open(cacheDir(store, identity), model.hidden) : undefined;
+  let encoder: Promise<Encoder> | undefined;
+  const openModel = () => (encoder ??= openEncoder(files.onnx, embed.manifest.sources[`model/${basename(files.onnx)}`]!, encoderOptions(params, settings, model, files.onnx)));
+  // Most texts are new: the session loads while they are tokenized.
+  if (!cache) void openModel();
   return {
     dim: model.hidden,
     async vectorize(texts) {
       const t0 = performance.now();
       const tokens = await tokenizeTexts(texts, files, config.tokenize);
       const t1 = performance.now();
-      const encoder = await encoderReady;
       const lengths = rowLengths(tokens);
+      const keys = rowKeys(tokens);
       const vectors = new Float32Array(lengths.length * model.hidden);
-      const bar = lengths.length >= 1000 ? progress('predict', lengths.length) : null;
-      for (const shard of planShards(lengths, config.embed.shard_rows)) {
-        const part = await embedShard(encoder, shard, tokens, lengths, model, config.embed, (b) => bar?.tick(b.rows));
+      const filled = cache ? cache.read(keys, vectors) : new Uint8Array(keys.length);
+      const missing = Int32Array.from(Array.from(filled.keys()).filter((row) => !filled[row]));
+      const bar = missing.length >= 1000 ? progress('predict', missing.length) : null;
+      for (const shard of missing.length ? planShards(lengths, settings.shard_rows, missing) : []) {
+        const part = await embedShard(await openModel(), shard, tokens, lengths, model, params.embed.pooling, settings.batch_tokens, (b) => bar?.tick(b.rows));
         shard.rows.forEach((row, i) => vectors.set(part.subarray(i * model.hidden, (i + 1) * model.hidden), row * model.hidden));
       }
       bar?.done();
-      return { vectors, seconds: { tokenize: (t1 - t0) / 1000, embed: (performance.now() - t1) / 1000 } };
+      return { vectors, seconds: { tokenize: (t1 - t0) / 1000, embed: (performance.now() - t1) / 1000 }, fromCache: texts.length - missing.length };
     },
   };
 }

@@ -1,7 +1,11 @@
 import type { Config, LoadedConfig } from '../config/index.js';
-import type { ArtifactStore, ManifestBody } from '../artifacts/store.js';
-import type { StageRun, UpstreamArtifact } from '../stage-types.js';
-import { modelSources, NETWORK_FILES } from '../model/index.js';
+import type { ArtifactStore, Manifest, ManifestBody } from '../artifacts/store.js';
+import type { Port } from '../artifacts/contract.js';
+import type { CodeEntry } from '../artifacts/code.js';
+import type { Source, StageRun } from '../stage-types.js';
+import { modelSources, NETWORK_FILES, resolveModel, type ModelFiles } from '../model/index.js';
+import { SPLITS, TEXTS } from '../ingest/artifact.js';
+import { TOKENS } from '../tokenize/artifact.js';
 import { TFIDF_STATE_FILE } from './artifact.js';
 
 /**
@@ -11,49 +15,78 @@ import { TFIDF_STATE_FILE } from './artifact.js';
  * and transform, both in the stage (every row, into train.arrow and test.arrow) and in `predict`
  * (new descriptions, from the stored state), so that a description gets the same vector in both.
  *
+ * Each declares its part of the embed stage's signature: what it reads (BERT: tokenize's ids;
+ * TF-IDF: ingest's texts and splits), the config fields that change its vectors, the files it
+ * reads and its code. So TF-IDF does not depend on tokenize, and editing bert.ts re-keys BERT
+ * embeds only.
+ *
  * Adding one: a module exporting `build` and `open`, an entry in FEATURIZERS, and its name in
  * `embed.method` (config/schema.ts).
  */
 export interface FeaturizerModule {
   /** The embed stage: fit, store the state in `run.dir`, write every row's vector (embed/artifact.ts). */
-  build(run: StageRun): Promise<ManifestBody>;
-  /** Opens a built embed artifact to vectorize new texts exactly as the stage did. */
-  open(loaded: LoadedConfig, embed: UpstreamArtifact): Promise<Vectorizer>;
+  build(run: StageRun<any, any, any, any>): Promise<ManifestBody>;
+  /** Opens a built embed artifact to vectorize new texts exactly as the stage did (predict). */
+  open(loaded: LoadedConfig, embed: { dir: string; manifest: Manifest }, store: ArtifactStore): Promise<Vectorizer>;
 }
 
 export interface Vectorizer {
   dim: number;
   /** Row-major vectors of `texts`, `dim` each, and the seconds each step took. */
-  vectorize(texts: string[]): Promise<{ vectors: Float32Array; seconds: Record<string, number> }>;
+  vectorize(texts: string[]): Promise<{ vectors: Float32Array; seconds: Record<string, number>; fromCache?: number }>;
 }
 
 export interface Featurizer {
-  /** The config fields that change the vectors: the embed key's params. */
-  params(config: Config): unknown;
-  /** Content hashes of the files outside the store that the vectors depend on. */
-  sources(loaded: LoadedConfig, store: ArtifactStore): Promise<Record<string, string>>;
+  /** The ports it reads. */
+  reads(config: Config): Record<string, Port<unknown>>;
+  /** The config fields that change the vectors: the embed key's params, and all the build sees of the config. */
+  params(config: Config): { embed: { method: string } } & Record<string, unknown>;
+  /** How fast, never what: not in the key. */
+  settings(config: Config): Record<string, unknown>;
+  sources(config: Config): Record<string, Source<unknown>>;
+  /** The code that makes its vectors: what the embed key hashes. */
+  code: readonly CodeEntry[];
   /** The embed artifact's files that `open` reads: `predict` checks them against the manifest first. */
   state: readonly string[];
   /** The module, loaded only when the stage or `predict` runs. */
   load(): Promise<FeaturizerModule>;
 }
 
+/** The model's network files (the ONNX file embed runs, and config.json), by content. */
+export const networkSource: Source<ModelFiles> = {
+  hash: (loaded, store) => modelSources(loaded, store, NETWORK_FILES(loaded)),
+  open: (loaded) => resolveModel(loaded, NETWORK_FILES(loaded)),
+};
+
 export const FEATURIZERS: Record<Config['embed']['method'], Featurizer> = {
   bert: {
+    reads: () => ({ tokens: TOKENS }),
+    params: (config) => ({ embed: { method: 'bert', pooling: config.embed.pooling }, model: { precision: config.model?.precision ?? 'fp32' } }),
     // Providers, threads, batch and shard sizes change how fast, not what: they stay out of the key.
-    params: (config) => ({ embed: { pooling: config.embed.pooling }, model: { precision: config.model?.precision } }),
-    sources: (loaded, store) => modelSources(loaded, store, NETWORK_FILES(loaded)),
+    settings: (config) => {
+      const { providers, threads, webgpu, batch_tokens, shard_rows } = config.embed;
+      return { providers, threads, webgpu, batch_tokens, shard_rows };
+    },
+    sources: () => ({ model: networkSource }),
+    code: ['pipeline/embed/bert.js#build'],
     // Nothing fitted: the model's files are checked by their checksums instead.
     state: [],
     load: () => import('./bert.js'),
   },
   tfidf: {
+    // It fits on the training split, so a new validation split refits it.
+    reads: () => ({ texts: TEXTS, splits: SPLITS }),
     params: (config) => ({ embed: { method: 'tfidf', tfidf: config.embed.tfidf } }),
-    // Everything it reads is in the ingest artifact.
-    sources: async () => ({}),
+    settings: () => ({}),
+    sources: () => ({}),
+    code: ['pipeline/embed/tfidf.js#build'],
     state: [TFIDF_STATE_FILE],
     load: () => import('./tfidf.js'),
   },
 };
 
-export const featurizerOf = (config: Config): Featurizer => FEATURIZERS[config.embed.method];
+export const featurizerOf = (config: { embed: { method: string } }): Featurizer => {
+  const featurizer = FEATURIZERS[config.embed.method as Config['embed']['method']];
+  if (!featurizer) throw new Error(`no featurizer named ${config.embed.method}`);
+  return featurizer;
+};

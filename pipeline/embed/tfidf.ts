@@ -2,11 +2,10 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../errors.js';
 import { formatCount, formatSeconds, info, progress } from '../log.js';
-import type { LoadedConfig } from '../config/index.js';
 import type { TfidfConfig } from '../config/schema.js';
-import type { ManifestBody } from '../artifacts/store.js';
-import type { StageRun, UpstreamArtifact } from '../stage-types.js';
-import { readRows, ROW_FILES } from '../ingest/artifact.js';
+import type { Manifest, ManifestBody } from '../artifacts/store.js';
+import type { StageRun } from '../stage-types.js';
+import { ROW_FILES, type Splits, type Texts } from '../ingest/artifact.js';
 import { TFIDF_STATE_FILE, writeVectors } from './artifact.js';
 import type { Vectorizer } from './featurizer.js';
 
@@ -107,13 +106,15 @@ export class TfidfVectorizer {
   }
 }
 
+/** What the TF-IDF featurizer's build sees (featurizer.ts). */
+export type TfidfRun = StageRun<{ embed: { method: 'tfidf'; tfidf: TfidfConfig } }, Record<string, never>, { texts: Texts; splits: Splits }, Record<string, never>>;
+
 /** The embed stage with TF-IDF: fit on the training split, store the state, transform every row. */
-export async function build(run: StageRun): Promise<ManifestBody> {
-  const settings = run.loaded.config.embed.tfidf;
-  const ingestDir = run.inputs.ingest!.dir;
-  const files = { train: await readRows(ingestDir, 'train', ['id', 'description', 'split']), test: await readRows(ingestDir, 'test', ['id', 'description']) };
+export async function build(run: TfidfRun): Promise<ManifestBody> {
+  const settings = run.params.embed.tfidf;
+  const files = run.inputs.texts;
   // Validation and test rows never inform the vocabulary or the IDF they are scored with.
-  const fitTexts = files.train.filter((r) => r.split === 'train').map((r) => r.description);
+  const fitTexts = files.train.filter((_, i) => run.inputs.splits.train[i] === 'train').map((r) => r.description);
   const fitStarted = performance.now();
   const vectorizer = TfidfVectorizer.fit(fitTexts, settings);
   const fitSeconds = (performance.now() - fitStarted) / 1000;
@@ -124,7 +125,15 @@ export async function build(run: StageRun): Promise<ManifestBody> {
   const rows = files.train.length + files.test.length;
   const bar = progress('embed', rows);
   const transformStarted = performance.now();
-  const metadata = { featurizer: 'tfidf', ngram_max: String(settings.ngram_max), min_df: String(settings.min_df), sublinear_tf: String(settings.sublinear_tf), fitted_on: `${fitTexts.length} training rows` };
+  const metadata = {
+    featurizer: 'tfidf',
+    ngram_max: String(settings.ngram_max),
+    min_df: String(settings.min_df),
+    max_features: String(settings.max_features),
+    sublinear_tf: String(settings.sublinear_tf),
+    lowercase: String(settings.lowercase),
+    fitted_on: `${fitTexts.length} training rows`,
+  };
   for (const file of ROW_FILES) {
     const vectors = vectorizer.transform(files[file].map((r) => r.description), (n) => bar.tick(n));
     writeVectors(run.dir, file, { vectors, hidden: vectorizer.dim }, { rowIds: files[file].map((r) => r.id), metadata });
@@ -139,7 +148,7 @@ export async function build(run: StageRun): Promise<ManifestBody> {
 }
 
 /** New descriptions through the vocabulary and IDF the embed artifact stored. */
-export async function open(_loaded: LoadedConfig, embed: UpstreamArtifact): Promise<Vectorizer> {
+export async function open(_loaded: unknown, embed: { dir: string; manifest: Manifest }): Promise<Vectorizer> {
   const vectorizer = readState(embed.dir);
   return {
     dim: vectorizer.dim,

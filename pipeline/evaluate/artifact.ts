@@ -2,7 +2,8 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readParquet, writeParquet, type TableSchema } from '../parquet/index.js';
 import type { Metrics } from '../metrics/index.js';
-import type { Split } from '../ingest/rows.js';
+import { contract, port, type View } from '../artifacts/contract.js';
+import type { Split } from '../ingest/artifact.js';
 
 /**
  * The evaluate artifact, what the report, `make diff`, the gate and sweeps read:
@@ -11,6 +12,8 @@ import type { Split } from '../ingest/rows.js';
  *                        `genres` metadata gives the order of `probs`
  *   metrics.json         split -> Metrics, for the splits whose rows have genres (MetricsFile)
  *   submission.txt       `ID ::: GENRE` per test row, when the test rows have no genres
+ *
+ * Views: `predictions` and `metrics` (the report; diff, the gate and sweeps read metrics.json).
  */
 const predictionsPath = (dir: string) => join(dir, 'predictions.parquet');
 const metricsPath = (dir: string) => join(dir, 'metrics.json');
@@ -80,3 +83,22 @@ export function readMetricsFile(dir: string): MetricsFile {
 export function writeSubmission(dir: string, lines: string[]): void {
   writeFileSync(submissionPath(dir), lines.join('\n') + '\n');
 }
+
+export interface Predictions {
+  read(split?: Split): Promise<PredictionRow[]>;
+}
+export const PREDICTIONS = port<Predictions>('predictions');
+export const predictionsView: View<Predictions> = {
+  port: PREDICTIONS,
+  files: ['predictions.parquet'],
+  open: (dir) => ({ read: (split) => readPredictions(dir, split) }),
+};
+
+export const METRICS = port<MetricsFile>('metrics');
+export const metricsView: View<MetricsFile> = {
+  port: METRICS,
+  files: ['metrics.json'],
+  open: (dir) => readMetricsFile(dir),
+};
+
+export const evaluateArtifact = contract('evaluate', import.meta.url, { predictionsView, metricsView });

@@ -1,12 +1,10 @@
 import { info } from '../log.js';
-import { predictProbabilities, standardize } from '../mlp/model.js';
-import { loadFeatures, type SplitFeatures } from '../train/features.js';
 import { selectBackend } from '../mlp/backend.js';
 import type { ManifestBody } from '../artifacts/store.js';
-import type { StageRun } from '../stage-types.js';
-import { readLabels, readRows, rowFileOf } from '../ingest/artifact.js';
-import { readClassifier } from '../train/artifact.js';
+import { rowFileOf, type Genres, type Movies } from '../ingest/artifact.js';
+import { featuresBySplit, type SplitFeatures } from '../embed/artifact.js';
 import { computeMetrics, topK } from '../metrics/index.js';
+import type { EvaluateRun } from './signature.js';
 import { topColumns, writeMetrics, writePredictions, writeSubmission, type MetricsFile, type PredictionRow } from './artifact.js';
 
 export { predictionSchema } from './artifact.js';
@@ -16,31 +14,29 @@ export { predictionSchema } from './artifact.js';
  * probabilities per movie) and metrics.json. A test split without genres gets predictions and a
  * Kaggle-style submission.txt (`ID ::: GENRE`) instead of metrics.
  */
-export async function evaluate(run: StageRun): Promise<ManifestBody> {
-  const { config } = run.loaded;
-  const k = config.evaluate.top_k;
-  const ingestDir = run.inputs.ingest!.dir;
-  await selectBackend(config.train.backend, 'evaluate');
-  const classifier = await readClassifier(run.inputs.train!.dir);
-  const features = await loadFeatures(ingestDir, run.inputs.embed!.dir);
+export async function evaluate(run: EvaluateRun): Promise<ManifestBody> {
+  const k = run.params.evaluate.top_k;
+  const { classifier, genres, movies } = run.inputs;
+  await selectBackend(run.settings.backend, 'evaluate');
+  const features = featuresBySplit(run.inputs.vectors, run.inputs.splits, genres);
   const { labels, dim } = features;
-  const scoring = { topK: k, bins: config.evaluate.calibration_bins, majority: majorityLabel(ingestDir, labels) };
-  const probabilities = (part: SplitFeatures) => predictProbabilities(classifier.model, standardize(part.x, dim, classifier.stats), dim);
+  const scoring = { topK: k, bins: run.params.evaluate.calibration_bins, majority: majorityLabel(genres) };
+  const probabilities = (part: SplitFeatures) => classifier.predict(part.x, dim);
   const hasGenres = (part: SplitFeatures) => part.y.every((y) => y >= 0);
 
   const metrics: MetricsFile = {};
   // The training rows are scored too (metrics only, no predictions): train against validation
   // and test is the first overfitting check a reader makes.
   const train = features.splits.train;
-  if (train?.rows.length && hasGenres(train)) metrics.train = computeMetrics(train.y, probabilities(train), labels, scoring);
+  if (train?.rows.length && hasGenres(train)) metrics.train = computeMetrics(train.y, await probabilities(train), labels, scoring);
   const predictions: PredictionRow[] = [];
   let submission: string[] | undefined;
   for (const split of ['validation', 'test'] as const) {
     const part = features.splits[split];
     if (!part?.rows.length) continue;
-    const probs = probabilities(part);
+    const probs = await probabilities(part);
     if (hasGenres(part)) metrics[split] = computeMetrics(part.y, probs, labels, scoring);
-    const rows = await predictionRows(ingestDir, split, part, probs, labels, k);
+    const rows = await predictionRows(movies, split, part, probs, labels, k);
     predictions.push(...rows);
     if (split === 'test' && !hasGenres(part)) submission = rows.map((r) => `${r.id} ::: ${r.predicted_genre}`);
   }
@@ -60,14 +56,13 @@ export async function evaluate(run: StageRun): Promise<ManifestBody> {
 }
 
 /** The most frequent genre of the training rows: what the majority baseline answers. */
-function majorityLabel(ingestDir: string, labels: string[]): number {
-  const { counts } = readLabels(ingestDir);
+function majorityLabel({ labels, counts }: Genres): number {
   return labels.reduce((best, l, i) => (counts[l]!.train > counts[labels[best]!]!.train ? i : best), 0);
 }
 
 /** One prediction row per movie of the split, with its title and description from ingest. */
-async function predictionRows(ingestDir: string, split: 'validation' | 'test', part: SplitFeatures, probs: Float32Array, labels: string[], k: number): Promise<PredictionRow[]> {
-  const meta = await readRows(ingestDir, rowFileOf(split), ['id', 'title', 'description']);
+async function predictionRows(movies: Movies, split: 'validation' | 'test', part: SplitFeatures, probs: Float32Array, labels: string[], k: number): Promise<PredictionRow[]> {
+  const meta = await movies.read(rowFileOf(split), ['id', 'title', 'description']);
   return Array.from(part.rows, (row, i) => {
     const p = probs.subarray(i * labels.length, (i + 1) * labels.length);
     const top = topK(p, k);

@@ -39,7 +39,7 @@ export function formatOf(path: string, configured: IngestConfig['format']): Form
 export const hasGenre = (role: Role) => role !== 'test';
 
 /** Reads one data file; `name` is how rejects and errors refer to it (relative to the source). */
-export function readRecords(path: string, name: string, role: Role, ingest: IngestConfig): { records: SourceRecord[]; rejects: Reject[] } {
+export function readRecords(path: string, name: string, role: Role, ingest: Pick<IngestConfig, 'format' | 'columns'>): { records: SourceRecord[]; rejects: Reject[] } {
   const format = formatOf(path, ingest.format);
   const lines = decodeLines(readFileSync(path), name);
   if (format === 'text') return parseText(lines, name, role);

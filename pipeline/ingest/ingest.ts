@@ -3,11 +3,10 @@ import { dirname, isAbsolute, relative, resolve as resolvePath } from 'node:path
 import { UserError } from '../errors.js';
 import { formatCount, info } from '../log.js';
 import type { ManifestBody } from '../artifacts/store.js';
-import type { StageRun } from '../stage-types.js';
 import { formatOf, readRecords, type Reject } from './formats.js';
 import { splitValidation, validateRecords, type MovieRow } from './rows.js';
-import { resolveSource, type ResolvedSource } from './source.js';
-import type { IngestConfig } from '../config/index.js';
+import type { ResolvedSource } from './source.js';
+import type { IngestRun } from './signature.js';
 
 import { rejectsPath, writeLabels, writeRows, type LabelsFile } from './artifact.js';
 
@@ -18,13 +17,13 @@ export type { LabelsFile } from './artifact.js';
  * Reads the source's files, validates every row, splits validation off train, and writes
  * train.parquet, test.parquet, labels.json and rejects.jsonl into the artifact folder.
  */
-export async function ingest(run: StageRun): Promise<ManifestBody> {
-  const { config } = run.loaded;
+export async function ingest(run: IngestRun): Promise<ManifestBody> {
+  const { ingest: settings, seed } = run.params;
   const started = performance.now();
-  const source = await resolveSource(run.loaded);
-  const { train, test, rejects, rowsSeen } = readSourceRows(source, config.ingest);
-  checkRejectFraction(rejects, rowsSeen, config.ingest.max_reject_fraction);
-  splitValidation(train, config.ingest.validation_fraction, config.seed);
+  const source = run.sources.data;
+  const { train, test, rejects, rowsSeen } = readSourceRows(source, settings);
+  checkRejectFraction(rejects, rowsSeen, settings.max_reject_fraction);
+  splitValidation(train, settings.validation_fraction, seed);
   const labels = [...new Set(train.map((r) => r.genre!))].sort();
   const counts: LabelsFile['counts'] = Object.fromEntries(labels.map((l) => [l, { train: 0, validation: 0, test: 0 }]));
   for (const row of [...train, ...test]) if (row.genre) counts[row.genre]![row.split]++;
@@ -63,7 +62,7 @@ export async function ingest(run: StageRun): Promise<ManifestBody> {
  * The valid rows of the training file and of the test file (the solution file, the test file
  * with genres, when there is one), every rejected row, and how many rows were seen in all.
  */
-function readSourceRows(source: ResolvedSource, settings: IngestConfig) {
+function readSourceRows(source: ResolvedSource, settings: IngestRun['params']['ingest']) {
   const rejects: Reject[] = [];
   const textFormat = (path: string) => formatOf(path, settings.format) === 'text';
   const trainFile = source.files.train!;

@@ -48,14 +48,10 @@ export interface Metrics {
  */
 export function computeMetrics(truth: ArrayLike<number>, probs: Float32Array, labels: string[], options: { topK: number; bins: number; majority: number }): Metrics {
   const rows = truth.length;
-  const tally = tallyRows(truth, probs, labels.length, options);
+  const tally = tallyRows(truth, probs, labels.length);
+  const ranks = tallyRanks(truth, probs, labels.length, options);
   const { perClass, present } = perClassMetrics(tally.confusion, labels);
-  const average = (weight: (i: number) => number): Averages => {
-    const total = present.reduce((a, i) => a + weight(i), 0) || 1;
-    const mean = (field: keyof Averages) => present.reduce((a, i) => a + perClass[labels[i]!]![field] * weight(i), 0) / total;
-    return { precision: mean('precision'), recall: mean('recall'), f1: mean('f1') };
-  };
-  const reliability = tally.bins.map((bin, b) => ({
+  const reliability = ranks.bins.map((bin, b) => ({
     lower: b / options.bins,
     upper: (b + 1) / options.bins,
     count: bin.count,
@@ -70,9 +66,9 @@ export function computeMetrics(truth: ArrayLike<number>, probs: Float32Array, la
     rows,
     accuracy: share(tally.correct),
     top_k: options.topK,
-    top_k_accuracy: share(tally.topKCorrect),
-    macro: average(() => 1),
-    weighted: average((i) => perClass[labels[i]!]!.support),
+    top_k_accuracy: share(ranks.topKCorrect),
+    macro: average(perClass, present, labels, () => 1),
+    weighted: average(perClass, present, labels, (i) => perClass[labels[i]!]!.support),
     per_class: perClass,
     confusion: tally.confusion,
     labels,
@@ -83,34 +79,68 @@ export function computeMetrics(truth: ArrayLike<number>, probs: Float32Array, la
   };
 }
 
-/** One pass over the rows: the confusion matrix, hits, top-k hits, summed log loss and confidence bins. */
-function tallyRows(truth: ArrayLike<number>, probs: Float32Array, k: number, options: { topK: number; bins: number }) {
+/**
+ * What training watches each epoch on the validation rows: log loss, accuracy and macro-F1, the
+ * same arithmetic as computeMetrics. Apart from it so that train's key covers these three and
+ * not the calibration or top-k code that only evaluate runs.
+ */
+export function validationScores(truth: ArrayLike<number>, probs: Float32Array, labels: string[]): { log_loss: number; accuracy: number; macro_f1: number } {
+  const rows = truth.length;
+  const tally = tallyRows(truth, probs, labels.length);
+  const { perClass, present } = perClassMetrics(tally.confusion, labels);
+  return { log_loss: rows ? tally.logLoss / rows : 0, accuracy: rows ? tally.correct / rows : 0, macro_f1: average(perClass, present, labels, () => 1).f1 };
+}
+
+/** Precision, recall and F1 averaged over the classes present, each weighted by `weight`. */
+function average(perClass: Record<string, ClassMetrics>, present: number[], labels: string[], weight: (i: number) => number): Averages {
+  const total = present.reduce((a, i) => a + weight(i), 0) || 1;
+  const mean = (field: keyof Averages) => present.reduce((a, i) => a + perClass[labels[i]!]![field] * weight(i), 0) / total;
+  return { precision: mean('precision'), recall: mean('recall'), f1: mean('f1') };
+}
+
+/** One pass over the rows: the confusion matrix, hits and the summed log loss. */
+function tallyRows(truth: ArrayLike<number>, probs: Float32Array, k: number) {
   const confusion = Array.from({ length: k }, () => new Array<number>(k).fill(0));
-  const bins = Array.from({ length: options.bins }, () => ({ count: 0, confidence: 0, correct: 0 }));
   let correct = 0;
-  let topKCorrect = 0;
   let logLoss = 0;
   for (let r = 0; r < truth.length; r++) {
     const row = probs.subarray(r * k, (r + 1) * k);
-    let best = 0;
-    for (let j = 1; j < k; j++) if (row[j]! > row[best]!) best = j;
+    const best = argmax(row);
     const t = truth[r]!;
     confusion[t]![best]!++;
     if (best === t) correct++;
+    // scikit-learn clips probabilities to [eps, 1 - eps] before the log.
+    const p = Math.min(Math.max(row[t]! / sum(row), 1e-15), 1 - 1e-15);
+    logLoss -= Math.log(p);
+  }
+  return { confusion, correct, logLoss };
+}
+
+/** A second pass for evaluate: top-k hits and the confidence bins of the reliability diagram. */
+function tallyRanks(truth: ArrayLike<number>, probs: Float32Array, k: number, options: { topK: number; bins: number }) {
+  const bins = Array.from({ length: options.bins }, () => ({ count: 0, confidence: 0, correct: 0 }));
+  let topKCorrect = 0;
+  for (let r = 0; r < truth.length; r++) {
+    const row = probs.subarray(r * k, (r + 1) * k);
+    const best = argmax(row);
+    const t = truth[r]!;
     // Top-k: the true label is among the k most probable (ties broken by index, as argsort is stable).
     let above = 0;
     for (let j = 0; j < k; j++) if (row[j]! > row[t]! || (row[j] === row[t] && j < t)) above++;
     if (above < options.topK) topKCorrect++;
-    // scikit-learn clips probabilities to [eps, 1 - eps] before the log.
-    const p = Math.min(Math.max(row[t]! / sum(row), 1e-15), 1 - 1e-15);
-    logLoss -= Math.log(p);
     const confidence = row[best]!;
     const bin = bins[Math.min(options.bins - 1, Math.floor(confidence * options.bins))]!;
     bin.count++;
     bin.confidence += confidence;
     if (best === t) bin.correct++;
   }
-  return { confusion, bins, correct, topKCorrect, logLoss };
+  return { bins, topKCorrect };
+}
+
+function argmax(row: Float32Array): number {
+  let best = 0;
+  for (let j = 1; j < row.length; j++) if (row[j]! > row[best]!) best = j;
+  return best;
 }
 
 /** Precision, recall, F1 and support per class, and which classes occur in the true or predicted labels. */

@@ -8,7 +8,7 @@ import type { TrainConfig } from '../config/index.js';
  * initialization, optional L2), optional batch norm, the activation, dropout; then a softmax
  * over the labels.
  */
-export function buildModel(inputDim: number, labels: number, train: TrainConfig, seed: number): tf.Sequential {
+export function buildModel(inputDim: number, labels: number, train: Pick<TrainConfig, 'layers'>, seed: number): tf.Sequential {
   const model = tf.sequential();
   train.layers.forEach((layer, i) => {
     const dense = tf.layers.dense({

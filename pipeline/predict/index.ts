@@ -9,34 +9,41 @@ import { configSchema, type Config } from '../config/schema.js';
 import { makeCommand, type LoadedConfig } from '../config/index.js';
 import type { ArtifactStore, Manifest } from '../artifacts/store.js';
 import { listRuns, readRun, runPointers } from '../artifacts/runs.js';
-import { planStages } from '../artifacts/plan.js';
-import { STAGES } from '../dag.js';
-import { modelSources, TOKENIZER_FILES } from '../model/index.js';
+import { planPipeline, providersOf } from '../artifacts/plan.js';
+import { viewOf } from '../artifacts/contract.js';
+import { STAGES, type PipelineStage } from '../dag.js';
 import { featurizerOf } from '../embed/featurizer.js';
 import { selectBackend } from '../mlp/backend.js';
-import { predictProbabilities, standardize } from '../mlp/model.js';
-import { readClassifier } from '../train/artifact.js';
+import { CLASSIFIER } from '../train/artifact.js';
 import { topColumns } from '../evaluate/artifact.js';
 import { topK } from '../metrics/index.js';
 
 /**
- * Predicts genres for new descriptions with a finished run: its featurizer, opened from the
- * run's embed artifact (the same ONNX model, checked by checksum, or the same fitted TF-IDF
- * vocabulary), and its trained classifier. Nothing is retrained and no artifact is written.
+ * Predicts genres for new descriptions with a finished run, through the same pipeline evaluate
+ * scores with: the featurizer of the artifact evaluate reads its vectors from (the same ONNX
+ * model, checked by checksum, or the same fitted TF-IDF vocabulary), and the classifier of the
+ * stage evaluate reads its classifier from (train, or a stage inserted after it), both found in
+ * STAGES as the runner finds them. Nothing is retrained and no artifact is written.
  */
+
+interface Opened {
+  stage: string;
+  dir: string;
+  manifest: Manifest;
+}
 
 export interface RunArtifacts {
   name: string;
   loaded: LoadedConfig;
-  manifests: Record<'tokenize' | 'embed' | 'train', Manifest>;
-  embedDir: string;
-  trainDir: string;
+  /** The artifact evaluate reads its vectors from (embed). */
+  vectors: Opened;
+  /** The artifact evaluate reads its classifier from. */
+  classifier: Opened;
+  stages: readonly PipelineStage[];
 }
 
-const NEEDED = ['tokenize', 'embed', 'train'] as const;
-
 /** The artifacts of the current config's run (`loaded`), or of a named run under artifacts/runs/. */
-export async function findRun(store: ArtifactStore, loaded: LoadedConfig, runName?: string): Promise<RunArtifacts> {
+export async function findRun(store: ArtifactStore, loaded: LoadedConfig, runName?: string, stages: readonly PipelineStage[] = STAGES): Promise<RunArtifacts> {
   let keys: Record<string, string>;
   if (runName) {
     const recorded = readRun(store, runName);
@@ -50,33 +57,32 @@ export async function findRun(store: ArtifactStore, loaded: LoadedConfig, runNam
     loaded = { config: { ...parsed.data, run: runName } as Config, path: recorded.configPath, baseDir: dirname(recorded.configPath), overrides: [] };
     keys = runPointers(store, runName);
   } else {
-    const plan = await planStages(STAGES, loaded, store, 'train');
-    keys = Object.fromEntries(NEEDED.map((s) => [s, plan.get(s)!.key]));
+    const plan = await planPipeline(stages, loaded, store, 'evaluate');
+    keys = Object.fromEntries([...plan.stages].map(([stage, planned]) => [stage, planned.key]));
   }
-  const manifests = {} as RunArtifacts['manifests'];
-  for (const stage of NEEDED) {
-    const manifest = keys[stage] ? store.readManifest(stage, keys[stage]) : null;
-    if (!manifest) {
-      throw new UserError(
-        `predict: the run "${loaded.config.run}" is unfinished: its ${stage} artifact is not built; run \`${makeCommand('train', loaded)}\` first`,
-      );
-    }
-    manifests[stage] = manifest;
-    // The classifier's weights, and what the featurizer fitted, are read as published or not at
-    // all (the vectors are not read here).
-    if (stage === 'train') await store.verified(stage, keys[stage]!);
-    const state = featurizerOf(loaded.config).state;
-    if (stage === 'embed' && state.length) await store.verified(stage, keys[stage]!, state);
-  }
+  const providers = providersOf(stages, 'evaluate', loaded.config);
+  const open = async (stage: string, files: readonly string[]): Promise<Opened> => {
+    const manifest = keys[stage] ? store.readManifest(stage, keys[stage]) : undefined;
+    if (!manifest) throw new UserError(`predict: the run "${loaded.config.run}" is unfinished: its ${stage} artifact is not built; run \`${makeCommand(stage, loaded)}\` first`);
+    // What predict reads (the classifier's weights, what the featurizer fitted) is read as
+    // published or not at all; the corpus's vectors are not read.
+    await store.verified(stage, keys[stage]!, files);
+    return { stage, dir: store.keyDir(stage, keys[stage]!), manifest };
+  };
+  const vectorsStage = providers.vectors!.stage;
+  const classifierStage = stages.find((s) => s.name === providers.classifier!.stage)!;
+  const vectors = await open(vectorsStage, featurizerOf(loaded.config).state);
+  const classifier = await open(classifierStage.name, viewOf(classifierStage.output, CLASSIFIER)!.files);
   // A named run may point at artifacts made from model files that have changed since. (The
   // current config's keys already hash today's model files, so its artifacts match by construction.)
   if (runName) {
-    const now = { ...(await modelSources(loaded, store, TOKENIZER_FILES)), ...(await featurizerOf(loaded.config).sources(loaded, store)) };
-    for (const [file, sha] of Object.entries({ ...manifests.tokenize.sources, ...manifests.embed.sources })) {
+    const now: Record<string, string> = {};
+    for (const source of Object.values(stages.find((s) => s.name === vectorsStage)!.sources(loaded.config) as Record<string, { hash: (l: LoadedConfig, s: ArtifactStore) => Promise<Record<string, string>> }>)) Object.assign(now, await source.hash(loaded, store));
+    for (const [file, sha] of Object.entries(vectors.manifest.sources)) {
       if (now[file] !== undefined && now[file] !== sha) throw new UserError(`predict: ${file} has changed since run "${loaded.config.run}" was embedded; retrain with \`${makeCommand('train', loaded)}\``);
     }
   }
-  return { name: loaded.config.run, loaded, manifests, embedDir: store.keyDir('embed', manifests.embed.key), trainDir: store.keyDir('train', manifests.train.key) };
+  return { name: loaded.config.run, loaded, vectors, classifier, stages };
 }
 
 export interface Descriptions {
@@ -155,24 +161,24 @@ export interface Prediction {
 }
 
 /** Vectorizes and classifies `texts` as the run's embed, train and evaluate stages would have. */
-export async function predictDescriptions(run: RunArtifacts, input: Descriptions, k: number): Promise<{ predictions: Prediction[]; seconds: Record<string, number> }> {
+export async function predictDescriptions(run: RunArtifacts, input: Descriptions, k: number, store: ArtifactStore): Promise<{ predictions: Prediction[]; seconds: Record<string, number>; fromCache?: number }> {
   const featurizer = await featurizerOf(run.loaded.config).load();
-  // The featurizer's model and the classifier load side by side.
-  const vectorizerReady = featurizer.open(run.loaded, { dir: run.embedDir, manifest: run.manifests.embed });
-  const classifierReady = (async () => {
-    await selectBackend(run.loaded.config.train.backend, 'predict');
-    return readClassifier(run.trainDir);
-  })();
+  // The featurizer's model and the classifier's backend load side by side.
+  const vectorizerReady = featurizer.open(run.loaded, run.vectors, store);
+  const backendReady = selectBackend(run.loaded.config.train.backend, 'predict');
+  const classifierStage = run.stages.find((s) => s.name === run.classifier.stage)!;
+  const classifier = await viewOf(classifierStage.output, CLASSIFIER)!.open(run.classifier.dir, run.classifier.manifest);
   const vectorizer = await vectorizerReady;
-  const { vectors, seconds } = await vectorizer.vectorize(input.texts);
+  const { vectors, seconds, fromCache } = await vectorizer.vectorize(input.texts);
   const started = performance.now();
-  const { model: classifier, stats, genres } = await classifierReady;
-  const probs = predictProbabilities(classifier, standardize(vectors, vectorizer.dim, stats), vectorizer.dim);
+  await backendReady;
+  const { genres } = classifier;
+  const probs = await classifier.predict(vectors, vectorizer.dim);
   const predictions = input.texts.map((_, i) => {
     const p = probs.subarray(i * genres.length, (i + 1) * genres.length);
     return { id: input.ids[i]!, title: input.titles[i] ?? null, top: topK(p, Math.min(k, genres.length)).map((l) => ({ genre: genres[l]!, probability: p[l]! })) };
   });
-  return { predictions, seconds: { ...seconds, classify: (performance.now() - started) / 1000 } };
+  return { predictions, seconds: { ...seconds, classify: (performance.now() - started) / 1000 }, fromCache };
 }
 
 /** A terminal table: one block per description, a bar per genre. */

@@ -1,8 +1,8 @@
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
 import type { Metrics } from '../metrics/index.js';
-import type { EpochRecord } from '../train/train.js';
-import type { TokenStatsFile } from '../tokenize/tokenize.js';
+import type { EpochRecord } from '../train/artifact.js';
+import type { TokenStatsFile } from '../tokenize/artifact.js';
 
 /**
  * The report's charts: Vega-Lite specs rendered to SVG in Node, so the page needs no script and

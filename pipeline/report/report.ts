@@ -6,19 +6,17 @@ import { version as vegaLiteVersion } from 'vega-lite';
 import sharp from 'sharp';
 import YAML from 'yaml';
 import { info, formatCount } from '../log.js';
-import { resolveConfigPath } from '../config/index.js';
 import type { Manifest, ManifestBody } from '../artifacts/store.js';
-import type { StageRun } from '../stage-types.js';
 import type { Metrics } from '../metrics/index.js';
-import { readLabels, readRows, rowFileOf } from '../ingest/artifact.js';
-import { readTokenStats } from '../tokenize/artifact.js';
-import { readHistory } from '../train/artifact.js';
-import { readMetricsFile, readPredictions, topColumns } from '../evaluate/artifact.js';
+import { rowFileOf } from '../ingest/artifact.js';
+import { topColumns } from '../evaluate/artifact.js';
+import { REPORT_FILE, SUMMARY_FILE } from './artifact.js';
+import type { ReportRun } from './signature.js';
 import { confusionSpec, classDistributionSpec, learningCurveSpec, reliabilitySpec, renderChart, timingSpec, tokenLengthSpec } from './charts.js';
 import { card, pickGallery, posterDataUri, type GalleryMovie } from './gallery.js';
 import { delta, escapeHtml, figure, fixed, page, section } from './html.js';
 import { codeProvenance } from '../artifacts/provenance.js';
-import { featurizerLabel, readReferenceRuns } from './references.js';
+import { featurizerLabel } from './references.js';
 
 /**
  * What a model that always answers the most frequent training genre would score on the same rows.
@@ -238,12 +236,12 @@ export function reportVersions(): Record<string, string> {
  * Builds report.html (self-contained) and summary.md from the run's artifacts. Reads only what the
  * upstream stages published; trains and predicts nothing.
  */
-export async function buildReport(run: StageRun): Promise<ManifestBody> {
-  const { config } = run.loaded;
+export async function buildReport(run: ReportRun): Promise<ManifestBody> {
+  const { report: settings, run: runName } = run.params;
   const inputs = await readReportInputs(run);
   const { metrics, split, labelsFile, manifests } = inputs;
   const report = new ReportSections();
-  await scoreSections(report, inputs, config.report.confusion_normalize);
+  await scoreSections(report, inputs, settings.confusion_normalize);
   await trainingSection(report, inputs);
   await dataSection(report, inputs);
   const movies = await galleryMovies(run, metrics ? split : 'test');
@@ -255,13 +253,13 @@ export async function buildReport(run: StageRun): Promise<ManifestBody> {
   const banner = inputs.randomModel
     ? '<b>Random-weight demo model.</b> This run used a BERT model with random weights (made by the project, not trained): its vectors carry which words a plot has, not what they mean. The figures show the pipeline works, not what BERT can do. See the README for the real model.'
     : undefined;
-  const subtitle = `run <b>${escapeHtml(config.run)}</b> · ${escapeHtml(run.loaded.path)} · ${formatCount(movies.length)} ${metrics ? split : 'test'} movies, ${labelsFile.labels.length} genres · ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC`;
+  const subtitle = `run <b>${escapeHtml(runName)}</b> · ${formatCount(movies.length)} ${metrics ? split : 'test'} movies, ${labelsFile.labels.length} genres · ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC`;
   const html = page({ title: 'Movie genre classifier', subtitle, banner, nav: report.nav, body: report.sections.join('\n') });
-  writeFileSync(join(run.dir, 'report.html'), html);
+  writeFileSync(join(run.dir, REPORT_FILE), html);
   const summary = metrics
-    ? summaryMarkdown({ run: config.run, split, metrics, trainCounts: inputs.trainCounts, randomModel: inputs.randomModel, featurizer: inputs.featurizer, references: referenceColumns(inputs) })
-    : `## Genre classifier: run \`${config.run}\`\n\nNo genres in the validation or test split: nothing to score.\n`;
-  writeFileSync(join(run.dir, 'summary.md'), summary);
+    ? summaryMarkdown({ run: runName, split, metrics, trainCounts: inputs.trainCounts, randomModel: inputs.randomModel, featurizer: inputs.featurizer, references: referenceColumns(inputs) })
+    : `## Genre classifier: run \`${runName}\`\n\nNo genres in the validation or test split: nothing to score.\n`;
+  writeFileSync(join(run.dir, SUMMARY_FILE), summary);
   info(`report: ${report.charts.length} charts, ${gallery.cards} gallery cards (${gallery.posters} with posters), ${(html.length / 1024).toFixed(0)} KiB`);
   return {
     rows: { cards: gallery.cards, charts: report.charts.length },
@@ -271,14 +269,13 @@ export async function buildReport(run: StageRun): Promise<ManifestBody> {
 }
 
 /** What the report reads from the upstream artifacts. */
-async function readReportInputs(run: StageRun) {
-  const dirOf = (stage: string) => run.inputs[stage]!.dir;
-  // The report's inputs are every stage before it, in pipeline order.
-  const stages = run.planned.spec.inputs;
-  const manifests = Object.fromEntries(stages.map((s) => [s, run.inputs[s]!.manifest])) as Record<string, Manifest>;
-  const allMetrics = readMetricsFile(dirOf('evaluate'));
+async function readReportInputs(run: ReportRun) {
+  // Every stage the run depends on, in pipeline order, with its manifest (timings, provenance).
+  const manifests = run.upstream;
+  const stages = Object.keys(manifests);
+  const allMetrics = run.inputs.metrics;
   const split = allMetrics.test ? ('test' as const) : ('validation' as const);
-  const labelsFile = readLabels(dirOf('ingest'));
+  const labelsFile = run.inputs.genres;
   return {
     stages,
     manifests,
@@ -287,13 +284,13 @@ async function readReportInputs(run: StageRun) {
     metrics: allMetrics[split],
     labelsFile,
     trainCounts: Object.fromEntries(Object.entries(labelsFile.counts).map(([l, c]) => [l, c.train ?? 0])),
-    tokenStats: readTokenStats(dirOf('tokenize')),
-    history: await readHistory(dirOf('train')),
+    tokenStats: run.inputs.tokenStats,
+    history: run.inputs.history,
     // What made the vectors decides: a TF-IDF run over a random model's tokenizer is not a random model's run.
     randomModel: Boolean(manifests.embed!.details.random_model),
-    run: run.loaded.config.run,
+    run: run.params.run,
     featurizer: featurizerLabel(manifests.embed!),
-    references: readReferenceRuns(run.loaded, run.store),
+    references: run.sources.references,
   };
 }
 type ReportInputs = Awaited<ReturnType<typeof readReportInputs>>;
@@ -347,22 +344,23 @@ async function trainingSection(report: ReportSections, { manifests, history }: R
 async function dataSection(report: ReportSections, { metrics, labelsFile, tokenStats }: ReportInputs): Promise<void> {
   const calibration = metrics ? await report.chart('reliability', reliabilitySpec(metrics), 'Bars: accuracy per confidence bin, with the number of movies in it; dashed: perfect calibration. Below: how many movies fall in each bin.') : '';
   const classes = await report.chart('class-distribution', classDistributionSpec(labelsFile.counts as Record<string, Record<string, number>>, labelsFile.labels), 'Share of each genre per split.');
-  const lengths = await report.chart('token-lengths', tokenLengthSpec(tokenStats), 'Longer descriptions are cut at max_length.');
+  // Only encoders that read token ids cut descriptions; TF-IDF reads every word.
+  const lengths = tokenStats ? await report.chart('token-lengths', tokenLengthSpec(tokenStats), 'Longer descriptions are cut at max_length.') : '';
   report.add('data', 'Data and calibration', `<div class="charts">${classes}${lengths}${calibration}</div>`);
 }
 
 /** The gallery's cards: a seeded sample, the surest mistakes, the least sure right answers, each with its poster or a tile. */
-async function galleryBody(run: StageRun, movies: GalleryMovie[]): Promise<{ html: string; cards: number; posters: number; missing: string[] }> {
-  const { config } = run.loaded;
-  const picked = pickGallery(movies, config.report.gallery, config.report.mistakes, config.seed, config.report.least_confident);
+async function galleryBody(run: ReportRun, movies: GalleryMovie[]): Promise<{ html: string; cards: number; posters: number; missing: string[] }> {
+  const { report: settings, seed } = run.params;
+  const picked = pickGallery(movies, settings.gallery, settings.mistakes, seed, settings.least_confident);
   let posters = 0;
   const missing: string[] = [];
   const posterSources = {
-    imagesDir: config.report.images ? resolveConfigPath(run.loaded, config.report.images) : null,
-    dataRoot: (run.inputs.ingest!.manifest.details.data_root as string | undefined) ?? null,
-    width: config.report.image_width,
-    maxBytes: config.report.poster_max_bytes,
-    allowPrivateUrls: config.report.allow_private_poster_urls,
+    imagesDir: run.sources.posters,
+    dataRoot: run.inputs.movies.dataRoot,
+    width: settings.image_width,
+    maxBytes: settings.poster_max_bytes,
+    allowPrivateUrls: settings.allow_private_poster_urls,
     onMissing: (id: string, reason: string) => {
       missing.push(id);
       info(`report: warning: no poster for movie ${id} (${reason}); showing a tile`);
@@ -373,20 +371,25 @@ async function galleryBody(run: StageRun, movies: GalleryMovie[]): Promise<{ htm
     for (const movie of list) {
       const poster = await posterDataUri(movie, posterSources);
       if (poster) posters++;
-      html.push(card(movie, poster, config.report.excerpt_chars));
+      html.push(card(movie, poster, settings.excerpt_chars));
     }
     return `<div class="gallery">${html.join('')}</div>`;
   };
   const html =
-    `<h3>${picked.sample.length} movies drawn at random (seed ${config.seed})</h3>${await cards(picked.sample)}` +
+    `<h3>${picked.sample.length} movies drawn at random (seed ${seed})</h3>${await cards(picked.sample)}` +
     (picked.mistakes.length ? `<h3>The ${picked.mistakes.length} most confident mistakes</h3>${await cards(picked.mistakes)}` : '') +
     (picked.unsure.length ? `<h3 id="least-confident">The ${picked.unsure.length} right answers the model was least sure of</h3>${await cards(picked.unsure)}` : '');
   return { html, cards: picked.sample.length + picked.mistakes.length + picked.unsure.length, posters, missing };
 }
 
-/** Which artifacts, data, model, code, versions, machine and config made the report. */
-function provenanceBody(run: StageRun, stages: readonly string[], manifests: Record<string, Manifest>): string {
-  const { config } = run.loaded;
+/**
+ * Which artifacts, data, model, code, versions and machine made the report, what made the
+ * results (each stage's slice of the config, as its key holds it) and how each stage ran (its
+ * settings: threads, providers, backend, which change speed and never a figure). Both come from
+ * the manifests, never from the config this report was asked for: a setting that is not in a key
+ * is not shown as if it made the result.
+ */
+function provenanceBody(run: ReportRun, stages: readonly string[], manifests: Record<string, Manifest>): string {
   // The code of each artifact is shown with the artifact (stages can be built at different commits).
   const { git_commit: _commit, git_dirty: _dirty, ...versions } = Object.assign({}, ...stages.map((s) => manifests[s]!.versions), reportVersions()) as Record<string, string>;
   const codeOf = (v: Record<string, string>) => {
@@ -396,10 +399,13 @@ function provenanceBody(run: StageRun, stages: readonly string[], manifests: Rec
   };
   const sources = Object.assign({}, ...stages.map((s) => manifests[s]!.sources)) as Record<string, string>;
   const cpu = cpus();
+  const madeBy = [...stages.map((s) => [s, manifests[s]!.params] as const), ['report', run.params] as const];
+  const ranWith = stages.map((s) => [s, manifests[s]!.settings] as const).filter(([, settings]) => settings && Object.keys(settings).length);
+  const yamlBlock = (entries: readonly (readonly [string, unknown])[]) => `<pre>${escapeHtml(YAML.stringify(Object.fromEntries(entries)))}</pre>`;
   return (
     `<h3>Artifacts</h3>${keyValues([
       ...stages.map((s): [string, unknown] => [s, `${manifests[s]!.key}  (stage v${manifests[s]!.stage_version}, ${manifests[s]!.created_at}${codeOf(manifests[s]!.versions)})`]),
-      ['report', `${run.planned.key}${codeOf(codeProvenance() as unknown as Record<string, string>)}`],
+      ['report', `${run.key}${codeOf(codeProvenance() as unknown as Record<string, string>)}`],
     ])}` +
     `<h3>Data and model checksums (sha256)</h3>${keyValues(Object.entries(sources))}` +
     `<h3>Versions</h3>${keyValues(Object.entries(versions))}` +
@@ -407,19 +413,19 @@ function provenanceBody(run: StageRun, stages: readonly string[], manifests: Rec
       ['cpu', `${cpu.length} × ${cpu[0]?.model ?? 'unknown'}`],
       ['memory', `${(totalmem() / 1024 ** 3).toFixed(1)} GiB`],
       ['system', `${platform()} ${release()} ${arch()}`],
-      ['seed', config.seed],
     ])}` +
-    `<h3>Resolved config</h3><pre>${escapeHtml(YAML.stringify(config))}</pre>`
+    `<h3>What made these results</h3><p class="note">Each stage's part of the config, as its key holds it: change one of these and that stage and those after it are rebuilt.</p><div data-section="made-by">${yamlBlock(madeBy)}</div>` +
+    (ranWith.length ? `<h3>How each stage ran</h3><p class="note">Settings that change speed, never a figure (threads, providers, batch sizes, backend): not part of any key, shown as the artifact recorded them.</p><div data-section="ran-with">${yamlBlock(ranWith)}</div>` : '')
   );
 }
 
 /** The split's predictions joined with their years, descriptions and posters from ingest. */
-async function galleryMovies(run: StageRun, split: 'validation' | 'test'): Promise<GalleryMovie[]> {
-  const dirOf = (stage: string) => run.inputs[stage]!.dir;
-  const predictions = await readPredictions(dirOf('evaluate'), split);
-  const source = await readRows(dirOf('ingest'), rowFileOf(split), ['id', 'year', 'description', 'image']);
+async function galleryMovies(run: ReportRun, split: 'validation' | 'test'): Promise<GalleryMovie[]> {
+  const predictions = await run.inputs.predictions.read(split);
+  const source = await run.inputs.movies.read(rowFileOf(split), ['id', 'year', 'description', 'image']);
   const byId = new Map(source.map((r) => [r.id, r]));
-  const topK = run.loaded.config.evaluate.top_k;
+  // As many ranked genres as evaluate wrote.
+  const topK = Object.keys(predictions[0] ?? {}).filter((column) => /^top\d+_genre$/.test(column)).length;
   return predictions.map((p) => ({
     id: p.id,
     title: p.title,

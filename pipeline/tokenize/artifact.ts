@@ -1,7 +1,8 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readRowIds, readTokens, writeTokens, type TokenTable } from '../arrow/index.js';
-import type { RowFile } from '../ingest/artifact.js';
+import { readTokens, writeTokens, type TokenTable } from '../arrow/index.js';
+import { contract, port, type View } from '../artifacts/contract.js';
+import { ROW_FILES, type RowFile } from '../ingest/artifact.js';
 
 /**
  * The tokenize artifact:
@@ -9,6 +10,8 @@ import type { RowFile } from '../ingest/artifact.js';
  *   train.arrow, test.arrow   `input_ids` (List<Int32>) and `truncated` per row, with each row's
  *                             `id`; row i is row i of ingest's Parquet file of the same name
  *   stats.json                the length statistics of each file (TokenStatsFile)
+ *
+ * Views: `tokens` (the ids, for BERT's embed) and `token-stats` (for the report).
  */
 export const tokensPath = (dir: string, file: RowFile) => join(dir, `${file}.arrow`);
 const statsPath = (dir: string) => join(dir, 'stats.json');
@@ -37,13 +40,34 @@ export function writeTokenFile(dir: string, file: RowFile, tokens: TokenTable, a
   writeTokens(tokensPath(dir, file), tokens, { ...annotations, metadata: { rows_align_with: `ingest ${file}.parquet`, ...annotations.metadata } });
 }
 
-export const readTokenFile = (dir: string, file: RowFile): TokenTable => readTokens(tokensPath(dir, file));
-export const readTokenRowIds = (dir: string, file: RowFile): string[] | undefined => readRowIds(tokensPath(dir, file));
-
 export function writeTokenStats(dir: string, stats: TokenStatsFile): void {
   writeFileSync(statsPath(dir), `${JSON.stringify(stats, null, 2)}\n`);
 }
 
-export function readTokenStats(dir: string): TokenStatsFile {
-  return JSON.parse(readFileSync(statsPath(dir), 'utf8')) as TokenStatsFile;
+/** One file's token ids, with each row's movie id. */
+export interface TokenFile {
+  tokens: TokenTable;
+  rowIds: string[];
 }
+export type Tokens = Record<RowFile, TokenFile>;
+
+function readTokenFile(dir: string, file: RowFile): TokenFile {
+  const { rowIds, ...tokens } = readTokens(tokensPath(dir, file));
+  return { tokens, rowIds: rowIds ?? [] };
+}
+
+export const TOKENS = port<Tokens>('tokens');
+export const tokensView: View<Tokens> = {
+  port: TOKENS,
+  files: ROW_FILES.map((file) => `${file}.arrow`),
+  open: (dir) => ({ train: readTokenFile(dir, 'train'), test: readTokenFile(dir, 'test') }),
+};
+
+export const TOKEN_STATS = port<TokenStatsFile>('token-stats');
+export const tokenStatsView: View<TokenStatsFile> = {
+  port: TOKEN_STATS,
+  files: ['stats.json'],
+  open: (dir) => JSON.parse(readFileSync(statsPath(dir), 'utf8')) as TokenStatsFile,
+};
+
+export const tokenizeArtifact = contract('tokenize', import.meta.url, { tokensView, tokenStatsView });

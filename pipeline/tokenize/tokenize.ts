@@ -1,12 +1,12 @@
 import { UserError } from '../errors.js';
 import { formatCount, info, progress } from '../log.js';
-import { readRows, ROW_FILES, type RowFile } from '../ingest/artifact.js';
+import { ROW_FILES, type RowFile } from '../ingest/artifact.js';
 import { writeTokenFile, writeTokenStats, type LengthStats } from './artifact.js';
 import { lengthOf, rowCount, type TokenTable } from '../arrow/index.js';
-import { readModelInfo, resolveModel, TOKENIZER_FILES } from '../model/index.js';
+import { readModelInfo } from '../model/index.js';
 import type { ManifestBody } from '../artifacts/store.js';
-import type { StageRun } from '../stage-types.js';
 import { resolveWorkers, TokenizerPool } from '../tokenizer/index.js';
+import type { TokenizeRun } from './signature.js';
 
 export type { LengthStats, TokenStatsFile } from './artifact.js';
 
@@ -46,23 +46,20 @@ export function lengthStats(tokens: TokenTable): LengthStats {
  * Tokenizes the descriptions of train.parquet and test.parquet into train.arrow and test.arrow
  * (row i of each matches row i of its Parquet file), with length statistics in stats.json.
  */
-export async function tokenize(run: StageRun): Promise<ManifestBody> {
-  const { config } = run.loaded;
-  const model = await resolveModel(run.loaded, TOKENIZER_FILES);
+export async function tokenize(run: TokenizeRun): Promise<ManifestBody> {
+  const model = run.sources.model;
   const modelInfo = readModelInfo(model.config);
-  const maxLength = config.tokenize.max_length;
+  const maxLength = run.params.tokenize.max_length;
   if (maxLength > modelInfo.maxPositions) {
     throw new UserError(`tokenize.max_length: ${maxLength} is more than the model's ${modelInfo.maxPositions} positions (${model.config})`);
   }
-  const workers = resolveWorkers(config.tokenize.workers);
-  // The workers load their tokenizer while the descriptions are read.
+  const workers = resolveWorkers(run.settings.workers);
   const pool = TokenizerPool.start({ tokenizer: model.tokenizer, config: model.tokenizerConfig }, maxLength, workers);
   const texts: Record<RowFile, string[]> = { train: [], test: [] };
   const rowIds: Record<RowFile, string[]> = { train: [], test: [] };
   for (const file of ROW_FILES) {
-    const rows = await readRows(run.inputs.ingest!.dir, file, ['id', 'description']);
-    texts[file] = rows.map((r) => r.description);
-    rowIds[file] = rows.map((r) => r.id);
+    texts[file] = run.inputs.texts[file].map((r) => r.description);
+    rowIds[file] = run.inputs.texts[file].map((r) => r.id);
   }
   const total = texts.train.length + texts.test.length;
   const bar = progress('tokenize', total);
@@ -84,7 +81,7 @@ export async function tokenize(run: StageRun): Promise<ManifestBody> {
   for (const file of ROW_FILES) {
     writeTokenFile(run.dir, file, parts[file], {
       rowIds: rowIds[file],
-      metadata: { tokenizer: 'tokenizer.json', tokenizer_sha256: run.planned.sources['model/tokenizer.json'] ?? '', max_length: String(maxLength) },
+      metadata: { tokenizer: 'tokenizer.json', tokenizer_sha256: run.sourceHashes['model/tokenizer.json'] ?? '', max_length: String(maxLength) },
     });
     stats[file] = lengthStats(parts[file]);
   }

@@ -1,8 +1,9 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readParquet, writeParquet } from '../parquet/index.js';
-import { loadModel, saveModel, type Standardization } from '../mlp/model.js';
+import { loadModel, predictProbabilities, saveModel, standardize, type Standardization } from '../mlp/model.js';
 import type { tf } from '../mlp/backend.js';
+import { contract, port, type View } from '../artifacts/contract.js';
 
 /**
  * The train artifact, what evaluate, predict and the report read:
@@ -11,6 +12,8 @@ import type { tf } from '../mlp/backend.js';
  *   standardize.json  per-feature mean and std fitted on the training rows, or null
  *   genres.json       { "genres": [...] }: the genre of each of the model's outputs, in order
  *   history.parquet   one row per epoch (EpochRecord)
+ *
+ * Views: `classifier` (what evaluate and predict score with) and `history` (the report's curves).
  */
 const modelDir = (dir: string) => join(dir, 'model');
 const standardizePath = (dir: string) => join(dir, 'standardize.json');
@@ -41,27 +44,56 @@ export const HISTORY_SCHEMA = {
   rows_per_second: { type: 'DOUBLE' },
 } as const;
 
-/** A trained classifier as the artifact holds it. */
-export interface Classifier {
+/** A trained model as train writes it. */
+export interface TrainedModel {
   model: tf.LayersModel;
   stats: Standardization | null;
   genres: string[];
 }
 
-export async function writeClassifier(dir: string, classifier: Classifier, history: EpochRecord[]): Promise<void> {
-  await saveModel(classifier.model, modelDir(dir));
-  writeFileSync(standardizePath(dir), JSON.stringify(classifier.stats));
-  writeFileSync(genresPath(dir), `${JSON.stringify({ genres: classifier.genres }, null, 2)}\n`);
+export async function writeClassifier(dir: string, trained: TrainedModel, history: EpochRecord[]): Promise<void> {
+  await saveModel(trained.model, modelDir(dir));
+  writeFileSync(standardizePath(dir), JSON.stringify(trained.stats));
+  writeFileSync(genresPath(dir), `${JSON.stringify({ genres: trained.genres }, null, 2)}\n`);
   await writeParquet(historyPath(dir), HISTORY_SCHEMA, history as never);
 }
 
-/** The classifier of a train artifact (a TF.js backend must be selected first). */
-export async function readClassifier(dir: string): Promise<Classifier> {
+/**
+ * What evaluate and predict score with: vectors in, a probability per genre out. The same object
+ * for both, so a description gets the same probabilities in predict as in evaluate. The model
+ * loads on first use, on the TF.js backend the reader selected.
+ */
+export interface Classifier {
+  genres: string[];
+  /** Probabilities, `genres.length` per row, of row-major vectors of width `dim`. */
+  predict(vectors: Float32Array, dim: number): Promise<Float32Array>;
+}
+
+export const CLASSIFIER = port<Classifier>('classifier');
+
+export function openClassifier(dir: string): Classifier {
+  const stats = JSON.parse(readFileSync(standardizePath(dir), 'utf8')) as Standardization | null;
+  let model: Promise<tf.LayersModel> | undefined;
   return {
-    model: await loadModel(modelDir(dir)),
-    stats: JSON.parse(readFileSync(standardizePath(dir), 'utf8')) as Standardization | null,
     genres: (JSON.parse(readFileSync(genresPath(dir), 'utf8')) as { genres: string[] }).genres,
+    async predict(vectors, dim) {
+      model ??= loadModel(modelDir(dir));
+      return predictProbabilities(await model, standardize(vectors, dim, stats), dim);
+    },
   };
 }
 
-export const readHistory = (dir: string): Promise<EpochRecord[]> => readParquet<EpochRecord>(historyPath(dir));
+export const classifierView: View<Classifier> = {
+  port: CLASSIFIER,
+  files: ['model/', 'standardize.json', 'genres.json'],
+  open: (dir) => openClassifier(dir),
+};
+
+export const HISTORY = port<EpochRecord[]>('history');
+export const historyView: View<EpochRecord[]> = {
+  port: HISTORY,
+  files: ['history.parquet'],
+  open: (dir) => readParquet<EpochRecord>(historyPath(dir)),
+};
+
+export const trainArtifact = contract('train', import.meta.url, { classifierView, historyView });

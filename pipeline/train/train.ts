@@ -1,19 +1,22 @@
 import { UserError } from '../errors.js';
 import { formatCount, info } from '../log.js';
 import { Rng } from '../random.js';
-import { computeMetrics } from '../metrics/index.js';
+import { validationScores as scoresOf } from '../metrics/index.js';
 import type { TrainConfig } from '../config/index.js';
 import type { ManifestBody } from '../artifacts/store.js';
-import type { StageRun } from '../stage-types.js';
 import { selectBackend, tf } from '../mlp/backend.js';
 import { buildModel, fitStandardization, predictProbabilities, standardize, type Standardization } from '../mlp/model.js';
+import { featuresBySplit } from '../embed/artifact.js';
 import { writeClassifier, type EpochRecord } from './artifact.js';
-import { loadFeatures } from './features.js';
+import type { TrainRun } from './signature.js';
+
+/** The training settings the build sees: train.* without the backend (a setting), train.seed possibly unset. */
+type TrainParams = TrainRun['params']['train'];
 
 export { HISTORY_SCHEMA, type EpochRecord } from './artifact.js';
 
 /** The learning rate of an epoch (1-based) under the configured schedule. */
-export function learningRate(train: TrainConfig, epoch: number): number {
+export function learningRate(train: Pick<TrainConfig, 'optimizer' | 'schedule' | 'epochs'>, epoch: number): number {
   const { lr } = train.optimizer;
   const s = train.schedule;
   if (s.name === 'step') return lr * s.gamma ** Math.floor((epoch - 1) / s.step_epochs);
@@ -21,7 +24,7 @@ export function learningRate(train: TrainConfig, epoch: number): number {
   return lr;
 }
 
-function makeOptimizer(train: TrainConfig): tf.Optimizer {
+function makeOptimizer(train: TrainParams): tf.Optimizer {
   const { name, lr, momentum } = train.optimizer;
   if (name === 'sgd') return tf.train.momentum(lr, momentum);
   if (name === 'rmsprop') return tf.train.rmsprop(lr, 0.9, momentum);
@@ -61,13 +64,12 @@ function seedMathRandom(seed: number): void {
  * Trains the MLP on the train split, watching the validation split each epoch, and writes
  * the train artifact (`artifact.ts`): model/, standardize.json, genres.json and history.parquet.
  */
-export async function trainClassifier(run: StageRun): Promise<ManifestBody> {
-  const { config } = run.loaded;
-  const train = config.train;
-  const seed = train.seed ?? config.seed;
+export async function trainClassifier(run: TrainRun): Promise<ManifestBody> {
+  const { train } = run.params;
+  const seed = ('seed' in train ? train.seed : null) ?? run.params.seed;
   seedMathRandom(seed);
-  const backend = await selectBackend(train.backend);
-  const data = await trainingData(run, train);
+  const backend = await selectBackend(run.settings.backend);
+  const data = trainingData(run, train);
   const { model, optimizer } = compiledModel(data, train, seed);
   const { history, bestEpoch } = await fitEpochs(model, optimizer, data, train, seed);
   await writeClassifier(run.dir, { model, stats: data.stats, genres: data.labels }, history);
@@ -102,8 +104,8 @@ interface TrainingData {
   validation?: { x: Float32Array; y: Int32Array };
 }
 
-async function trainingData(run: StageRun, train: TrainConfig): Promise<TrainingData> {
-  const features = await loadFeatures(run.inputs.ingest!.dir, run.inputs.embed!.dir);
+function trainingData(run: TrainRun, train: TrainParams): TrainingData {
+  const features = featuresBySplit(run.inputs.vectors, run.inputs.splits, run.inputs.genres);
   const { dim, labels } = features;
   const rows = features.splits.train;
   if (!rows?.y.length) throw new UserError('train: the ingest artifact has no training rows');
@@ -118,7 +120,7 @@ async function trainingData(run: StageRun, train: TrainConfig): Promise<Training
   };
 }
 
-function compiledModel(data: TrainingData, train: TrainConfig, seed: number) {
+function compiledModel(data: TrainingData, train: TrainParams, seed: number) {
   const model = buildModel(data.dim, data.labels.length, train, seed);
   const optimizer = makeOptimizer(train);
   model.compile({ optimizer, loss: smoothedCrossEntropy(train.label_smoothing, data.labels.length), metrics: ['accuracy'] });
@@ -128,7 +130,7 @@ function compiledModel(data: TrainingData, train: TrainConfig, seed: number) {
 }
 
 /** The epoch loop: a seeded shuffle, one pass, the validation scores, one line; early stopping. */
-async function fitEpochs(model: tf.LayersModel, optimizer: tf.Optimizer, data: TrainingData, train: TrainConfig, seed: number) {
+async function fitEpochs(model: tf.LayersModel, optimizer: tf.Optimizer, data: TrainingData, train: TrainParams, seed: number) {
   const weights = classWeights(train.class_weights, data.train.y, data.labels);
   const rows = data.train.y.length;
   const xAll = tf.tensor2d(data.train.x, [rows, data.dim]);
@@ -168,11 +170,11 @@ async function fitEpochs(model: tf.LayersModel, optimizer: tf.Optimizer, data: T
 }
 
 function validationScores(model: tf.LayersModel, validation: { x: Float32Array; y: Int32Array }, data: TrainingData) {
-  const m = computeMetrics(validation.y, predictProbabilities(model, validation.x, data.dim), data.labels, { topK: 1, bins: 1, majority: 0 });
-  return { loss: m.log_loss, accuracy: m.accuracy, macroF1: m.macro.f1 };
+  const m = scoresOf(validation.y, predictProbabilities(model, validation.x, data.dim), data.labels);
+  return { loss: m.log_loss, accuracy: m.accuracy, macroF1: m.macro_f1 };
 }
 
-function logEpoch(record: EpochRecord, train: TrainConfig, steps: number): void {
+function logEpoch(record: EpochRecord, train: TrainParams, steps: number): void {
   const val = record.val_loss === null ? '' : `  val_loss ${record.val_loss.toFixed(4)}  val_acc ${record.val_accuracy!.toFixed(3)}  val_macro_f1 ${record.val_macro_f1!.toFixed(3)}`;
   info(
     `train: epoch ${record.epoch}/${train.epochs}  loss ${record.loss.toFixed(4)}  acc ${record.accuracy.toFixed(3)}${val}` +
@@ -187,7 +189,7 @@ class EarlyStopping {
 
   constructor(
     private readonly model: tf.LayersModel,
-    private readonly settings: TrainConfig['early_stopping'],
+    private readonly settings: TrainParams['early_stopping'],
   ) {}
 
   shouldStop(epoch: number, val: { loss: number; macroF1: number }): boolean {

@@ -17,7 +17,8 @@ import { readTokens } from '../../pipeline/arrow/index.js';
 import { bertFlops } from '../../pipeline/onnx/pooling.js';
 import { readModelInfo } from '../../pipeline/model/index.js';
 import { encoderFeeds, openEncoder } from '../../pipeline/onnx/encoder.js';
-import { encoderOptions } from '../../pipeline/embed/bert.js';
+import { encoderOptions, type BertParams, type BertSettings } from '../../pipeline/embed/bert.js';
+import { featurizerOf } from '../../pipeline/embed/featurizer.js';
 import { loadConfig } from '../../pipeline/config/index.js';
 import { sha256 } from '../../pipeline/hash.js';
 
@@ -87,7 +88,9 @@ runMain(async () => {
       // int8 converted as the stage converts them), fed and read as the stage feeds and reads it.
       const modelInfo = readModelInfo(join(args.model, 'config.json'));
       const modelFile = join(args.model, 'model.onnx');
-      const encoder = await openEncoder(modelFile, sha256(readFileSync(modelFile)), encoderOptions(loadConfig(join(work, 'real.yaml')), modelInfo));
+      const { config } = loadConfig(join(work, 'real.yaml'));
+      const bert = featurizerOf(config);
+      const encoder = await openEncoder(modelFile, sha256(readFileSync(modelFile)), encoderOptions(bert.params(config) as unknown as BertParams, bert.settings(config) as unknown as BertSettings, modelInfo, modelFile));
       const open = encoder.open;
       const dims: [number, number] = [32, 128];
       const ids = BigInt64Array.from({ length: 32 * 128 }, (_, i) => BigInt(1 + ((i * 7919) % (modelInfo.vocab - 1))));

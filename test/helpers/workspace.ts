@@ -78,21 +78,20 @@ export function startProgram(ws: Workspace, program: string, args: string[] = []
   });
 }
 
-/** Finished shard files of the embed build in progress in the workspace's store (its `.partial-` folder). */
-export function shardsInProgress(ws: Workspace): number {
-  const dir = join(ws.artifacts, 'embed');
-  const partial = existsSync(dir) ? readdirSync(dir).find((n) => n.startsWith('.partial-')) : undefined;
-  const shards = partial ? join(dir, partial, 'shards') : '';
-  return shards && existsSync(shards) ? readdirSync(shards).filter((f) => f.endsWith('.arrow')).length : 0;
+/** Segments in the workspace store's vector cache: one per shard an embed finished, kept when it is killed. */
+export function cachedSegments(ws: Workspace): number {
+  const dir = join(ws.artifacts, '.cache', 'vectors');
+  if (!existsSync(dir)) return 0;
+  return readdirSync(dir).reduce((n, encoder) => n + readdirSync(join(dir, encoder)).filter((f) => f.endsWith('.keys')).length, 0);
 }
 
 /**
- * Starts the embed stage, waits until it has finished `shards` shard files, and kills it (SIGKILL,
- * as a crash or a preempted machine would): the interrupted build a resume test starts from.
+ * Starts the embed stage, waits until it has added `shards` shards to the vector cache, and kills
+ * it (SIGKILL, as a crash or a preempted machine would): the interrupted build a resume test starts from.
  */
 export async function killEmbedAfterShards(ws: Workspace, shards: number, args: string[] = [], pollMs = 10): Promise<void> {
   const child = startProgram(ws, 'stages/embed', args);
-  while (shardsInProgress(ws) < shards) {
+  while (cachedSegments(ws) < shards) {
     if (child.exitCode !== null) throw new Error('embed finished before it could be killed');
     await new Promise((r) => setTimeout(r, pollMs));
   }
