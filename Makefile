@@ -52,7 +52,7 @@ CONFIG_MODELS := $(call sample_model_for,$(CONFIG))
 SWEEP_MODELS = $(call sample_model_for,$(SWEEP))
 
 PHONY_STAGES := ingest tokenize embed train evaluate report
-.PHONY: all install build browser demo-data $(PHONY_STAGES) predict sweep runs diff gate gate-update status config clean gc verify pin test bench bench-ingest bench-embed bench-train bench-predict bench-sweep bench-fill-mask bench-verify bench-int8 bench-tfidf model-demo model-sample model-bert-base check-tokenizer
+.PHONY: all install build browser demo-data $(PHONY_STAGES) predict sweep runs diff gate gate-update status config clean gc verify pin test bench bench-ingest bench-embed bench-train bench-predict bench-sweep bench-fill-mask bench-verify bench-int8 bench-tfidf bench-cache model-demo model-sample model-bert-base check-tokenizer
 
 all: $(BUILT) $(DEMO_DATA) $(CONFIG_MODELS)
 	@$(RUN) --target report
@@ -179,6 +179,10 @@ bench-fill-mask: $(BUILT) $(DEMO_DATA)
 # What checking inputs against their manifests costs, next to the stage (train on CONFIG) and one epoch on 100,000 x 768.
 bench-verify: $(BUILT)
 	$(NODE) dist/scripts/dev/bench-verify.js --config $(CONFIG) --artifacts $(ARTIFACTS)
+
+# The vector cache: an embed of 100,000 rows that all hit the cache, next to the full embed that filled it.
+bench-cache: $(BUILT) $(DEMO_DATA)
+	$(NODE) dist/scripts/dev/bench-cache.js --data $(BENCH_DATA) --model $(BENCH_MODEL)
 
 # TF-IDF fit and transform rows/s on 100,000 plots (BENCH_DATA's, repeated).
 bench-tfidf: $(BUILT)

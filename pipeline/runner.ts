@@ -94,7 +94,7 @@ export async function runStage(
       const body = await build(run);
       return { ...body, timings: { ...body.timings, verify_inputs_seconds: verifySeconds } };
     },
-    { resumable: spec.resumable, force: args.force, contract: options.publishAs ? undefined : spec.output },
+    { force: args.force, contract: options.publishAs ? undefined : spec.output },
   );
   let where = dir;
   if (!options.publishAs) {

@@ -4,12 +4,13 @@
  *
  *   make verify
  */
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { runMain } from '../pipeline/errors.js';
 import { parseArgs } from '../pipeline/cli.js';
 import { formatBytes, info } from '../pipeline/log.js';
 import { ArtifactStore } from '../pipeline/artifacts/store.js';
 import { STAGES } from '../pipeline/dag.js';
+import { verifyCacheFolder } from '../pipeline/embed/vector-cache.js';
 
 runMain(async () => {
   const args = await parseArgs('verify', 'Check every published artifact against its manifest.');
@@ -25,7 +26,11 @@ runMain(async () => {
       if (problem) problems.push(`${store.keyDir(stage, key)}: ${problem}`);
     }
   }
+  // The vector cache's segments are named by their content: one that no longer matches is removed on its next use and its rows computed again.
+  const cache = verifyCacheFolder(join(store.root, '.cache', 'vectors'));
   for (const problem of problems) info(`CHANGED  ${problem}`);
+  for (const problem of cache.problems) info(`CHANGED  ${problem}`);
   info(`verify: ${checked} artifact(s), ${formatBytes(bytes)}: ${problems.length ? `${problems.length} changed after publishing; rebuild each with \`make <stage> FORCE=<stage>\` (same CONFIG and SET)` : 'all match their manifests'}`);
-  if (problems.length) process.exitCode = 1;
+  info(`verify: vector cache, ${cache.segments} segment(s), ${formatBytes(cache.bytes)}: ${cache.problems.length ? `${cache.problems.length} damaged; the next embed that reads one removes it and computes its rows again (or \`make gc\`)` : 'all match their checksums'}`);
+  if (problems.length || cache.problems.length) process.exitCode = 1;
 });

@@ -2,14 +2,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { appendFileSync, cpSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, symlinkSync, writeFileSync, writeSync, closeSync, truncateSync, statSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync, writeSync, closeSync, truncateSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { ArtifactStore } from '../pipeline/artifacts/store.js';
 import { acquireLock } from '../pipeline/artifacts/lock.js';
 import { takeLease } from '../pipeline/artifacts/lease.js';
 import { runPointers } from '../pipeline/artifacts/runs.js';
-import { REPO, kaggleLines, killEmbedAfterShards, runProgram, workspace, type Workspace } from './helpers/workspace.js';
+import { REPO, kaggleLines, killEmbedAfterShards, programCopy, runProgram, workspace, type Workspace } from './helpers/workspace.js';
 
 const MODEL = join(REPO, 'models', 'demo-bert-random');
 const GENRES = ['western', 'horror', 'romance'];
@@ -43,23 +43,17 @@ const oneUserError = (output: string) => {
 };
 
 test('editing the code a stage runs reruns that stage and nothing upstream; make status says which module changed', () => {
-  // A copy of the compiled program beside the real node_modules, so that the edit stays in the copy.
   const ws = trustWorkspace();
-  const copy = join(ws.dir, 'program');
-  cpSync(join(REPO, 'dist'), join(copy, 'dist'), { recursive: true });
-  symlinkSync(join(REPO, 'node_modules'), join(copy, 'node_modules'));
-  const program = (name: string, args: string[] = []) => {
-    const result = spawnSync(process.execPath, [join(copy, 'dist', `${name}.js`), '--config', ws.config, '--artifacts', ws.artifacts, ...args], { cwd: ws.dir, encoding: 'utf8', env: { ...process.env, PIPELINE_CACHE: ws.cache, CI: '1' } });
-    return { code: result.status, output: `${result.stdout}${result.stderr}` };
-  };
+  const copy = programCopy(ws);
+  const program = copy.run;
   for (const stage of STAGE_NAMES) assert.equal(program(`stages/${stage}`).code, 0);
   const before = runPointers(new ArtifactStore(ws.artifacts), 'config');
 
   // A comment is not code: nothing reruns.
-  appendFileSync(join(copy, 'dist', 'pipeline', 'report', 'report.js'), '\n// Movie genre classifier (edited)\n');
+  appendFileSync(join(copy.dist, 'pipeline', 'report', 'report.js'), '\n// Movie genre classifier (edited)\n');
   assert.equal(program('scripts/status', ['--check']).code, 0, program('scripts/status').output);
   // A change to what the report writes reruns the report and nothing else.
-  const reportJs = join(copy, 'dist', 'pipeline', 'report', 'report.js');
+  const reportJs = join(copy.dist, 'pipeline', 'report', 'report.js');
   writeFileSync(reportJs, readFileSync(reportJs, 'utf8').replace("title: 'Movie genre classifier'", "title: 'Movie genre classifier (edited)'"));
   const status = program('scripts/status');
   assert.match(status.output, /report +[0-9a-f]{16} +would run\n +code changed: pipeline\/report\/report\.js/);
@@ -76,7 +70,7 @@ test('editing the code a stage runs reruns that stage and nothing upstream; make
   assert.match(readFileSync(join(ws.artifacts, 'report', after.report!, 'report.html'), 'utf8'), /code: not a git checkout/);
   assert.notEqual(after.report, before.report);
   // A logging-only module is not part of any key: fixing a progress line re-embeds nothing.
-  const logJs = join(copy, 'dist', 'pipeline', 'log.js');
+  const logJs = join(copy.dist, 'pipeline', 'log.js');
   const logCode = readFileSync(logJs, 'utf8');
   assert.ok(logCode.includes('} ${unit}/s`'), 'the progress line is where this test edits it');
   writeFileSync(logJs, logCode.replace('} ${unit}/s`', '} ${unit} per second`'));

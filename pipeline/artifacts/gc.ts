@@ -52,7 +52,52 @@ export function collectGarbage(store: ArtifactStore, dryRun: boolean, stages: re
       if (!dryRun) rmSync(path, { recursive: true, force: true });
     }
   }
+  removed.push(...collectVectorCaches(store, dryRun, removed));
   return removed;
+}
+
+/**
+ * The vector cache keeps the encoders that a kept embed artifact (or a slice waiting for its
+ * merge) was made with, and drops the others whole; half-written segments of processes that are
+ * gone go too.
+ */
+function collectVectorCaches(store: ArtifactStore, dryRun: boolean, removed: Removed[]): Removed[] {
+  const root = join(store.root, '.cache', 'vectors');
+  if (!existsSync(root)) return [];
+  const gone = new Set(removed.map((r) => r.path));
+  const used = new Set<string>();
+  for (const stage of ['embed', 'embed-slice']) {
+    for (const key of store.listKeys(stage)) {
+      if (gone.has(store.keyDir(stage, key))) continue;
+      const identity = store.readManifest(stage, key)?.details.vector_cache;
+      if (typeof identity === 'string') used.add(identity);
+    }
+  }
+  const out: Removed[] = [];
+  for (const encoder of readdirSync(root)) {
+    const dir = join(root, encoder);
+    if (!used.has(encoder)) {
+      out.push({ path: dir, bytes: sizeOf(dir) });
+      if (!dryRun) rmSync(dir, { recursive: true, force: true });
+      continue;
+    }
+    for (const name of readdirSync(dir)) {
+      const writer = /^\.(\d+)-[0-9a-f]+\.(keys|f32)$/.exec(name);
+      if (!writer || pidRuns(Number(writer[1]))) continue;
+      out.push({ path: join(dir, name), bytes: sizeOf(join(dir, name)) });
+      if (!dryRun) rmSync(join(dir, name), { force: true });
+    }
+  }
+  return out;
+}
+
+function pidRuns(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 function sizeOf(path: string): number {

@@ -27,8 +27,6 @@ export interface Signature<R = Record<string, Port<unknown>>, P = unknown, S = u
   code(config: Config): readonly CodeEntry[];
   /** Reads the manifests of every stage it depends on (the report's timings and provenance): keyed by their keys. */
   provenance?: boolean;
-  /** Keeps its work folder after a failure, so that a rerun resumes. */
-  resumable?: boolean;
 }
 
 export interface Source<T> {

@@ -48,8 +48,6 @@ export type ManifestBody = Pick<Manifest, 'rows'> & Partial<Pick<Manifest, 'timi
 export interface BuildContext {
   /** The folder to write into; it becomes the artifact when `build` returns. */
   dir: string;
-  /** True when an earlier, interrupted build of this key left its work in `dir`. */
-  resumed: boolean;
 }
 
 /** A published artifact whose files no longer match its manifest. */
@@ -136,12 +134,12 @@ export class ArtifactStore {
   /**
    * Returns the published artifact for (stage, key), building it first if needed. Two processes
    * asking for the same key never both build it: the second waits, then finds it published.
-   * `resumable` keeps an interrupted build's partial folder for the next attempt.
+   * A failed build leaves nothing (embed's finished shards live in the vector cache, not here).
    */
   async ensure(
     header: Pick<Manifest, 'stage' | 'key' | 'stage_version' | 'params' | 'settings' | 'reads' | 'inputs' | 'sources' | 'code'>,
     build: (ctx: BuildContext) => Promise<ManifestBody>,
-    options: { resumable?: boolean; force?: boolean; contract?: Contract } = {},
+    options: { force?: boolean; contract?: Contract } = {},
   ): Promise<{ manifest: Manifest; dir: string; built: boolean }> {
     const { stage, key } = header;
     const dir = this.keyDir(stage, key);
@@ -161,12 +159,11 @@ export class ArtifactStore {
       if (!published && existsSync(dir)) rmSync(dir, { recursive: true, force: true });
 
       const partial = join(this.root, stage, `.partial-${key}`);
-      const resumed = Boolean(options.resumable) && existsSync(partial);
-      if (!resumed) rmSync(partial, { recursive: true, force: true });
+      rmSync(partial, { recursive: true, force: true });
       mkdirSync(partial, { recursive: true });
 
       const started = performance.now();
-      const body = await this.buildOrCleanUp(header, partial, resumed, build, Boolean(options.resumable));
+      const body = await this.buildOrCleanUp(header, partial, build);
       const files = await describeFiles(partial);
       const details = body.details ?? {};
       const manifest: Manifest = {
@@ -187,17 +184,15 @@ export class ArtifactStore {
     }
   }
 
-  /** Runs the build; on failure leaves nothing behind but the finished work of a resumable one. */
-  private async buildOrCleanUp(header: Pick<Manifest, 'stage' | 'key'>, partial: string, resumed: boolean, build: (ctx: BuildContext) => Promise<ManifestBody>, resumable: boolean): Promise<ManifestBody> {
+  /** Runs the build; on failure leaves nothing behind. */
+  private async buildOrCleanUp(header: Pick<Manifest, 'stage' | 'key'>, partial: string, build: (ctx: BuildContext) => Promise<ManifestBody>): Promise<ManifestBody> {
     try {
-      return await build({ dir: partial, resumed });
+      return await build({ dir: partial });
     } catch (error) {
-      if (!resumable || !holdsFiles(partial)) rmSync(partial, { recursive: true, force: true });
-      else removeTemporaryFiles(partial);
+      rmSync(partial, { recursive: true, force: true });
       if ((error as NodeJS.ErrnoException).code === 'ENOSPC') {
         throw new UserError(
-          `${header.stage}: no space left on the device while building ${header.key} in ${this.root}: free some space (df -h ${this.root}), or point --artifacts (ARTIFACTS=) at a larger disk; ` +
-            `nothing was published${resumable && existsSync(partial) ? ', and a rerun resumes from the finished shards' : ''}`,
+          `${header.stage}: no space left on the device while building ${header.key} in ${this.root}: free some space (df -h ${this.root}), or point --artifacts (ARTIFACTS=) at a larger disk; nothing was published`,
         );
       }
       throw error;
@@ -216,19 +211,6 @@ export class ArtifactStore {
     renameSync(partial, dir);
     rmSync(replaced, { recursive: true, force: true });
   }
-}
-
-/** Half-written files (`*.tmp`) of a resumable build: they hold space and no work. */
-function removeTemporaryFiles(dir: string): void {
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) removeTemporaryFiles(path);
-    else if (entry.name.endsWith('.tmp')) rmSync(path, { force: true });
-  }
-}
-
-function holdsFiles(dir: string): boolean {
-  return readdirSync(dir, { withFileTypes: true }).some((entry) => entry.isFile() || (entry.isDirectory() && holdsFiles(join(dir, entry.name))));
 }
 
 function round(x: number): number {

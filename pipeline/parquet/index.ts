@@ -1,8 +1,13 @@
 import parquet, { type FieldDefinition } from 'parquetjs-lite';
+import { asyncBufferFromFile, parquetReadObjects } from 'hyparquet';
+import { compressors } from 'hyparquet-compressors';
 
 /**
  * Parquet for the tables people open in other tools (pandas, DuckDB, polars). A table is
  * described once as columns with a type; the project's readers and writers both use it.
+ * parquetjs-lite writes; hyparquet reads, about 15 times faster than parquetjs-lite's cursor
+ * (100,000 plots: 0.25 s against 3.9 s), which every stage that opens ingest's rows pays, and
+ * reads the codecs other tools write too (zstd is polars' default; gzip, brotli, lz4).
  */
 export type ColumnType = 'UTF8' | 'INT32' | 'INT64' | 'DOUBLE' | 'FLOAT' | 'BOOLEAN';
 
@@ -39,13 +44,6 @@ export async function writeParquet(path: string, schema: TableSchema, rows: Iter
 }
 
 export async function readParquet<T = Record<string, unknown>>(path: string, columns?: string[]): Promise<T[]> {
-  const reader = await parquet.ParquetReader.openFile(path);
-  try {
-    const cursor = reader.getCursor(columns);
-    const rows: T[] = [];
-    for (let row = await cursor.next(); row; row = await cursor.next()) rows.push(row as T);
-    return rows;
-  } finally {
-    await reader.close();
-  }
+  const file = await asyncBufferFromFile(path);
+  return (await parquetReadObjects({ file, columns, compressors })) as T[];
 }

@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readParquet, writeParquet } from '../parquet/index.js';
 import { loadModel, predictProbabilities, saveModel, standardize, type Standardization } from '../mlp/model.js';
@@ -67,6 +67,8 @@ export interface Classifier {
   genres: string[];
   /** Probabilities, `genres.length` per row, of row-major vectors of width `dim`. */
   predict(vectors: Float32Array, dim: number): Promise<Float32Array>;
+  /** Writes its files into another artifact (a stage after train that wraps the classifier). */
+  save(dir: string): void;
 }
 
 export const CLASSIFIER = port<Classifier>('classifier');
@@ -79,6 +81,10 @@ export function openClassifier(dir: string): Classifier {
     async predict(vectors, dim) {
       model ??= loadModel(modelDir(dir));
       return predictProbabilities(await model, standardize(vectors, dim, stats), dim);
+    },
+    save(to) {
+      cpSync(modelDir(dir), modelDir(to), { recursive: true });
+      for (const path of [standardizePath, genresPath]) cpSync(path(dir), path(to));
     },
   };
 }

@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { cpus, totalmem } from 'node:os';
 import { UserError } from '../../pipeline/errors.js';
 
 /**
@@ -41,4 +42,21 @@ export function runStageProgram(stage: string, args: string[], env: NodeJS.Proce
   process.stderr.write(result.stderr);
   if (result.status !== 0) throw new UserError(`benchmark: the ${stage} stage failed (${args.join(' ')})`);
   return { stderr: result.stderr, seconds: (performance.now() - started) / 1000 };
+}
+
+/** The machine a figure was measured on: CPU model, cores and the SIMD flags that decide kernel speed (int8 gains differ with them). */
+export function machine(): { cpu: string; cores: number; flags: string[]; memory_gb: number } {
+  let info = '';
+  try {
+    info = readFileSync('/proc/cpuinfo', 'utf8');
+  } catch {
+    // Not Linux: the model name from Node alone.
+  }
+  const flags = new Set((/^flags\s*:\s*(.*)$/m.exec(info)?.[1] ?? '').split(/\s+/));
+  return {
+    cpu: cpus()[0]?.model ?? 'unknown',
+    cores: cpus().length,
+    flags: ['sse4_2', 'avx', 'avx2', 'fma', 'f16c', 'avx512f', 'avx512bw', 'avx512_vnni', 'avx_vnni', 'avx512_bf16', 'amx_tile'].filter((f) => flags.has(f)),
+    memory_gb: Math.round((totalmem() / 1024 ** 3) * 10) / 10,
+  };
 }

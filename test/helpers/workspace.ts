@@ -1,6 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -136,4 +136,27 @@ export function minRowCosine(artifacts: string, keyA: string, keyB: string): num
     for (const cosine of rowCosines(a.vectors, b.vectors, a.hidden)) min = Math.min(min, cosine);
   }
   return min;
+}
+
+/**
+ * A copy of the compiled program beside the real node_modules, so that a test can edit the code
+ * a stage runs without touching the repository's: `run` starts one of its programs on `ws`.
+ */
+export function programCopy(ws: Workspace): { dist: string; run(program: string, args?: string[]): RunResult & { output: string } } {
+  const copy = join(ws.dir, 'program');
+  cpSync(join(REPO, 'dist'), join(copy, 'dist'), { recursive: true });
+  symlinkSync(join(REPO, 'node_modules'), join(copy, 'node_modules'));
+  return {
+    dist: join(copy, 'dist'),
+    run(program, args = []) {
+      const result = spawnSync(process.execPath, [join(copy, 'dist', `${program}.js`), '--config', ws.config, '--artifacts', ws.artifacts, ...args], { cwd: ws.dir, encoding: 'utf8', env: { ...process.env, PIPELINE_CACHE: ws.cache, CI: '1' } });
+      return { code: result.status, stdout: result.stdout, stderr: result.stderr, output: `${result.stdout}${result.stderr}` };
+    },
+  };
+}
+
+/** `make TARGET` on the workspace's config and store. */
+export function make(ws: Workspace, args: string[]): RunResult & { output: string } {
+  const result = spawnSync('make', ['--no-print-directory', ...args, `CONFIG=${ws.config}`, `ARTIFACTS=${ws.artifacts}`], { cwd: REPO, encoding: 'utf8', env: { ...process.env, PIPELINE_CACHE: ws.cache, CI: '1' } });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr, output: `${result.stdout}${result.stderr}` };
 }
