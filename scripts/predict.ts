@@ -58,7 +58,7 @@ runMain(async () => {
     }
   }
 
-  const { predictions, seconds } = await predictDescriptions(run, input, k, store);
+  const { predictions, seconds, fromCache } = await predictDescriptions(run, input, k, store);
   const wall = (performance.now() - started) / 1000;
   if (args.output) {
     await writePredictions(args.output, predictions, k);
@@ -71,7 +71,7 @@ runMain(async () => {
   const vectorizeRate = predictions.length / Math.max(1e-9, Object.values(steps).reduce((a, b) => a + b, 0));
   info(
     `predict: ${formatCount(predictions.length)} description${predictions.length === 1 ? '' : 's'} with run "${run.name}" (${run.classifier.stage} ${run.classifier.manifest.key}) in ${formatSeconds(wall)} from start: ` +
-      `${Object.entries(steps).map(([step, s]) => `${step} ${s.toFixed(2)}s`).join(', ')} (${formatCount(vectorizeRate)} rows/s), classify ${classify!.toFixed(2)}s, ` +
+      `${Object.entries(steps).map(([step, s]) => `${step} ${s.toFixed(2)}s`).join(', ')} (${formatCount(vectorizeRate)} rows/s${fromCache === undefined ? '' : `, ${formatCount(fromCache)} from the vector cache`}), classify ${classify!.toFixed(2)}s, ` +
       `${formatCount(predictions.length / wall)} rows/s overall`,
   );
 });

@@ -191,6 +191,28 @@ test('predict gives the evaluate stage\'s probabilities for the same description
   }
 });
 
+test('predict takes the vectors of descriptions already embedded from the vector cache, and opens the model only for new ones', () => {
+  const known = runProgram(ws, 'scripts/predict', [rows(60, 11, true)[7]!.text, '--json']);
+  assert.equal(known.code, 0, known.stderr);
+  assert.match(known.stderr, /1 from the vector cache/);
+  assert.doesNotMatch(known.stderr, /ONNX Runtime/, 'no session is opened for a cached description');
+  const fresh = runProgram(ws, 'scripts/predict', ['A clown and a ghost argue about a wedding.', '--json']);
+  assert.equal(fresh.code, 0, fresh.stderr);
+  assert.match(fresh.stderr, /0 from the vector cache/);
+  assert.match(fresh.stderr, /ONNX Runtime [\d.]+ on cpu/);
+});
+
+test('predict reads a zstd-compressed Parquet file as DuckDB and polars write it', async () => {
+  const { DuckDBInstance } = await import('@duckdb/node-api');
+  const db = await (await DuckDBInstance.create(':memory:')).connect();
+  const path = join(ws.dir, 'plots-zstd.parquet');
+  await db.run(`copy (select 41::bigint as id, 'A haunted demon stalks the city.' as description union all select 42, 'A sheriff and his saloon.') to '${path}' (format parquet, compression zstd)`);
+  const result = runProgram(ws, 'scripts/predict', ['--input', path, '--json']);
+  assert.equal(result.code, 0, result.stderr);
+  const answers = JSON.parse(result.stdout) as { id: string }[];
+  assert.deepEqual(answers.map((a) => a.id), ['41', '42']);
+});
+
 test('predict answers one description as JSON with k genres that sum to at most 1', () => {
   const result = runProgram(ws, 'scripts/predict', ['A ghost and a demon in a haunted house.', '--json', '--top-k', '2']);
   assert.equal(result.code, 0, result.stderr);

@@ -282,3 +282,34 @@ test('a stage inserted between train and evaluate is what evaluate and predict r
   const tempered = await (await temperedClassifier.open(store.keyDir('temper', keys.temper!), store.readManifest('temper', keys.temper!)!)).predict(new Float32Array(128), 128);
   assert.ok(Math.max(...tempered) < Math.max(...raw));
 });
+
+test('make verify checks the vector cache, embed replaces a damaged segment, and make gc drops the encoders no kept artifact uses', () => {
+  const ws = signatureWorkspace();
+  for (const s of ['ingest', 'tokenize', 'embed']) assert.equal(runProgram(ws, `stages/${s}`).code, 0);
+  const cacheRoot = join(ws.artifacts, '.cache', 'vectors');
+  const [encoder] = readdirSync(cacheRoot);
+  const segment = readdirSync(join(cacheRoot, encoder!)).find((f) => f.endsWith('.f32'))!;
+  assert.equal(runProgram(ws, 'scripts/verify').code, 0);
+  // One float changed in place, size unchanged.
+  const path = join(cacheRoot, encoder!, segment);
+  const bytes = readFileSync(path);
+  bytes.writeFloatLE(bytes.readFloatLE(0) + 1, 0);
+  writeFileSync(path, bytes);
+  const verify = runProgram(ws, 'scripts/verify');
+  assert.equal(verify.code, 1);
+  assert.match(verify.stderr, /CHANGED .*do not match their checksum/);
+  // A rebuild reads the cache: the damaged segment is removed and its rows are computed again, the same as before.
+  const before = fileHash(join(ws.artifacts, 'runs', 'config', 'embed', 'train.arrow'));
+  const rebuilt = runProgram(ws, 'stages/embed', ['--force']);
+  assert.equal(rebuilt.code, 0, rebuilt.stderr);
+  assert.match(rebuilt.stderr, /does not match its checksum .* removed, its rows are computed again/);
+  assert.equal(fileHash(join(ws.artifacts, 'runs', 'config', 'embed', 'train.arrow')), before);
+  assert.equal(runProgram(ws, 'scripts/verify').code, 0);
+  // Kept while an embed artifact made with it is kept; dropped with the last one.
+  assert.equal(runProgram(ws, 'scripts/gc').code, 0);
+  assert.ok(existsSync(join(cacheRoot, encoder!)));
+  assert.equal(runProgram(ws, 'scripts/clean').code, 0);
+  const gc = runProgram(ws, 'scripts/gc');
+  assert.match(gc.stderr, new RegExp(`removed .*\\.cache/vectors/${encoder}`));
+  assert.equal(existsSync(join(cacheRoot, encoder!)), false);
+});

@@ -215,6 +215,7 @@ export async function build(run: BertRun, mode: EmbedMode = {}): Promise<Manifes
  */
 async function embedMissing(run: BertRun, cache: VectorCache, corpus: { tokens: TokenTable; lengths: Int32Array; keys: string[] }, wanted: Int32Array, model: ModelInfo) {
   const figures: RunFigures = { rows: 0, tokens: 0, padded: 0, sessionSeconds: 0, flops: 0 };
+  cache.checkSegmentsOf(Array.from(wanted, (row) => corpus.keys[row]!));
   const cached = Array.from(wanted).filter((row) => cache.has(corpus.keys[row]!)).length;
   const firstOfKey = new Set<string>();
   const todo = Int32Array.from(Array.from(wanted).filter((row) => !cache.has(corpus.keys[row]!) && !firstOfKey.has(corpus.keys[row]!) && firstOfKey.add(corpus.keys[row]!)));

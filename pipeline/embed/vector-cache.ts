@@ -32,7 +32,8 @@ interface Segment {
 export class VectorCache {
   private readonly index = new Map<string, { segment: string; row: number }>();
   private readonly segments = new Map<string, Segment>();
-  private readonly verified = new Set<string>();
+  /** Vectors of segments checked against their names in this process. */
+  private readonly verified = new Map<string, Float32Array>();
 
   private constructor(
     readonly dir: string,
@@ -114,23 +115,33 @@ export class VectorCache {
     return filled;
   }
 
+  /**
+   * Checks every segment that holds one of `keys` against its name, before anything is decided
+   * from `has`: a damaged segment is removed, so its rows count as missing and are computed again.
+   */
+  checkSegmentsOf(keys: readonly string[]): void {
+    const segments = new Set(keys.flatMap((key) => this.index.get(key)?.segment ?? []));
+    for (const segment of segments) this.segmentVectors(segment);
+  }
+
   /** A segment's vectors, after checking its content against its name; a damaged segment is removed (its rows are computed again). */
   private segmentVectors(name: string): Float32Array | undefined {
+    const checked = this.verified.get(name);
+    if (checked) return checked;
     const keysPath = join(this.dir, `${name}.keys`);
     const vectorsPath = join(this.dir, `${name}.f32`);
     const vectorBytes = readFileSync(vectorsPath);
-    if (!this.verified.has(name)) {
-      if (segmentName(readFileSync(keysPath), vectorBytes) !== name) {
-        info(`embed: warning: the cached segment ${vectorsPath} does not match its checksum (edited or damaged); removed, its rows are computed again`);
-        rmSync(keysPath, { force: true });
-        rmSync(vectorsPath, { force: true });
-        for (const [key, hit] of this.index) if (hit.segment === name) this.index.delete(key);
-        this.segments.delete(name);
-        return undefined;
-      }
-      this.verified.add(name);
+    if (segmentName(readFileSync(keysPath), vectorBytes) !== name) {
+      info(`embed: warning: the cached segment ${vectorsPath} does not match its checksum (edited or damaged); removed, its rows are computed again`);
+      rmSync(keysPath, { force: true });
+      rmSync(vectorsPath, { force: true });
+      for (const [key, hit] of this.index) if (hit.segment === name) this.index.delete(key);
+      this.segments.delete(name);
+      return undefined;
     }
-    return new Float32Array(vectorBytes.buffer, vectorBytes.byteOffset, vectorBytes.length / 4);
+    const vectors = new Float32Array(vectorBytes.buffer, vectorBytes.byteOffset, vectorBytes.length / 4);
+    this.verified.set(name, vectors);
+    return vectors;
   }
 
   /** Adds rows as one new segment (written whole, then named by its content); returns its name. */
@@ -147,7 +158,7 @@ export class VectorCache {
       renameSync(`${tmp}.keys`, join(this.dir, `${name}.keys`));
     }
     this.segments.set(name, { name, rows: keys.length });
-    this.verified.add(name);
+    this.verified.set(name, vectors);
     keys.forEach((key, row) => this.index.has(key) || this.index.set(key, { segment: name, row }));
     return name;
   }
