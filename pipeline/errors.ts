@@ -12,11 +12,14 @@ export class UserError extends Error {
 
 /** Runs a command's main function with the project's error policy. */
 export function runMain(main: () => Promise<void>): void {
-  // Ctrl-C: nothing half-written is ever published, so say what a rerun does.
-  process.once('SIGINT', () => {
-    process.stderr.write('\ninterrupted: nothing was published; rerun the same command to continue (the embed stage resumes from its last finished shard)\n');
-    process.exit(130);
-  });
+  // Ctrl-C or a stop (a CI step's time-out sends SIGTERM): nothing half-written is ever
+  // published, locks and leases are released on the way out (their 'exit' hooks), so say what a rerun does.
+  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+    process.once(signal, () => {
+      process.stderr.write(`\n${signal === 'SIGINT' ? 'interrupted' : 'stopped'}: nothing was published; rerun the same command to continue (the embed stage keeps the shards it finished)\n`);
+      process.exit(code);
+    });
+  }
   main().then(
     () => {
       // Success is exit code 0 unless the command set another; the process ends when its last

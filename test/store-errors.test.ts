@@ -227,7 +227,9 @@ test('Ctrl-C says that nothing was published and that a rerun continues', async 
   child.kill('SIGINT');
   const [code] = (await once(child, 'exit')) as [number | null];
   assert.equal(code, 130);
-  assert.match(stderr, /interrupted: nothing was published; rerun the same command to continue \(the embed stage resumes from its last finished shard\)/);
+  assert.match(stderr, /interrupted: nothing was published; rerun the same command to continue \(the embed stage keeps the shards it finished\)/);
+  // Ctrl-C releases the lock on the way out: the rerun does not wait for anyone.
+  assert.deepEqual(readdirSync(join(ws.artifacts, 'embed')).filter((n) => n.endsWith('.lock')), [], 'no lock is left');
   const rerun = runProgram(ws, 'stages/embed');
   assert.equal(rerun.code, 0, rerun.stderr);
   // The shards finished before Ctrl-C are in the vector cache: the rerun computes only the rest.

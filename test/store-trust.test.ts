@@ -194,8 +194,9 @@ test('a lock whose pid now belongs to another process is taken over at once, and
   const ws = trustWorkspace();
   mkdirSync(join(ws.artifacts, 'embed'), { recursive: true });
   const path = join(ws.artifacts, 'embed', 'abcdef0123456789.lock');
-  // pid 1 is alive, but it is not the process that took the lock (another boot, another start).
-  writeFileSync(path, JSON.stringify({ pid: 1, host: hostname(), since: '2026-01-01T00:00:00Z', process: 'another-boot:12345' }));
+  // pid 1 is alive on this machine (this boot), but it is not the process that took the lock (another start time).
+  const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  writeFileSync(path, JSON.stringify({ pid: 1, host: hostname(), since: '2026-01-01T00:00:00Z', boot, process: `${boot}:12345` }));
   const dry = run(ws, 'scripts/gc', ['--dry-run']);
   assert.match(dry.output, /would remove .*embed\/abcdef0123456789\.lock/);
   const started = performance.now();

@@ -1,6 +1,6 @@
 import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { isAlive, readOwner } from './lock.js';
+import { isHeld, pidRuns } from './lock.js';
 import { listRuns, runPointers } from './runs.js';
 import { readLeases } from './lease.js';
 import type { ArtifactStore } from './store.js';
@@ -34,10 +34,7 @@ export function collectGarbage(store: ArtifactStore, dryRun: boolean, stages: re
     const heldKeys = new Set(
       readdirSync(stageDir)
         .filter((name) => name.endsWith('.lock'))
-        .filter((name) => {
-          const owner = readOwner(join(stageDir, name));
-          return owner ? isAlive(owner) : true;
-        })
+        .filter((name) => isHeld(join(stageDir, name)))
         .map((name) => name.slice(0, -'.lock'.length)),
     );
     for (const name of readdirSync(stageDir)) {
@@ -89,15 +86,6 @@ function collectVectorCaches(store: ArtifactStore, dryRun: boolean, removed: Rem
     }
   }
   return out;
-}
-
-function pidRuns(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 function sizeOf(path: string): number {

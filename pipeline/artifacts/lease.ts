@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { currentOwner, isAlive, type LockOwner } from './lock.js';
+import { currentOwner, holderState, type LockOwner } from './lock.js';
+import { heartbeat } from './heartbeat.js';
 import { writeFileAtomically, type ArtifactStore } from './store.js';
 import type { Plan } from './plan.js';
 
@@ -9,7 +10,8 @@ import type { Plan } from './plan.js';
  * its config plans (its inputs, its own, and what comes after), and `make all` takes one for
  * its whole run, so that `make gc` never removes what a running build is about to read, even
  * when another build has re-pointed the run folder meanwhile. A lease ends with its owner;
- * one left by a killed process is recognised as dead (as a lock is) and removed by gc.
+ * one left by a killed process, or by a machine that no longer refreshes it, is recognised as
+ * dead (as a lock is) and removed by gc.
  */
 interface LeaseFile {
   owner: LockOwner;
@@ -29,7 +31,11 @@ export function takeLease(store: ArtifactStore, keys: string[], ownerPid = proce
   const owner = currentOwner(ownerPid);
   const path = join(leasesDir(store), `${owner.host}-${ownerPid}-${process.pid}-${counter++}.json`);
   writeFileAtomically(path, JSON.stringify({ owner, keys } satisfies LeaseFile));
-  const release = () => rmSync(path, { force: true });
+  const stopBeat = ownerPid === process.pid ? heartbeat(path) : () => {};
+  const release = () => {
+    stopBeat();
+    rmSync(path, { force: true });
+  };
   if (ownerPid === process.pid) process.once('exit', release);
   return release;
 }
@@ -41,13 +47,14 @@ export function readLeases(store: ArtifactStore): { held: Set<string>; dead: str
   if (!existsSync(leasesDir(store))) return { held, dead };
   for (const name of readdirSync(leasesDir(store)).filter((n) => n.endsWith('.json'))) {
     const path = join(leasesDir(store), name);
-    let lease: LeaseFile;
+    let lease: LeaseFile | undefined;
     try {
       lease = JSON.parse(readFileSync(path, 'utf8')) as LeaseFile;
     } catch {
-      continue; // being written or removed right now
+      // Leases are written whole (renamed into place): one that cannot be read is damaged, and judged by its age alone.
     }
-    if (isAlive(lease.owner)) for (const key of lease.keys) held.add(key);
+    const state = holderState(path, lease?.owner);
+    if (state.alive) for (const key of lease?.keys ?? []) held.add(key);
     else dead.push(path);
   }
   return { held, dead };

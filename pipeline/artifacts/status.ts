@@ -1,4 +1,7 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { stableStringify } from '../hash.js';
+import { describeOwner, holderState } from './lock.js';
 import type { Plan } from './plan.js';
 import type { ArtifactStore } from './store.js';
 import type { CodeFingerprint } from './code.js';
@@ -60,10 +63,19 @@ export function explainStatus(plan: Plan, store: ArtifactStore, pointers: Record
         }
         if (!reasons.length) reasons.push('key changed');
       }
+      reasons.push(...lockNote(store, name, stage.key));
     }
     statuses.push({ stage: name, key: stage.key, built, state: built ? 'built' : 'would run', reasons });
   }
   return statuses;
+}
+
+/** Whether someone is building the key now, or left a lock that a build would take over. */
+function lockNote(store: ArtifactStore, stage: string, key: string): string[] {
+  const path = join(store.root, stage, `${key}.lock`);
+  if (!existsSync(path)) return [];
+  const state = holderState(path);
+  return [state.alive ? `being built now by ${describeOwner(state.owner)} (${state.why})` : `a stale lock of ${describeOwner(state.owner)} is left (${state.why}): a build takes it over, \`make gc\` removes it`];
 }
 
 /** Which modules and packages differ from the code an artifact was built with. */

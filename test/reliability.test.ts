@@ -1,0 +1,174 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { acquireLock } from '../pipeline/artifacts/lock.js';
+import { REPO, cachedSegments, kaggleLines, runProgram, startProgram, workspace, type Workspace } from './helpers/workspace.js';
+
+const MODEL = join(REPO, 'models', 'demo-bert-random');
+
+/** `promise`, or a failure after `ms`: a hang is a failed test, not a suite that times out. */
+async function within<T>(ms: number, promise: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: still waiting after ${ms} ms`)), ms)));
+  try {
+    return await Promise.race([promise, limit]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Whether `promise` is still pending after `ms`. */
+async function pendingAfter(ms: number, promise: Promise<unknown>): Promise<boolean> {
+  const marker = Symbol('pending');
+  const result = await Promise.race([promise.then(() => 'settled', () => 'settled'), new Promise((r) => setTimeout(() => r(marker), ms))]);
+  return result === marker;
+}
+
+const ago = (path: string, seconds: number) => utimesSync(path, new Date(Date.now() - seconds * 1000), new Date(Date.now() - seconds * 1000));
+const otherRunner = { pid: 4242, host: 'other-runner', since: '2026-11-01T00:00:00Z', boot: 'not-this-boot', process: 'not-this-boot:777' };
+
+function lockDir(): string {
+  const ws = workspace();
+  const dir = join(ws.artifacts, 'embed');
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+test('a lock from another machine is taken over once its heartbeat is stale, and waited for while it is fresh', async () => {
+  const dir = lockDir();
+  const stale = join(dir, 'aaaa000000000000.lock');
+  writeFileSync(stale, JSON.stringify(otherRunner));
+  ago(stale, 3600);
+  const taken = await within(5000, acquireLock(stale, 'embed aaaa'), 'a stale lock of another runner');
+  taken.release();
+
+  const fresh = join(dir, 'bbbb000000000000.lock');
+  writeFileSync(fresh, JSON.stringify(otherRunner));
+  const messages: string[] = [];
+  const write = process.stderr.write.bind(process.stderr);
+  process.stderr.write = ((chunk: string) => (messages.push(String(chunk)), true)) as typeof process.stderr.write;
+  const waiting = acquireLock(fresh, 'embed bbbb');
+  try {
+    assert.ok(await pendingAfter(1000, waiting), 'a lock whose holder still beats is respected');
+  } finally {
+    process.stderr.write = write;
+  }
+  assert.match(messages.join(''), /waiting for pid 4242 on other-runner \(since 2026-11-01T00:00:00Z\), which is building the same artifact \(held from other-runner: its heartbeat is recent\); if no such build runs, the lock .*bbbb000000000000\.lock is taken over after 60s without a heartbeat, or remove it/);
+  // The holder stops beating (its runner is gone): the waiter takes over.
+  ago(fresh, 120);
+  (await within(5000, waiting, 'the waiter once the heartbeat stopped')).release();
+});
+
+test('an empty or unreadable lock (a full disk during its write) is waited for only while it is young', async () => {
+  const dir = lockDir();
+  for (const [name, content] of [['empty', ''], ['garbage', '{"pid": "x"'], ['no-identity', JSON.stringify({ pid: 1, host: hostname(), since: '2026-01-01T00:00:00Z' })]] as const) {
+    const path = join(dir, `${name}.lock`);
+    writeFileSync(path, content);
+    const waiting = acquireLock(path, name);
+    assert.ok(await pendingAfter(500, waiting), `${name}: a lock just written may be a holder writing it`);
+    ago(path, 600);
+    (await within(5000, waiting, name)).release();
+    assert.equal(existsSync(path), false);
+  }
+});
+
+test('a held lock keeps its heartbeat on a worker thread, even while the holder computes without yielding', () => {
+  const ws = workspace();
+  const path = join(ws.dir, 'held.lock');
+  const script = `
+    const { acquireLock } = await import(${JSON.stringify(join(REPO, 'dist', 'pipeline', 'artifacts', 'lock.js'))});
+    const { utimesSync, statSync } = await import('node:fs');
+    const lock = await acquireLock(${JSON.stringify(path)}, 'test');
+    const old = new Date(Date.now() - 3600_000);
+    utimesSync(${JSON.stringify(path)}, old, old);
+    const busyUntil = Date.now() + 1500;
+    while (Date.now() < busyUntil) {}
+    console.log(Math.round((Date.now() - statSync(${JSON.stringify(path)}).mtimeMs) / 1000));
+    lock.release();`;
+  const result = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env: { ...process.env, PIPELINE_HEARTBEAT_MS: '200' } });
+  assert.equal(result.status, 0, result.stderr);
+  assert.ok(Number(result.stdout.trim()) < 5, `the heartbeat refreshed the lock while the main thread was busy: ${result.stdout}`);
+  assert.equal(existsSync(path), false);
+});
+
+function embedWorkspace(): Workspace {
+  const ws = workspace(`ingest:\n  source: data\nmodel:\n  path: ${MODEL}\nembed:\n  providers: [cpu]\n  threads: 1\n  shard_rows: 16\n  batch_tokens: 256\n`);
+  const words = ['cowboy', 'ghost', 'love', 'the', 'city'];
+  const text = (i: number) => [...[0, 1, 2, 3].map((d) => words[Math.floor(i / 5 ** d) % 5]), ...Array.from({ length: 40 + (i % 50) }, (_, k) => words[(i + k) % 5])].join(' ');
+  ws.write('data/train_data.txt', kaggleLines(Array.from({ length: 600 }, (_, i) => ({ id: i + 1, genre: ['drama', 'comedy'][i % 2], text: text(i) }))));
+  for (const stage of ['ingest', 'tokenize']) assert.equal(runProgram(ws, `stages/${stage}`).code, 0);
+  return ws;
+}
+
+async function killEmbed(ws: Workspace, signal: NodeJS.Signals): Promise<number | null> {
+  const child = startProgram(ws, 'stages/embed');
+  while (cachedSegments(ws) < 1) {
+    if (child.exitCode !== null) assert.fail('embed finished before it could be stopped');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  child.kill(signal);
+  const [code] = (await once(child, 'exit')) as [number | null];
+  return code;
+}
+
+const locks = (ws: Workspace) => readdirSync(join(ws.artifacts, 'embed')).filter((n) => n.endsWith('.lock'));
+
+test('the documented CI resume: a killed embed whose store is restored on another runner resumes instead of waiting', async () => {
+  const ws = embedWorkspace();
+  await killEmbed(ws, 'SIGKILL');
+  const [lock] = locks(ws);
+  assert.ok(lock, 'SIGKILL leaves the lock');
+  // The next runner restores the store: another host name, another boot, the lock as old as the cache.
+  const path = join(ws.artifacts, 'embed', lock!);
+  writeFileSync(path, readFileSync(path, 'utf8').replace(/"host":"[^"]*"/, '"host":"other-runner"').replace(/"boot":"[^"]*"/, '"boot":"restored"').replace(/"process":"[^"]*"/, '"process":"restored:1"'));
+  ago(path, 3 * 3600);
+  const rerun = await within(60_000, new Promise<{ code: number | null; stderr: string }>((resolve) => {
+    const child = startProgram(ws, 'stages/embed');
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('exit', (code) => resolve({ code, stderr }));
+  }), 'embed after a restore');
+  assert.equal(rerun.code, 0, rerun.stderr);
+  assert.match(rerun.stderr, /taking over the lock of pid \d+ on other-runner .*held from other-runner: no heartbeat for \d+s/);
+  assert.match(rerun.stderr, /from the vector cache/);
+});
+
+test('SIGTERM (a CI step time-out) and SIGINT release the lock on the way out', async () => {
+  for (const [signal, code] of [['SIGTERM', 143], ['SIGINT', 130]] as const) {
+    const ws = embedWorkspace();
+    assert.equal(await killEmbed(ws, signal), code, signal);
+    assert.deepEqual(locks(ws), [], `${signal} leaves no lock`);
+    assert.deepEqual(readdirSync(join(ws.artifacts, '.leases')), [], `${signal} leaves no lease`);
+  }
+});
+
+test('make gc lists and removes stale locks and leases, of this machine or another, and keeps live ones', () => {
+  const ws = workspace('ingest:\n  source: data\n');
+  const dir = join(ws.artifacts, 'embed');
+  mkdirSync(dir, { recursive: true });
+  mkdirSync(join(ws.artifacts, '.leases'), { recursive: true });
+  const staleLock = join(dir, 'cccc000000000000.lock');
+  const liveLock = join(dir, 'dddd000000000000.lock');
+  writeFileSync(staleLock, JSON.stringify(otherRunner));
+  ago(staleLock, 3600);
+  writeFileSync(liveLock, JSON.stringify(otherRunner));
+  const staleLease = join(ws.artifacts, '.leases', 'other-runner-1-1-0.json');
+  writeFileSync(staleLease, JSON.stringify({ owner: otherRunner, keys: ['embed/eeee000000000000'] }));
+  ago(staleLease, 3600);
+  mkdirSync(join(dir, 'eeee000000000000'));
+  writeFileSync(join(dir, 'eeee000000000000', 'manifest.json'), '{}');
+  const dry = runProgram(ws, 'scripts/gc', ['--dry-run']);
+  assert.match(dry.stderr, /would remove .*cccc000000000000\.lock/);
+  assert.match(dry.stderr, /would remove .*other-runner-1-1-0\.json/);
+  assert.doesNotMatch(dry.stderr, /dddd000000000000\.lock/);
+  assert.equal(runProgram(ws, 'scripts/gc').code, 0);
+  assert.equal(existsSync(staleLock), false);
+  assert.equal(existsSync(liveLock), true, 'a lock whose holder beats is kept');
+  assert.equal(existsSync(staleLease), false);
+  assert.equal(existsSync(join(dir, 'eeee000000000000')), false, 'the stale lease no longer keeps its keys');
+  assert.ok(statSync(liveLock).isFile());
+});
