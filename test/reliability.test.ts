@@ -4,6 +4,11 @@ import { spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { createServer } from 'node:http';
+import { lookup } from 'node:dns';
+import type { AddressInfo } from 'node:net';
+import sharp from 'sharp';
+import { fetchPublic, isPrivateAddress } from '../pipeline/download/public.js';
 import { join } from 'node:path';
 import { acquireLock } from '../pipeline/artifacts/lock.js';
 import { REPO, cachedSegments, kaggleLines, runProgram, startProgram, workspace, type Workspace } from './helpers/workspace.js';
@@ -171,4 +176,43 @@ test('make gc lists and removes stale locks and leases, of this machine or anoth
   assert.equal(existsSync(staleLease), false);
   assert.equal(existsSync(join(dir, 'eeee000000000000')), false, 'the stale lease no longer keeps its keys');
   assert.ok(statSync(liveLock).isFile());
+});
+
+test('poster addresses: loopback, private, link-local and IPv4 inside IPv6 are not public, in every spelling', () => {
+  for (const address of ['127.0.0.1', '127.1.2.3', '10.0.0.8', '172.16.5.4', '192.168.1.1', '169.254.169.254', '100.64.0.1', '0.0.0.0', '224.0.0.1', '::1', '::', 'fe80::1', 'fd00::1', '::ffff:127.0.0.1', '::ffff:7f00:1', '0:0:0:0:0:ffff:7f00:0001', '[::ffff:10.0.0.1]', '64:ff9b::7f00:1', '::127.0.0.1']) {
+    assert.equal(isPrivateAddress(address), true, address);
+  }
+  for (const address of ['93.184.216.34', '8.8.8.8', '2606:4700:4700::1111', '::ffff:93.184.216.34']) assert.equal(isPrivateAddress(address), false, address);
+});
+
+test('a poster fetch checks the address of every hop: a name resolving to loopback, a redirect to a private address or to file: are refused', async () => {
+  const png = await sharp({ create: { width: 4, height: 4, channels: 3, background: '#c00' } }).png().toBuffer();
+  // A stand-in for the public internet on 127.0.0.2 (all of 127/8 is loopback on Linux), and a private server on 127.0.0.1.
+  const server = createServer((req, res) => {
+    if (req.url === '/poster.png') return res.writeHead(200, { 'content-type': 'image/png' }).end(png);
+    if (req.url === '/to-private') return res.writeHead(302, { location: `http://127.0.0.1:${port}/poster.png` }).end();
+    if (req.url === '/to-file') return res.writeHead(302, { location: 'file:///etc/passwd' }).end();
+    if (req.url === '/loop') return res.writeHead(302, { location: '/loop' }).end();
+    res.writeHead(404).end();
+  });
+  server.listen(0, '0.0.0.0');
+  await once(server, 'listening');
+  const port = (server.address() as AddressInfo).port;
+  const options = { maxBytes: 100_000, timeoutMs: 5000, allowPrivate: false, isPublic: (a: string) => a === '127.0.0.2' };
+  try {
+    assert.deepEqual(await fetchPublic(`http://127.0.0.2:${port}/poster.png`, options), png, 'a public address is fetched');
+    // The name is resolved once and the connection goes to that address.
+    const names = (to: string) => ({ ...options, lookup: (_: string, cb: (e: Error | null, a: { address: string; family: number }[]) => void) => cb(null, [{ address: to, family: 4 }]) });
+    assert.deepEqual(await fetchPublic(`http://posters.example:${port}/poster.png`, names('127.0.0.2')), png);
+    await assert.rejects(fetchPublic(`http://posters.example:${port}/poster.png`, names('127.0.0.1')), /posters\.example resolves to 127\.0\.0\.1, a local or private address/);
+    await assert.rejects(fetchPublic(`http://127.0.0.2:${port}/to-private`, options), /127\.0\.0\.1 is a local or private address/);
+    await assert.rejects(fetchPublic(`http://127.0.0.2:${port}/to-file`, options), /a redirect to file: URLs are not fetched/);
+    await assert.rejects(fetchPublic(`http://127.0.0.2:${port}/loop`, options), /more than 5 redirects/);
+    await assert.rejects(fetchPublic(`http://[::ffff:127.0.0.1]:${port}/poster.png`, options), /is a local or private address/);
+    // And with the system's resolver: this machine's own name, which /etc/hosts maps to loopback.
+    const own = await new Promise<string | undefined>((resolve) => lookup(hostname(), (error, address) => resolve(error ? undefined : address)));
+    if (own && isPrivateAddress(own)) await assert.rejects(fetchPublic(`http://${hostname()}:${port}/poster.png`, { ...options, isPublic: undefined }), new RegExp(`${hostname()} resolves to ${own.replace(/\./g, '\\.')}`));
+  } finally {
+    server.close();
+  }
 });

@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, realpathSync } from 'node:fs';
-import { isIP } from 'node:net';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { cacheRoot } from '../download/index.js';
+import { fetchPublic } from '../download/public.js';
 import { sha256 } from '../hash.js';
 import { writeFileAtomically } from '../artifacts/store.js';
 import { POSTER_EXTENSIONS } from './sources.js';
@@ -65,34 +65,15 @@ function fetchPoster(url: string, sources: PosterSources): Promise<Buffer> {
 }
 
 async function fetchPosterOnce(url: string, sources: PosterSources): Promise<Buffer> {
-  const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
-  if (!sources.allowPrivateUrls && isPrivateHost(host)) throw new Error(`${host} is a local or private address (report.allow_private_poster_urls: true allows it)`);
-  const path = join(cacheRoot(), 'posters', sha256(url));
+  // Cached by URL and by the address policy it was fetched under: a poster fetched from a private
+  // address (allowed then) is never served to a run that does not allow them.
+  const path = join(cacheRoot(), 'posters', sha256(`${sources.allowPrivateUrls ? 'any address' : 'public addresses'} ${url}`));
   if (existsSync(path)) return readFileSync(path);
-  const response = await fetch(url, { signal: AbortSignal.timeout(15_000) });
-  if (!response.ok || !response.body) throw new Error(`HTTP ${response.status}`);
-  const chunks: Buffer[] = [];
-  let bytes = 0;
-  for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
-    bytes += chunk.length;
-    if (bytes > sources.maxBytes) throw new Error(`larger than report.poster_max_bytes (${sources.maxBytes} bytes)`);
-    chunks.push(Buffer.from(chunk));
-  }
-  const data = Buffer.concat(chunks);
+  // Every hop's address is checked, not the name (download/public.ts).
+  const data = await fetchPublic(url, { maxBytes: sources.maxBytes, timeoutMs: 15_000, allowPrivate: sources.allowPrivateUrls });
   mkdirSync(dirname(path), { recursive: true });
   writeFileAtomically(path, data);
   return data;
-}
-
-/** Literal loopback, private, link-local and unspecified addresses (a name that resolves to one is not caught). */
-function isPrivateHost(host: string): boolean {
-  if (host === 'localhost' || host.endsWith('.localhost')) return true;
-  if (isIP(host) === 4) {
-    const [a, b] = host.split('.').map(Number) as [number, number];
-    return a === 127 || a === 10 || a === 0 || (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168) || (a === 169 && b === 254);
-  }
-  if (isIP(host) === 6) return host === '::1' || host === '::' || /^f[cd]/i.test(host) || /^fe80:/i.test(host) || /^::ffff:/i.test(host);
-  return false;
 }
 
 /** Whether `path` (links followed) lies inside `root`. */
