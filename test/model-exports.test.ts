@@ -9,6 +9,7 @@ import { deriveEncoder } from '../pipeline/onnx/derive.js';
 import type { ExportShape } from '../pipeline/testing/bert-graph.js';
 import { REPO, kaggleLines, runProgram, workspace, type Workspace } from './helpers/workspace.js';
 import { TINY, writeModelFolder } from './helpers/models.js';
+import { sha256 } from '../pipeline/hash.js';
 
 const WORDS = ['cowboy', 'sheriff', 'alien', 'spaceship', 'ghost', 'haunted', 'wedding', 'love', 'detective', 'robbery', 'the', 'a', 'city', 'night'];
 
@@ -83,6 +84,27 @@ test('the derived model is reused from the cache by a later run, and a fresh sto
   const first = vectorsOf(ws, 'fill');
   const second = ['train', 'test'].map((split) => readEmbeddings(join(ws.dir, 'second', 'runs', 'fill', 'embed', `${split}.arrow`)).vectors);
   assert.equal(maxAbsDiff(first, second), 0);
+});
+
+test('a derived model swapped or truncated in the cache is made again, and the manifest credits the file that ran', () => {
+  const { ws } = compareFillMask({});
+  const manifest = JSON.parse(readFileSync(join(ws.artifacts, 'runs', 'fill', 'embed', 'manifest.json'), 'utf8'));
+  const derivedPath = manifest.details.model_adaptation.derived.path as string;
+  assert.equal(manifest.details.model_adaptation.derived.sha256, sha256(readFileSync(derivedPath)), 'the manifest names the derived file by its sha256');
+  const original = readFileSync(derivedPath);
+  const first = vectorsOf(ws, 'fill');
+  // Another model in its place (a valid ONNX file: it would run), then the file cut short.
+  for (const [what, damage] of [['swapped', () => writeFileSync(derivedPath, readFileSync(join(ws.dir, 'features', 'model.onnx')))], ['truncated', () => writeFileSync(derivedPath, original.subarray(0, 1000))]] as const) {
+    damage();
+    const store = join(ws.dir, `after-${what}`);
+    const rerun = embedWith(ws, join(ws.dir, 'fill.yaml'), ['--artifacts', store]);
+    assert.equal(rerun.code, 0, `${what}: ${rerun.stderr}`);
+    assert.match(rerun.stderr, /warning: the cached .* cannot be trusted \(model\.onnx (does not match its sha256|has \d+ bytes)/, what);
+    assert.match(rerun.stderr, /deriving an encoder-only model/, what);
+    const again = ['train', 'test'].map((split) => readEmbeddings(join(store, 'runs', 'fill', 'embed', `${split}.arrow`)).vectors);
+    assert.equal(maxAbsDiff(first, again), 0, `${what}: the vectors of the model made again`);
+    assert.ok(readFileSync(derivedPath).equals(original), `${what}: the cache holds the derived model again`);
+  }
 });
 
 test('an export without token_type_ids is fed only the inputs it declares, fill-mask or not', () => {

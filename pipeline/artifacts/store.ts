@@ -1,10 +1,12 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync, openSync, fsyncSync, closeSync } from 'node:fs';
-import { basename, dirname, join, relative } from 'node:path';
+import { join, relative } from 'node:path';
 import { sha256File } from '../hash.js';
 import { acquireLock } from './lock.js';
 import { UserError } from '../errors.js';
 import type { CodeFingerprint } from './code.js';
 import { codeProvenance } from './provenance.js';
+
+export { writeFileAtomically } from '../files.js';
 import { digestViews, filesOf, type Contract } from './contract.js';
 import type { PlannedRead } from './plan.js';
 
@@ -228,16 +230,6 @@ async function describeFiles(root: string): Promise<Record<string, FileEntry>> {
   };
   await walk(root);
   return files;
-}
-
-/**
- * Replaces a file whole: written next to it under a hidden, per-process name, then renamed over
- * it, so a reader (or a parallel process) sees the old content or the new, never half a file.
- */
-export function writeFileAtomically(path: string, data: string | Uint8Array): void {
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
-  writeFileSync(tmp, data);
-  renameSync(tmp, path);
 }
 
 /** Writes a file and flushes it to disk, so that a published manifest is never empty after a crash. */

@@ -1,6 +1,5 @@
-import { createWriteStream, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, closeSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join, relative, resolve, sep } from 'node:path';
-import { sha256File } from '../hash.js';
+import { createWriteStream, existsSync, mkdirSync, openSync, readdirSync, readSync, closeSync, renameSync, rmSync } from 'node:fs';
+import { basename, dirname, join, resolve, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
 import { crc32 } from 'node:zlib';
@@ -8,6 +7,8 @@ import * as tar from 'tar';
 import yauzl from 'yauzl';
 import { UserError } from '../errors.js';
 import { formatBytes, info } from '../log.js';
+import { checkFolder, forgetFolder, recordFolder } from '../download/ledger.js';
+import { pidRuns } from '../artifacts/lock.js';
 
 export type ArchiveKind = 'zip' | 'tar' | 'tar.gz';
 
@@ -55,20 +56,20 @@ function checkEntries(archive: string, entries: EntryCheck[], maxBytes: number):
   }
 }
 
-const LISTING = '.extracted.json';
-
 /**
- * Extracts once into `dest` (atomically: a partial folder, then rename), with a listing of every
- * file's size and sha256. A later run reuses the folder only when every file still matches it; an
- * edited or damaged extraction is extracted again rather than read.
+ * Extracts once into `dest` (atomically: a partial folder, then rename), recorded in the cache's
+ * ledger (every file's size and sha256, kept outside the folder). A later run reuses the folder
+ * only when every file still matches it; an edited or damaged extraction is extracted again
+ * rather than read. Partial folders of extractions whose process is gone are removed first.
  */
 export async function extractArchive(archive: string, kind: ArchiveKind, dest: string, maxBytes: number): Promise<string> {
   if (existsSync(dest)) {
-    const problem = await checkExtraction(dest);
+    const problem = await checkFolder(dest);
     if (!problem) return dest;
     info(`ingest: the extracted copy in ${dest} changed (${problem}); extracting again`);
-    rmSync(dest, { recursive: true, force: true });
+    forgetFolder(dest);
   }
+  removeDeadPartials(dest);
   const partial = `${dest}.partial-${process.pid}`;
   rmSync(partial, { recursive: true, force: true });
   mkdirSync(partial, { recursive: true });
@@ -76,34 +77,23 @@ export async function extractArchive(archive: string, kind: ArchiveKind, dest: s
   try {
     if (kind === 'zip') await extractZip(archive, partial, maxBytes);
     else await extractTar(archive, partial, maxBytes);
-    writeFileSync(join(partial, LISTING), JSON.stringify(await listFiles(partial)));
     mkdirSync(dirname(dest), { recursive: true });
     renameSync(partial, dest);
+    await recordFolder(dest);
   } finally {
     rmSync(partial, { recursive: true, force: true });
   }
   return dest;
 }
 
-async function listFiles(root: string, dir = root, out: Record<string, { bytes: number; sha256: string }> = {}) {
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) await listFiles(root, path, out);
-    else if (path !== join(root, LISTING)) out[relative(root, path)] = { bytes: statSync(path).size, sha256: await sha256File(path) };
+/** `<dest>.partial-<pid>` folders of extractions killed before they finished. */
+function removeDeadPartials(dest: string): void {
+  const parent = dirname(dest);
+  if (!existsSync(parent)) return;
+  for (const name of readdirSync(parent)) {
+    const match = new RegExp(`^${basename(dest)}\\.partial-(\\d+)$`).exec(name);
+    if (match && !pidRuns(Number(match[1]))) rmSync(join(parent, name), { recursive: true, force: true });
   }
-  return out;
-}
-
-async function checkExtraction(dest: string): Promise<string | undefined> {
-  if (!existsSync(join(dest, LISTING))) return 'no listing of its files';
-  const expected = JSON.parse(readFileSync(join(dest, LISTING), 'utf8')) as Record<string, { bytes: number; sha256: string }>;
-  const actual = await listFiles(dest);
-  for (const [file, entry] of Object.entries(expected)) {
-    if (!actual[file]) return `${file} is missing`;
-    if (actual[file].bytes !== entry.bytes || actual[file].sha256 !== entry.sha256) return `${file} differs`;
-  }
-  const extra = Object.keys(actual).find((file) => !expected[file]);
-  return extra ? `${extra} was added` : undefined;
 }
 
 async function extractTar(archive: string, dest: string, maxBytes: number): Promise<void> {

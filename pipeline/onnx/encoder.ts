@@ -1,8 +1,9 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { UserError } from '../errors.js';
 import { formatBytes, info } from '../log.js';
 import { cacheRoot } from '../download/index.js';
+import { checkFolder, forgetFolder, recordFolder, recordedSha256 } from '../download/ledger.js';
 import type { Pooling } from './pooling.js';
 import { openSession, ort, type OpenSession, type Provider, type ProviderOptions } from './session.js';
 import { deriveEncoder, ENCODER_DERIVATION_VERSION, NotAMaskedLmHead } from './derive.js';
@@ -25,12 +26,12 @@ export interface Adaptation {
   /** The output the pipeline reads. */
   output: string;
   inputs: EncoderInput[];
-  /** Set when the file was a fill-mask export and an encoder-only model was derived from it. */
-  derived?: { from_sha256: string; version: number; hidden_value: string; removed_nodes: number; path: string };
+  /** Set when the file was a fill-mask export and an encoder-only model was derived from it (`sha256`: of the model that ran). */
+  derived?: { from_sha256: string; version: number; hidden_value: string; removed_nodes: number; path: string; sha256: string };
   /** Set when the pipeline quantized the (encoder-only) model to int8 itself. */
-  quantized?: { from_sha256: string; version: number; matmuls: number; weight_mb_before: number; weight_mb_after: number; path: string };
+  quantized?: { from_sha256: string; version: number; matmuls: number; weight_mb_before: number; weight_mb_after: number; path: string; sha256?: string };
   /** Set when the pipeline converted the (encoder-only) model to float16 itself. */
-  float16?: { from_sha256: string; version: number; tensors: number; weight_mb_before: number; weight_mb_after: number; path: string };
+  float16?: { from_sha256: string; version: number; tensors: number; weight_mb_before: number; weight_mb_after: number; path: string; sha256?: string };
 }
 
 /** An open model that yields hidden states (or the pooler output) and the inputs it takes. */
@@ -66,11 +67,11 @@ export async function openEncoder(modelPath: string, sha256: string, options: En
   if (options.quantize) return openConverted(modelPath, sha256, options, INT8);
   if (options.float16) return openConverted(modelPath, sha256, options, FLOAT16);
   const derivedPath = join(cacheRoot(), 'derived', `${sha256}-encoder-v${ENCODER_DERIVATION_VERSION}`, 'model.onnx');
-  if (existsSync(derivedPath)) {
+  if (await trustedCacheFolder(dirname(derivedPath))) {
     const open = await openSession(derivedPath, options.providers, options.threads, options.providerOptions);
     const record = JSON.parse(readFileSync(join(derivedPath, '..', 'derivation.json'), 'utf8')) as Adaptation['derived'] & { source_outputs: string[] };
     info(`embed: ${basename(modelPath)} is a fill-mask export; using the encoder-only model derived from it (cached: ${derivedPath})`);
-    return encoderFrom(open, modelPath, options, { ...record, path: derivedPath }, record.source_outputs);
+    return encoderFrom(open, modelPath, options, { ...record, path: derivedPath, sha256: recordedSha256(dirname(derivedPath), 'model.onnx')! }, record.source_outputs);
   }
   const open = await openSession(modelPath, options.providers, options.threads, options.providerOptions);
   const outputs = open.session.outputMetadata;
@@ -140,7 +141,7 @@ async function openConverted(modelPath: string, sha256: string, options: Encoder
   const dir = join(cacheRoot(), 'derived', `${sha256}-${conversion.name}-v${conversion.version}-encoder-v${ENCODER_DERIVATION_VERSION}`);
   const path = join(dir, 'model.onnx');
   const { recordFile } = conversion;
-  if (existsSync(path)) {
+  if (await trustedCacheFolder(dir)) {
     info(`embed: using the ${conversion.name} model ${conversion.verb} from ${basename(modelPath)} (cached: ${path})`);
   } else {
     const fp32 = await openEncoder(modelPath, sha256, { ...options, quantize: false, float16: false, providers: ['cpu'] });
@@ -148,7 +149,7 @@ async function openConverted(modelPath: string, sha256: string, options: Encoder
     const started = performance.now();
     const made = conversion.convert(readFileSync(fp32.adaptation.derived?.path ?? modelPath));
     const record = { from_sha256: sha256, version: conversion.version, ...made.summary };
-    publishCacheFolder(dir, { 'model.onnx': made.bytes, [recordFile]: `${JSON.stringify({ [conversion.field]: record, derived: fp32.adaptation.derived, source_outputs: fp32.adaptation.source_outputs }, null, 2)}\n` });
+    await publishCacheFolder(dir, { 'model.onnx': made.bytes, [recordFile]: `${JSON.stringify({ [conversion.field]: record, derived: fp32.adaptation.derived, source_outputs: fp32.adaptation.source_outputs }, null, 2)}\n` });
     info(
       `embed: ${conversion.verb} ${basename(modelPath)} to ${conversion.name} in ${((performance.now() - started) / 1000).toFixed(1)}s: ${made.log}, ` +
         `weights ${made.summary.weight_mb_before} -> ${made.summary.weight_mb_after} MB -> ${path}`,
@@ -156,11 +157,11 @@ async function openConverted(modelPath: string, sha256: string, options: Encoder
   }
   const record = JSON.parse(readFileSync(join(dir, recordFile), 'utf8')) as Record<string, unknown> & { derived: Adaptation['derived']; source_outputs: string[] };
   const open = await openSession(path, options.providers, options.threads, options.providerOptions);
-  return encoderFrom(open, modelPath, options, record.derived, record.source_outputs, { [conversion.field]: { ...(record[conversion.field] as object), path } });
+  return encoderFrom(open, modelPath, options, record.derived, record.source_outputs, { [conversion.field]: { ...(record[conversion.field] as object), path, sha256: recordedSha256(dir, 'model.onnx') } });
 }
 
-/** Writes a folder of the cache whole, then renames it into place: one that exists is complete. */
-function publishCacheFolder(dir: string, files: Record<string, string | Uint8Array>): void {
+/** Writes a folder of the cache whole, renames it into place, and records its files in the cache's ledger. */
+async function publishCacheFolder(dir: string, files: Record<string, string | Uint8Array>): Promise<void> {
   const partial = `${dir}.partial-${process.pid}`;
   mkdirSync(partial, { recursive: true });
   for (const [name, data] of Object.entries(files)) writeFileSync(join(partial, name), data);
@@ -171,7 +172,23 @@ function publishCacheFolder(dir: string, files: Record<string, string | Uint8Arr
     // Another process made the same folder meanwhile: its copy is as good as ours.
     if (!existsSync(dir)) throw error;
     rmSync(partial, { recursive: true, force: true });
+    return;
   }
+  await recordFolder(dir);
+}
+
+/**
+ * Whether a derived model's folder can be used: it exists and every file matches the ledger
+ * kept outside it. One that does not (swapped, truncated, made by something else) is removed,
+ * so that the caller makes it again instead of running it or failing on it forever.
+ */
+async function trustedCacheFolder(dir: string): Promise<boolean> {
+  if (!existsSync(dir)) return false;
+  const problem = await checkFolder(dir);
+  if (!problem) return true;
+  info(`embed: warning: the cached ${dir} cannot be trusted (${problem}); making it again`);
+  forgetFolder(dir);
+  return false;
 }
 
 /** Which output gives the vectors, or which `logits` to cut the head from. */
@@ -227,12 +244,12 @@ async function deriveAndCache(modelPath: string, sha256: string, logits: string,
     throw new UserError(`${modelPath}: its only output ${logits} looks like masked-LM logits, but the graph cannot be cut below the head (${error.message}); ${HUB_HINT}`);
   }
   const record = { from_sha256: sha256, version: ENCODER_DERIVATION_VERSION, hidden_value: cut.hiddenValue, removed_nodes: cut.removedNodes, source_outputs: sourceOutputs };
-  publishCacheFolder(join(derivedPath, '..'), { 'model.onnx': cut.bytes, 'derivation.json': `${JSON.stringify(record, null, 2)}\n` });
+  await publishCacheFolder(join(derivedPath, '..'), { 'model.onnx': cut.bytes, 'derivation.json': `${JSON.stringify(record, null, 2)}\n` });
   info(
     `embed: derived ${formatBytes(cut.bytes.length)} encoder-only model in ${((performance.now() - started) / 1000).toFixed(1)}s: ` +
       `output ${cut.hiddenValue} as last_hidden_state, ${cut.removedNodes} head nodes removed -> ${derivedPath}`,
   );
-  return { from_sha256: sha256, version: ENCODER_DERIVATION_VERSION, hidden_value: cut.hiddenValue, removed_nodes: cut.removedNodes, path: derivedPath };
+  return { from_sha256: sha256, version: ENCODER_DERIVATION_VERSION, hidden_value: cut.hiddenValue, removed_nodes: cut.removedNodes, path: derivedPath, sha256: recordedSha256(dirname(derivedPath), 'model.onnx')! };
 }
 
 function describeValue(value: ort.InferenceSession.ValueMetadata): string {
