@@ -11,7 +11,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { runMain, UserError } from '../pipeline/errors.js';
 import { parseArgs } from '../pipeline/cli.js';
 import { info } from '../pipeline/log.js';
-import { loadConfig } from '../pipeline/config/index.js';
+import { loadConfig, makeCommand } from '../pipeline/config/index.js';
 import { ArtifactStore } from '../pipeline/artifacts/store.js';
 import { checkGate, currentMetrics, formatGate, readBaseline, writeBaseline } from '../pipeline/compare/index.js';
 
@@ -32,7 +32,7 @@ runMain(async () => {
     info(`gate: wrote ${baselinePath} from evaluate ${key} (${Object.keys(baseline.metrics).join(', ')}); review and commit it`);
     return;
   }
-  const baseline = readBaseline(baselinePath);
+  const baseline = readBaseline(baselinePath, makeCommand('gate-update', loaded));
   const rows = checkGate(baseline, metrics, baselinePath);
   process.stdout.write(`${formatGate(rows, baseline.split)}\n`);
   const failed = rows.filter((r) => !r.ok);

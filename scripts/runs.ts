@@ -29,6 +29,7 @@ runMain(async () => {
   process.stdout.write(
     `${table(header, rows.map((r) => [String(r.run), configName(r.config), ...params.map((p) => show(r[p])), ...metrics.map((m) => show(r[m])), show(r.commit).slice(0, 12)]))}\n`,
   );
+  for (const row of rows.filter((r) => typeof r.note === 'string' && r.note !== 'not evaluated')) info(`runs: ${row.run}: ${row.note}`);
   await writeParquet(join(store.root, 'runs.parquet'), schema, rows);
   writeFileAtomically(join(store.root, 'runs.csv'), stringifyCsv(rows, { header: true, columns: Object.keys(schema) }));
   info(`runs: ${rows.length} runs, ${params.length} setting(s) that differ -> ${join(args.artifacts, 'runs.parquet')}, ${join(args.artifacts, 'runs.csv')}`);

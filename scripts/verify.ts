@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import { runMain } from '../pipeline/errors.js';
 import { parseArgs } from '../pipeline/cli.js';
 import { formatBytes, info } from '../pipeline/log.js';
-import { ArtifactStore } from '../pipeline/artifacts/store.js';
+import { ArtifactStore, DamagedManifest } from '../pipeline/artifacts/store.js';
 import { STAGES } from '../pipeline/dag.js';
 import { verifyCacheFolder } from '../pipeline/embed/vector-cache.js';
 
@@ -20,10 +20,16 @@ runMain(async () => {
   const problems: string[] = [];
   for (const stage of [...STAGES.map((s) => s.name), 'embed-slice']) {
     for (const key of store.listKeys(stage)) {
-      const problem = await store.check(stage, key);
       checked++;
-      bytes += Object.values(store.readManifest(stage, key)!.files).reduce((n, f) => n + f.bytes, 0);
-      if (problem) problems.push(`${store.keyDir(stage, key)}: ${problem}`);
+      try {
+        const problem = await store.check(stage, key);
+        bytes += Object.values(store.readManifest(stage, key)!.files).reduce((n, f) => n + f.bytes, 0);
+        if (problem) problems.push(`${store.keyDir(stage, key)}: ${problem}`);
+      } catch (error) {
+        // A damaged manifest is listed like any other damage, and the check goes on.
+        if (!(error instanceof DamagedManifest)) throw error;
+        problems.push(`${store.keyDir(stage, key)}: its manifest is damaged (${error.problem}): rebuild it with \`make ${stage} FORCE=${stage}\` or remove the folder`);
+      }
     }
   }
   // The vector cache's segments are named by their content: one that no longer matches is removed on its next use and its rows computed again.

@@ -216,3 +216,90 @@ test('a poster fetch checks the address of every hop: a name resolving to loopba
     server.close();
   }
 });
+
+function builtWorkspace(): Workspace {
+  const ws = workspace(`ingest:\n  source: data\nmodel:\n  path: ${MODEL}\nembed:\n  providers: [cpu]\n  threads: 1\ntrain:\n  epochs: 1\n  layers:\n    - units: 8\nreport:\n  gallery: 2\n  mistakes: 0\n`);
+  ws.write('data/train_data.txt', kaggleLines(Array.from({ length: 60 }, (_, i) => ({ id: i + 1, genre: ['drama', 'comedy'][i % 2], text: `A ${['ghost', 'love'][i % 2]} story, number ${i}.` }))));
+  ws.write('data/test_data_solution.txt', kaggleLines(Array.from({ length: 20 }, (_, i) => ({ id: i + 1, genre: ['drama', 'comedy'][i % 2], text: `A ${['ghost', 'love'][i % 2]} tale ${i}.` }))));
+  for (const stage of ['ingest', 'tokenize', 'embed', 'train', 'evaluate']) {
+    const result = runProgram(ws, `stages/${stage}`);
+    assert.equal(result.code, 0, `${stage}: ${result.stderr}`);
+  }
+  return ws;
+}
+
+const oneError = (output: string, pattern: RegExp) => {
+  assert.match(output, pattern);
+  assert.doesNotMatch(output, /internal error|TypeError|at .*\.js:\d+/);
+  assert.equal(output.split('\n').filter((l) => l.startsWith('error:')).length, 1, output);
+};
+
+test('a damaged manifest is one error naming the file and the fix everywhere, make verify lists it and goes on, and FORCE rebuilds it', () => {
+  const ws = builtWorkspace();
+  const embed = join(ws.artifacts, 'runs', 'config', 'embed', 'manifest.json');
+  const original = readFileSync(embed);
+  for (const [what, damage] of [['truncated', original.subarray(0, 500)], ['empty object', Buffer.from('{}')]] as const) {
+    writeFileSync(embed, damage);
+    const status = runProgram(ws, 'scripts/status');
+    assert.equal(status.code, 1, what);
+    oneError(status.stderr, /manifest\.json: the manifest is damaged \((not valid JSON \(.*\)|no stage)\), so the embed artifact [0-9a-f]{16} cannot be trusted: rebuild it with `make embed FORCE=embed`/);
+    const train = runProgram(ws, 'stages/train', ['--set', 'train.epochs=2']);
+    assert.equal(train.code, 1, what);
+    oneError(train.stderr, /the manifest is damaged/);
+    const verify = runProgram(ws, 'scripts/verify');
+    assert.equal(verify.code, 1);
+    assert.match(verify.stderr, /CHANGED .*embed\/[0-9a-f]{16}: its manifest is damaged/);
+    assert.match(verify.stderr, /verify: [5-9] artifact\(s\)/, 'the other artifacts are still checked');
+  }
+  const forced = runProgram(ws, 'stages/embed', ['--force']);
+  assert.equal(forced.code, 0, forced.stderr);
+  assert.equal(runProgram(ws, 'scripts/verify').code, 0);
+});
+
+test('a damaged run record is one error where it is read, and make runs shows that run as damaged and the others as they are', () => {
+  const ws = builtWorkspace();
+  assert.equal(runProgram(ws, 'stages/evaluate', ['--set', 'run=other']).code, 0);
+  writeFileSync(join(ws.artifacts, 'runs', 'config', 'config.yaml'), 'train: [unclosed\n');
+  writeFileSync(join(ws.artifacts, 'runs', 'other', 'run.json'), '{"config": ');
+  const runs = runProgram(ws, 'scripts/runs');
+  assert.equal(runs.code, 0, runs.stderr);
+  assert.match(runs.stderr, /runs: config: damaged: .*config\.yaml.* the run's config\.yaml is damaged/);
+  assert.match(runs.stderr, /runs: other: damaged: .*run\.json: damaged \(not valid JSON\)/);
+  const predict = runProgram(ws, 'scripts/predict', ['a ghost story', '--run', 'config']);
+  assert.equal(predict.code, 1);
+  oneError(predict.stderr, /config\.yaml.*the run's config\.yaml is damaged; rebuild the run/);
+});
+
+test('hostile YAML: a prototype key (directly, through extends or --set), an alias bomb and a folder are each one error naming the file', () => {
+  const ws = workspace('ingest:\n  source: data\ntrain:\n  __proto__:\n    epochs: 3\n');
+  const direct = runProgram(ws, 'scripts/config');
+  assert.equal(direct.code, 1);
+  oneError(direct.stderr, /config\.yaml:4: "__proto__" is not a key this project reads/);
+  ws.write('base.yaml', 'ingest:\n  source: data\ntrain:\n  __proto__: { batch_size: 7 }\n');
+  ws.write('child.yaml', 'extends: base.yaml\n');
+  const inherited = runProgram(ws, 'scripts/config', ['--config', join(ws.dir, 'child.yaml')]);
+  assert.equal(inherited.code, 1);
+  oneError(inherited.stderr, /base\.yaml:4: "__proto__" is not a key/);
+  ws.write('ok.yaml', 'ingest:\n  source: data\n');
+  const set = runProgram(ws, 'scripts/config', ['--config', join(ws.dir, 'ok.yaml'), '--set', 'train={"__proto__":{"epochs":3}}']);
+  assert.equal(set.code, 1);
+  oneError(set.stderr, /--set train=.*"__proto__" is not a key/);
+  const lol = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]', ...Array.from({ length: 8 }, (_, i) => `${String.fromCharCode(98 + i)}: &${String.fromCharCode(98 + i)} [${Array(9).fill(`*${String.fromCharCode(97 + i)}`).join(',')}]`)].join('\n');
+  ws.write('bomb.yaml', `ingest:\n  source: data\n${lol}\n`);
+  const bomb = runProgram(ws, 'scripts/config', ['--config', join(ws.dir, 'bomb.yaml')]);
+  assert.equal(bomb.code, 1);
+  oneError(bomb.stderr, /bomb\.yaml: cannot be read: .*alias/);
+  // The gate reads its baseline once the run is evaluated.
+  const built = builtWorkspace();
+  built.write('baseline-bomb.yaml', lol);
+  mkdirSync(join(built.dir, 'baselines-folder'));
+  for (const [baseline, pattern] of [[join(built.dir, 'baselines-folder'), /baselines-folder: is a folder, not a gate baseline/], [join(built.dir, 'baseline-bomb.yaml'), /baseline-bomb\.yaml: cannot be read/], [join(built.dir, 'missing.yaml'), /gate baseline not found: .*missing\.yaml; create it from a run you trust with `make gate-update CONFIG=.*config\.yaml`/]] as const) {
+    const gate = runProgram(built, 'scripts/gate', ['--baseline', baseline]);
+    assert.equal(gate.code, 1);
+    oneError(gate.stderr, pattern);
+  }
+  ws.write('sweep-bomb.yaml', `base: ok.yaml\ngrid:\n  train.seed: [1, 2]\n${lol}\n`);
+  const sweep = runProgram(ws, 'scripts/sweep', [join(ws.dir, 'sweep-bomb.yaml')]);
+  assert.equal(sweep.code, 1);
+  oneError(sweep.stderr, /sweep-bomb\.yaml: cannot be read/);
+});

@@ -1,7 +1,7 @@
 import { hashValue } from '../hash.js';
 import { UserError } from '../errors.js';
 import type { LoadedConfig } from '../config/index.js';
-import type { ArtifactStore } from './store.js';
+import { DamagedManifest, type ArtifactStore } from './store.js';
 import type { Port } from './contract.js';
 import { codeFingerprint, type CodeFingerprint } from './code.js';
 import type { Signature, Source } from './signature.js';
@@ -94,7 +94,17 @@ export async function planPipeline(stages: readonly Signature[], loaded: LoadedC
     const spec = stages.find((s) => s.name === name)!;
     const providers = providersOf(stages, name, config);
     const upstream = spec.provenance ? needed.slice(0, needed.indexOf(name)) : [];
-    const blockedBy = [...Object.values(providers).map((p) => p.stage), ...upstream].find((stage) => waiting.has(stage) || !store.readManifest(stage, plan.stages.get(stage)!.key));
+    const reads = [...Object.values(providers).map((p) => p.stage), ...upstream];
+    // An upstream artifact whose manifest is damaged stops the stage with that error, not with "not built".
+    const damaged = reads.map((stage) => damageOf(store, stage, plan)).find(Boolean);
+    if (damaged) {
+      waiting.add(name);
+      const blocked = { stage: name, reason: damaged };
+      plan.waiting.push(blocked);
+      plan.blocked ??= blocked;
+      continue;
+    }
+    const blockedBy = reads.find((stage) => waiting.has(stage) || !store.readManifest(stage, plan.stages.get(stage)!.key));
     if (blockedBy) {
       waiting.add(name);
       const reason = waiting.has(blockedBy) ? `waits for ${blockedBy}` : `reads ${blockedBy}, which is not built yet: its key depends on what ${blockedBy} writes`;
@@ -112,6 +122,18 @@ export async function planPipeline(stages: readonly Signature[], loaded: LoadedC
     }
   }
   return plan;
+}
+
+function damageOf(store: ArtifactStore, stage: string, plan: Plan): string | undefined {
+  const planned = plan.stages.get(stage);
+  if (!planned) return undefined;
+  try {
+    store.readManifest(stage, planned.key);
+    return undefined;
+  } catch (error) {
+    if (error instanceof DamagedManifest) return error.message;
+    throw error;
+  }
 }
 
 async function planStage(spec: Signature, loaded: LoadedConfig, store: ArtifactStore, providers: ReturnType<typeof providersOf>, upstream: string[], plan: Plan): Promise<PlannedStage> {

@@ -2,6 +2,8 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameS
 import { basename, join, resolve } from 'node:path';
 import YAML from 'yaml';
 import { writeFileAtomically, type ArtifactStore } from './store.js';
+import { UserError } from '../errors.js';
+import { readYamlFile } from '../config/yaml.js';
 
 /**
  * `artifacts/runs/<run>/` is what a person opens: one link per stage to the artifact that the
@@ -43,9 +45,25 @@ export function recordRun(store: ArtifactStore, run: string, plan: Record<string
 export function readRun(store: ArtifactStore, run: string): { config: unknown; configPath: string | null } | null {
   const dir = runDir(store, run);
   if (!existsSync(join(dir, 'config.yaml'))) return null;
+  const fix = `rebuild the run (\`make all\` with its config rewrites it) or forget it (\`make clean\` with its config, or remove ${dir})`;
   const source = join(dir, 'run.json');
-  const configPath = existsSync(source) ? (JSON.parse(readFileSync(source, 'utf8')) as { config: string }).config : null;
-  return { config: YAML.parse(readFileSync(join(dir, 'config.yaml'), 'utf8')), configPath };
+  let configPath: string | null = null;
+  if (existsSync(source)) {
+    try {
+      configPath = (JSON.parse(readFileSync(source, 'utf8')) as { config?: unknown }).config as string;
+    } catch {
+      throw new UserError(`${source}: damaged (not valid JSON): ${fix}`);
+    }
+    if (typeof configPath !== 'string') throw new UserError(`${source}: damaged (no "config" path): ${fix}`);
+  }
+  let config: unknown;
+  try {
+    config = readYamlFile(join(dir, 'config.yaml'), 'run config');
+  } catch (error) {
+    throw new UserError(`${(error as Error).message.replace(/\.$/, '')}: the run's config.yaml is damaged; ${fix}`);
+  }
+  if (!config || typeof config !== 'object') throw new UserError(`${join(dir, 'config.yaml')}: damaged (not a mapping of config keys): ${fix}`);
+  return { config, configPath };
 }
 
 /** Stage -> key that the run points at. */

@@ -1,5 +1,5 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync, openSync, fsyncSync, closeSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { sha256File } from '../hash.js';
 import { acquireLock } from './lock.js';
 import { UserError } from '../errors.js';
@@ -64,6 +64,33 @@ export class CorruptArtifact extends UserError {
   }
 }
 
+/** A manifest that cannot be read: the artifact's record of itself is gone, so nothing reads the artifact. */
+export class DamagedManifest extends UserError {
+  constructor(
+    readonly stage: string,
+    readonly key: string,
+    readonly path: string,
+    readonly problem: string,
+  ) {
+    super(`${path}: the manifest is damaged (${problem}), so the ${stage} artifact ${key} cannot be trusted: rebuild it with \`make ${stage} FORCE=${stage}\` (same CONFIG and SET), or remove ${dirname(path)}; \`make verify\` lists every damaged artifact`);
+  }
+}
+
+/** What is missing from a parsed manifest for the store to use it, or nothing. */
+function manifestProblem(value: unknown): string | undefined {
+  if (!value || typeof value !== 'object' || Array.isArray(value)) return 'not a JSON object';
+  const m = value as Record<string, unknown>;
+  for (const field of ['stage', 'key', 'created_at'] as const) if (typeof m[field] !== 'string') return `no ${field}`;
+  for (const field of ['files', 'rows', 'timings', 'versions', 'details', 'inputs', 'sources'] as const) {
+    if (!m[field] || typeof m[field] !== 'object' || Array.isArray(m[field])) return `no ${field}`;
+  }
+  for (const [file, entry] of Object.entries(m.files as Record<string, unknown>)) {
+    const e = entry as Record<string, unknown> | null;
+    if (!e || typeof e.bytes !== 'number' || typeof e.sha256 !== 'string') return `files.${file} has no size or sha256`;
+  }
+  return undefined;
+}
+
 /**
  * The content-addressed artifact store: `<root>/<stage>/<key>/` with a manifest. Writers build
  * into `<root>/<stage>/.partial-<key>/` under a lock, then publish with one rename.
@@ -75,10 +102,19 @@ export class ArtifactStore {
     return join(this.root, stage, key);
   }
 
+  /** The manifest of a published artifact, or undefined when there is none; a damaged one is a DamagedManifest. */
   readManifest(stage: string, key: string): Manifest | undefined {
     const path = join(this.keyDir(stage, key), MANIFEST);
     if (!existsSync(path)) return undefined;
-    return JSON.parse(readFileSync(path, 'utf8')) as Manifest;
+    let value: unknown;
+    try {
+      value = JSON.parse(readFileSync(path, 'utf8'));
+    } catch (error) {
+      throw new DamagedManifest(stage, key, path, `not valid JSON (${(error as Error).message})`);
+    }
+    const problem = manifestProblem(value);
+    if (problem) throw new DamagedManifest(stage, key, path, problem);
+    return value as Manifest;
   }
 
   /** Keys of a stage that are published (have a manifest). */
@@ -145,7 +181,16 @@ export class ArtifactStore {
   ): Promise<{ manifest: Manifest; dir: string; built: boolean }> {
     const { stage, key } = header;
     const dir = this.keyDir(stage, key);
-    const existing = this.readManifest(stage, key);
+    // --force rebuilds over a damaged manifest; anything else is told how to.
+    const readOrForced = () => {
+      try {
+        return this.readManifest(stage, key);
+      } catch (error) {
+        if (error instanceof DamagedManifest && options.force) return undefined;
+        throw error;
+      }
+    };
+    const existing = readOrForced();
     if (existing && !options.force) {
       const problem = this.checkSizes(stage, key);
       if (problem) throw new CorruptArtifact(stage, key, dir, problem);
@@ -155,10 +200,10 @@ export class ArtifactStore {
     mkdirSync(join(this.root, stage), { recursive: true });
     const lock = await acquireLock(join(this.root, stage, `${key}.lock`), `${stage} ${key}`);
     try {
-      const published = this.readManifest(stage, key);
+      const published = readOrForced();
       if (published && !options.force) return { manifest: published, dir, built: false };
       // A folder without a manifest at the key path is debris from a foreign tool; it is not ours.
-      if (!published && existsSync(dir)) rmSync(dir, { recursive: true, force: true });
+      if (!published && existsSync(dir) && !existsSync(join(dir, MANIFEST))) rmSync(dir, { recursive: true, force: true });
 
       const partial = join(this.root, stage, `.partial-${key}`);
       rmSync(partial, { recursive: true, force: true });
@@ -179,7 +224,7 @@ export class ArtifactStore {
         details,
       };
       writeDurably(join(partial, MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`);
-      this.publish(stage, key, partial, Boolean(published));
+      this.publish(stage, key, partial, existsSync(dir));
       return { manifest, dir, built: true };
     } finally {
       lock.release();

@@ -1,8 +1,7 @@
-import { existsSync, readFileSync } from 'node:fs';
 import YAML from 'yaml';
 import { z } from 'zod';
 import { UserError } from '../errors.js';
-import { formatIssues, makeCommand, type LoadedConfig } from '../config/index.js';
+import { formatIssues, makeCommand, readYamlFile, type LoadedConfig } from '../config/index.js';
 import { listRuns, readRun, runPointers } from '../artifacts/runs.js';
 import { planPipeline } from '../artifacts/plan.js';
 import { STAGES } from '../dag.js';
@@ -118,15 +117,9 @@ const baselineSchema = z.strictObject({
 
 export type Baseline = z.output<typeof baselineSchema>;
 
-export function readBaseline(path: string): Baseline {
-  if (!existsSync(path)) throw new UserError(`gate: no baseline file ${path}; create it from a run you trust with \`make gate-update CONFIG=...\` and commit it`);
-  const doc = YAML.parseDocument(readFileSync(path, 'utf8'), { prettyErrors: true });
-  if (doc.errors.length) {
-    const e = doc.errors[0]!;
-    const where = e.linePos ? `:${e.linePos[0].line}:${e.linePos[0].col}` : '';
-    throw new UserError(`${path}${where}: invalid YAML: ${e.message.split('\n')[0]}`);
-  }
-  const parsed = baselineSchema.safeParse(doc.toJS() ?? {}, { reportInput: true });
+/** A gate baseline; `updateHint` is the command that writes one for the run (said when it is missing). */
+export function readBaseline(path: string, updateHint = 'make gate-update CONFIG=<your config>'): Baseline {
+  const parsed = baselineSchema.safeParse(readYamlFile(path, 'gate baseline', `; create it from a run you trust with \`${updateHint}\` and commit it`) ?? {}, { reportInput: true });
   if (!parsed.success) throw new UserError(`${path}: ${formatIssues(parsed.error.issues)}`);
   return parsed.data;
 }

@@ -1,6 +1,7 @@
 
 
 import { listRuns, readRun, runPointers } from '../artifacts/runs.js';
+import { UserError } from '../errors.js';
 import type { ArtifactStore } from '../artifacts/store.js';
 import type { TableSchema } from '../parquet/index.js';
 import { flatten } from './index.js';
@@ -29,20 +30,34 @@ const METRIC_COLUMNS = [
 export async function runsTable(store: ArtifactStore): Promise<RunsTable> {
   const runs = listRuns(store).sort();
   const configs = new Map<string, Record<string, unknown>>();
+  // One damaged run is shown as damaged; it does not hide the others.
+  const damaged = new Map<string, string>();
   for (const run of runs) {
-    const recorded = readRun(store, run);
-    const { run: _name, ...config } = (recorded?.config ?? {}) as Record<string, unknown>;
-    configs.set(run, flatten(config));
+    try {
+      const recorded = readRun(store, run);
+      const { run: _name, ...config } = (recorded?.config ?? {}) as Record<string, unknown>;
+      configs.set(run, flatten(config));
+    } catch (error) {
+      if (!(error instanceof UserError)) throw error;
+      damaged.set(run, error.message);
+      configs.set(run, {});
+    }
   }
   const keys = [...new Set([...configs.values()].flatMap((c) => Object.keys(c)))].sort();
   const params = keys.filter((key) => new Set(runs.map((run) => JSON.stringify(configs.get(run)![key] ?? null))).size > 1);
   const rows: Record<string, unknown>[] = [];
   for (const run of runs) {
     const evaluate = runPointers(store, run).evaluate;
-    const problem = evaluate ? await store.check('evaluate', evaluate) : 'not evaluated';
+    let problem: string | undefined;
+    try {
+      problem = damaged.get(run) ?? (evaluate ? await store.check('evaluate', evaluate) : 'not evaluated');
+    } catch (error) {
+      if (!(error instanceof UserError)) throw error;
+      problem = error.message;
+    }
     const metrics = evaluate && !problem ? readMetrics(store.keyDir('evaluate', evaluate)) : {};
     const manifest = evaluate && !problem ? store.readManifest('evaluate', evaluate) : undefined;
-    const row: Record<string, unknown> = { run, config: readRun(store, run)?.configPath ?? null };
+    const row: Record<string, unknown> = { run, config: damaged.has(run) ? null : (readRun(store, run)?.configPath ?? null) };
     for (const param of params) {
       const value = configs.get(run)![param];
       row[param] = value === undefined || value === null ? null : typeof value === 'number' ? value : typeof value === 'string' ? value : JSON.stringify(value);
@@ -50,7 +65,7 @@ export async function runsTable(store: ArtifactStore): Promise<RunsTable> {
     for (const [split, name] of METRIC_COLUMNS) row[`${split}.${name}`] = metrics[split]?.[name] ?? null;
     row.evaluated_at = manifest?.created_at ?? null;
     row.commit = manifest?.versions.git_commit ?? null;
-    row.note = problem === 'not evaluated' ? 'not evaluated' : problem ? `evaluate artifact changed after publishing: ${problem}` : null;
+    row.note = problem === 'not evaluated' ? 'not evaluated' : damaged.has(run) || problem?.includes('manifest is damaged') ? `damaged: ${problem}` : problem ? `evaluate artifact changed after publishing: ${problem}` : null;
     rows.push(row);
   }
   const schema: TableSchema = {

@@ -1,10 +1,11 @@
-import { readFileSync, existsSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { basename, dirname, extname, isAbsolute, resolve } from 'node:path';
-import YAML from 'yaml';
 import { z } from 'zod';
 import { UserError } from '../errors.js';
 import { configSchema, PIN_PLACEHOLDER, type Config } from './schema.js';
+import { parseYaml, readYamlFile } from './yaml.js';
 
+export { parseYaml, readYamlFile } from './yaml.js';
 export { configSchema, type Config, type IngestConfig, type ModelConfig, type EmbedConfig, type TrainConfig } from './schema.js';
 
 /** A loaded config: the validated values, where they came from, and the folder relative paths start from. */
@@ -90,18 +91,8 @@ export function resolveConfigPath(loaded: LoadedConfig, path: string): string {
 
 function readWithExtends(path: string, chain: string[]): Record<string, unknown> {
   if (chain.includes(path)) throw new UserError(`${chain[0]}: "extends" forms a cycle through ${path}`);
-  if (!existsSync(path)) {
-    const from = chain.length ? ` (extended by ${chain[chain.length - 1]})` : '';
-    throw new UserError(`config file not found: ${path}${from}`);
-  }
-  if (!statSync(path).isFile()) throw new UserError(`${path}: is a folder, not a config file (e.g. --config configs/default.yaml)`);
-  const doc = YAML.parseDocument(readFileSync(path, 'utf8'), { prettyErrors: true });
-  if (doc.errors.length) {
-    const e = doc.errors[0]!;
-    const where = e.linePos ? `:${e.linePos[0].line}:${e.linePos[0].col}` : '';
-    throw new UserError(`${path}${where}: invalid YAML: ${e.message.split('\n')[0]}`);
-  }
-  const value = doc.toJS() ?? {};
+  if (existsSync(path) && !statSync(path).isFile()) throw new UserError(`${path}: is a folder, not a config file (e.g. --config configs/default.yaml)`);
+  const value = readYamlFile(path, 'config file', chain.length ? ` (extended by ${chain[chain.length - 1]})` : '') ?? {};
   if (typeof value !== 'object' || Array.isArray(value)) throw new UserError(`${path}: expected a mapping of config keys at the top level`);
   const { extends: parent, ...own } = value as Record<string, unknown>;
   anchorPaths(own, dirname(path));
@@ -153,8 +144,10 @@ export function applyOverride(target: Record<string, unknown>, override: string)
   const keyPath = parseKeyPath(override.slice(0, eq), `--set ${override}`);
   let value: unknown;
   try {
-    value = YAML.parse(override.slice(eq + 1));
-  } catch {
+    value = parseYaml(override.slice(eq + 1), `--set ${override}`);
+  } catch (error) {
+    // Text that is not YAML is taken as a string; a forbidden key or an alias bomb is not.
+    if (/is not a key this project reads|cannot be read/.test((error as Error).message)) throw error;
     value = override.slice(eq + 1);
   }
   setPath(target, keyPath, value);

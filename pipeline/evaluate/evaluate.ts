@@ -15,8 +15,9 @@ export { predictionSchema } from './artifact.js';
  * Kaggle-style submission.txt (`ID ::: GENRE`) instead of metrics.
  */
 export async function evaluate(run: EvaluateRun): Promise<ManifestBody> {
-  const k = run.params.evaluate.top_k;
   const { classifier, genres, movies } = run.inputs;
+  // Two genres have no third most probable one: top-k is at most the number of genres.
+  const k = Math.min(run.params.evaluate.top_k, genres.labels.length);
   await selectBackend(run.settings.backend, 'evaluate');
   const features = featuresBySplit(run.inputs.vectors, run.inputs.splits, genres);
   const { labels, dim } = features;

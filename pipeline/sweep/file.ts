@@ -1,10 +1,8 @@
-import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, extname, resolve } from 'node:path';
-import YAML from 'yaml';
 import { z } from 'zod';
 import { UserError } from '../errors.js';
 import { Rng } from '../random.js';
-import { formatIssues, parseKeyPath } from '../config/index.js';
+import { formatIssues, parseKeyPath, readYamlFile } from '../config/index.js';
 import { parseMetricRef } from '../compare/metrics.js';
 
 /**
@@ -74,13 +72,7 @@ export interface Sweep {
 
 /** Reads and expands a sweep file; any mistake is one error naming the file and field. */
 export function loadSweep(path: string): Sweep {
-  if (!existsSync(path)) throw new UserError(`sweep: ${path} does not exist`);
-  let raw: unknown;
-  try {
-    raw = YAML.parse(readFileSync(path, 'utf8'));
-  } catch (error) {
-    throw new UserError(`${path}: not valid YAML (${(error as Error).message.split('\n')[0]})`);
-  }
+  const raw = readYamlFile(path, 'sweep file');
   const parsed = sweepSchema.safeParse(raw ?? {}, { reportInput: true });
   if (!parsed.success) throw new UserError(`${path}: ${formatIssues(parsed.error.issues)}`);
   const sweep = parsed.data;
