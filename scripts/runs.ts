@@ -6,7 +6,7 @@
  *   make runs
  */
 import { join, resolve } from 'node:path';
-import { stringify as stringifyCsv } from 'csv-stringify/sync';
+import { toCsv } from '../pipeline/csv.js';
 import { runMain } from '../pipeline/errors.js';
 import { parseArgs } from '../pipeline/cli.js';
 import { info } from '../pipeline/log.js';
@@ -31,6 +31,6 @@ runMain(async () => {
   );
   for (const row of rows.filter((r) => typeof r.note === 'string' && r.note !== 'not evaluated')) info(`runs: ${row.run}: ${row.note}`);
   await writeParquet(join(store.root, 'runs.parquet'), schema, rows);
-  writeFileAtomically(join(store.root, 'runs.csv'), stringifyCsv(rows, { header: true, columns: Object.keys(schema) }));
+  writeFileAtomically(join(store.root, 'runs.csv'), toCsv(rows, Object.keys(schema)));
   info(`runs: ${rows.length} runs, ${params.length} setting(s) that differ -> ${join(args.artifacts, 'runs.parquet')}, ${join(args.artifacts, 'runs.csv')}`);
 });

@@ -12,10 +12,12 @@
  */
 import { relative, resolve, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { mkdirSync } from 'node:fs';
 import { runMain, UserError } from '../pipeline/errors.js';
 import { parseArgs } from '../pipeline/cli.js';
 import { info } from '../pipeline/log.js';
 import { ArtifactStore } from '../pipeline/artifacts/store.js';
+import { acquireLock } from '../pipeline/artifacts/lock.js';
 import { loadSweep } from '../pipeline/sweep/file.js';
 
 runMain(async () => {
@@ -31,8 +33,16 @@ runMain(async () => {
   info(`sweep: ${sweep.name}: ${sweep.variants.length} variants of ${sweep.basePath}, ${sweep.maxParallel} at a time, ranked by ${sweep.metric}`);
   const { runSweep } = await import('../pipeline/sweep/run.js');
   const { writeLeaderboard } = await import('../pipeline/sweep/leaderboard.js');
-  const outcome = await runSweep(sweep, store, args.artifacts, (stage) => fileURLToPath(new URL(`../stages/${stage}.js`, import.meta.url)));
-  const { dir, rows } = await writeLeaderboard(sweep, outcome, store);
+  // A second run of the same sweep waits for the first, then finds its variants built.
+  mkdirSync(join(store.root, 'sweeps'), { recursive: true });
+  const lock = await acquireLock(join(store.root, 'sweeps', `${sweep.name}.lock`), `sweep ${sweep.name}`);
+  let outcome, dir, rows;
+  try {
+    outcome = await runSweep(sweep, store, args.artifacts, (stage) => fileURLToPath(new URL(`../stages/${stage}.js`, import.meta.url)));
+    ({ dir, rows } = await writeLeaderboard(sweep, outcome, store));
+  } finally {
+    lock.release();
+  }
   const failed = rows.filter((r) => r.status !== 'ok');
   for (const r of rows) info(`  ${String(r.rank ?? '–').padStart(2)}  ${r.run.padEnd(16)} ${r.value === null ? 'failed'.padEnd(6) : r.value.toFixed(4)}  ${r.changes}`);
   info(`sweep: built ${Object.entries(outcome.builds).map(([s, n]) => `${s} x${n}`).join(', ') || 'nothing (all reused)'} in ${outcome.seconds.toFixed(1)}s`);

@@ -9,6 +9,8 @@ import { lookup } from 'node:dns';
 import type { AddressInfo } from 'node:net';
 import sharp from 'sharp';
 import { fetchPublic, isPrivateAddress } from '../pipeline/download/public.js';
+import { parse as parseCsv } from 'csv-parse/sync';
+import { toCsv } from '../pipeline/csv.js';
 import { join } from 'node:path';
 import { acquireLock } from '../pipeline/artifacts/lock.js';
 import { REPO, cachedSegments, kaggleLines, runProgram, startProgram, workspace, type Workspace } from './helpers/workspace.js';
@@ -302,4 +304,43 @@ test('hostile YAML: a prototype key (directly, through extends or --set), an ali
   const sweep = runProgram(ws, 'scripts/sweep', [join(ws.dir, 'sweep-bomb.yaml')]);
   assert.equal(sweep.code, 1);
   oneError(sweep.stderr, /sweep-bomb\.yaml: cannot be read/);
+});
+
+test('two runs of one sweep at once: the second waits for the first, and both end with the leaderboard', async () => {
+  const ws = builtWorkspace();
+  ws.write('twice.yaml', 'base: config.yaml\nreport: false\ngrid:\n  train.seed: [1, 2]\n');
+  const start = () =>
+    new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const child = startProgram(ws, 'scripts/sweep', [join(ws.dir, 'twice.yaml')]);
+      let stderr = '';
+      child.stderr.on('data', (d) => (stderr += d));
+      child.on('exit', (code) => resolve({ code, stderr }));
+    });
+  const [first, second] = await within(120_000, Promise.all([start(), start()]), 'two sweeps');
+  for (const run of [first, second]) {
+    assert.equal(run.code, 0, run.stderr);
+    oneErrorFree(run.stderr);
+  }
+  assert.match(`${first.stderr}${second.stderr}`, /sweep twice: waiting for pid \d+/);
+  assert.ok(existsSync(join(ws.artifacts, 'sweeps', 'twice', 'leaderboard.parquet')));
+});
+
+const oneErrorFree = (output: string) => assert.doesNotMatch(output, /internal error|ENOENT|^error:/m);
+
+test('CSV the project writes opens in a spreadsheet as text: a cell that would be a formula gets a leading quote', () => {
+  const ws = builtWorkspace();
+  const input = ws.write('hostile.jsonl', [
+    JSON.stringify({ id: '=1+1', title: '=HYPERLINK("http://attacker.example","click")', description: 'A ghost story.' }),
+    JSON.stringify({ id: '2', title: '@SUM(A1:A9)', description: 'A love story.' }),
+    JSON.stringify({ id: '3', title: '\tTab', description: 'A love story, again.' }),
+    JSON.stringify({ id: '4', title: 'Plain title - with a dash', description: 'A ghost tale.' }),
+  ].join('\n'));
+  const output = join(ws.dir, 'out.csv');
+  const result = runProgram(ws, 'scripts/predict', ['--input', input, '--output', output]);
+  assert.equal(result.code, 0, result.stderr);
+  const rows = parseCsv(readFileSync(output, 'utf8'), { columns: true }) as Record<string, string>[];
+  assert.deepEqual(rows.map((r) => r.title), [`'=HYPERLINK("http://attacker.example","click")`, "'@SUM(A1:A9)", "'\tTab", 'Plain title - with a dash']);
+  assert.equal(rows[0]!.id, "'=1+1");
+  assert.ok(rows.every((r) => !r.top1_prob!.startsWith("'") && Number(r.top1_prob) > 0), 'numbers stay numbers');
+  assert.deepEqual(toCsv([{ a: -0.5, b: '-0.5', c: '+x', d: 'ok' }], ['a', 'b', 'c', 'd']).split('\n')[1], "-0.5,'-0.5,'+x,ok");
 });

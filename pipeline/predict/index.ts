@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, extname, join, resolve } from 'node:path';
 import { parse as parseCsv } from 'csv-parse/sync';
-import { stringify as stringifyCsv } from 'csv-stringify/sync';
+import { toCsv } from '../csv.js';
 import { UserError } from '../errors.js';
 import { formatCount } from '../log.js';
 import { readParquet, writeParquet, type TableSchema } from '../parquet/index.js';
@@ -224,7 +224,7 @@ export async function writePredictions(path: string, predictions: Prediction[], 
       for (let j = 1; j <= k; j++) Object.assign(schema, { [topColumns(j).genre]: { type: 'UTF8', optional: true }, [topColumns(j).prob]: { type: 'DOUBLE', optional: true } });
       await writeParquet(tmp, schema, flat);
     } else if (ext === '.csv') {
-      writeFileSync(tmp, stringifyCsv(flat, { header: true, columns: Object.keys(flat[0]!) }));
+      writeFileSync(tmp, toCsv(flat, Object.keys(flat[0]!)));
     } else {
       writeFileSync(tmp, flat.map((r) => JSON.stringify(r)).join('\n') + '\n');
     }

@@ -106,7 +106,8 @@ const SCHEMA: TableSchema = {
 export async function writeLeaderboard(sweep: Sweep, outcome: SweepRun, store: ArtifactStore): Promise<{ dir: string; rows: LeaderboardRow[] }> {
   const dir = join(store.root, 'sweeps', sweep.name);
   const rows = leaderboardRows(sweep, outcome, store);
-  const parquetTmp = join(dir, '.leaderboard.parquet.tmp');
+  // Per process: two sweeps writing at once never share a temporary file.
+  const parquetTmp = join(dir, `.leaderboard.parquet.${process.pid}.tmp`);
   rmSync(parquetTmp, { force: true });
   const params = sweptParams(outcome);
   // The parameters first (a pandas user's index), then the table.
