@@ -344,3 +344,25 @@ test('CSV the project writes opens in a spreadsheet as text: a cell that would b
   assert.ok(rows.every((r) => !r.top1_prob!.startsWith("'") && Number(r.top1_prob) > 0), 'numbers stay numbers');
   assert.deepEqual(toCsv([{ a: -0.5, b: '-0.5', c: '+x', d: 'ok' }], ['a', 'b', 'c', 'd']).split('\n')[1], "-0.5,'-0.5,'+x,ok");
 });
+
+test('paths stay inside what they name: data files in the source, hub files in the repository, runs under runs/', () => {
+  const ws = workspace('ingest:\n  source: data.zip\n  files:\n    train: ../../../../etc/passwd\n');
+  const escape = runProgram(ws, 'scripts/config', ['--check']);
+  assert.equal(escape.code, 1);
+  oneError(escape.stderr, /ingest\.files\.train: expected a path inside the source \(relative, without "\.\."\)/);
+  ws.write('abs.yaml', 'ingest:\n  source: data\n  files:\n    test: /etc/passwd\n');
+  oneError(runProgram(ws, 'scripts/config', ['--config', join(ws.dir, 'abs.yaml'), '--check']).stderr, /ingest\.files\.test: expected a path inside the source/);
+  const sum = 'a'.repeat(64);
+  ws.write('hub.yaml', `ingest:\n  source: data\nmodel:\n  hub:\n    repo: a/b\n    revision: ${'c'.repeat(40)}\n    files:\n      ../../secrets/model.onnx: ${sum}\n`);
+  oneError(runProgram(ws, 'scripts/config', ['--config', join(ws.dir, 'hub.yaml'), '--check']).stderr, /model\.hub\.files\.\.\.\/\.\.\/secrets\/model\.onnx: expected a path inside the source/);
+  ws.write('twice.yaml', `ingest:\n  source: data\nmodel:\n  hub:\n    repo: a/b\n    revision: ${'c'.repeat(40)}\n    files:\n      onnx/model.onnx: ${sum}\n      model.onnx: ${sum}\n`);
+  oneError(runProgram(ws, 'scripts/config', ['--config', join(ws.dir, 'twice.yaml'), '--check']).stderr, /model\.onnx and onnx\/model\.onnx would both land in the model folder as model\.onnx/);
+  const built = builtWorkspace();
+  for (const name of ['../runs/config', '..', 'config/../../x']) {
+    const predict = runProgram(built, 'scripts/predict', ['a ghost', '--run', name]);
+    assert.equal(predict.code, 1, name);
+    oneError(predict.stderr, /is not a run name/);
+  }
+  ws.write('refs.yaml', 'ingest:\n  source: data\nreport:\n  reference_runs: [".."]\n');
+  oneError(runProgram(ws, 'scripts/config', ['--config', join(ws.dir, 'refs.yaml'), '--check']).stderr, /report\.reference_runs\[0\]: expected a run name/);
+});

@@ -4,6 +4,7 @@ import YAML from 'yaml';
 import { writeFileAtomically, type ArtifactStore } from './store.js';
 import { UserError } from '../errors.js';
 import { readYamlFile } from '../config/yaml.js';
+import { RUN_NAME } from '../config/schema.js';
 
 /**
  * `artifacts/runs/<run>/` is what a person opens: one link per stage to the artifact that the
@@ -15,6 +16,8 @@ import { readYamlFile } from '../config/yaml.js';
  * train, evaluate and report not built, rather than seed 42's model beside seed 7's tokens.
  */
 export function runDir(store: ArtifactStore, run: string): string {
+  // A run is named, never a path: `--run ../runs/default` must not reach outside runs/.
+  if (!RUN_NAME.test(run)) throw new UserError(`"${run}" is not a run name (letters, digits, ".", "_" or "-", starting with a letter or digit; runs are folders under ${join(store.root, 'runs')})`);
   return join(store.root, 'runs', run);
 }
 
@@ -79,5 +82,5 @@ export function runPointers(store: ArtifactStore, run: string): Record<string, s
 
 export function listRuns(store: ArtifactStore): string[] {
   const dir = join(store.root, 'runs');
-  return existsSync(dir) ? readdirSync(dir).filter((name) => !name.startsWith('.')) : [];
+  return existsSync(dir) ? readdirSync(dir).filter((name) => RUN_NAME.test(name)) : [];
 }

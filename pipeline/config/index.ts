@@ -2,7 +2,7 @@ import { existsSync, statSync } from 'node:fs';
 import { basename, dirname, extname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import { UserError } from '../errors.js';
-import { configSchema, PIN_PLACEHOLDER, type Config } from './schema.js';
+import { configSchema, PIN_PLACEHOLDER, RUN_NAME, type Config } from './schema.js';
 import { parseYaml, readYamlFile } from './yaml.js';
 
 export { parseYaml, readYamlFile } from './yaml.js';
@@ -43,6 +43,7 @@ export function loadConfig(path: string, overrides: string[] = [], options: { al
   const result = configSchema.safeParse(target, { reportInput: true });
   if (!result.success) throw new UserError(`${path}: ${formatIssues(result.error.issues)}`);
   const config = { ...result.data, run: result.data.run ?? basename(path, extname(path)) };
+  if (!RUN_NAME.test(config.run)) throw new UserError(`${path}: the run is named after the file, "${config.run}", which is not a run name (letters, digits, ".", "_" or "-"): set run: to one`);
   const unpinned = placeholders(config);
   if (unpinned.length && !options.allowUnpinned) {
     throw new UserError(`${path}: not pinned yet (${unpinned.join(', ')} ${unpinned.length > 1 ? 'are' : 'is'} ${PIN_PLACEHOLDER}): run \`make pin CONFIG=${path}\` on a machine that reaches the hub`);

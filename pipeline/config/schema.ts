@@ -10,6 +10,15 @@ const GiB = 1024 ** 3;
 export const PIN_PLACEHOLDER = 'PIN-ME';
 const sha256 = z.string().regex(/^([0-9a-f]{64}|PIN-ME)$/, 'expected 64 lower-case hex characters (or PIN-ME for `make pin` to fill)');
 
+/** A run's name: a folder under artifacts/runs/, so letters, digits, ".", "_" and "-" only (no path). */
+export const RUN_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
+/** A file named inside a folder, an archive or a hub repository: relative, and never out of it through `..`. */
+const insidePath = z
+  .string()
+  .min(1)
+  .refine((name) => !/^([a-z]:)?[\\/]/i.test(name) && !name.split(/[\\/]/).includes('..'), 'expected a path inside the source (relative, without ".."), e.g. train_data.txt or data/train_data.txt');
+
 /** The Kaggle data set's file names: the defaults of ingest.files. */
 export const DEFAULT_FILES = { train: 'train_data.txt', test: 'test_data.txt', test_solution: 'test_data_solution.txt' } as const;
 
@@ -34,9 +43,9 @@ export const ingestSchema = z.strictObject({
   /** File names inside the source folder or archive (found in sub-folders too). */
   files: z
     .strictObject({
-      train: z.string().min(1).default(DEFAULT_FILES.train),
-      test: z.string().min(1).nullable().default(DEFAULT_FILES.test),
-      test_solution: z.string().min(1).nullable().default(DEFAULT_FILES.test_solution),
+      train: insidePath.default(DEFAULT_FILES.train),
+      test: insidePath.nullable().default(DEFAULT_FILES.test),
+      test_solution: insidePath.nullable().default(DEFAULT_FILES.test_solution),
     })
     .prefault({}),
   /** For CSV and JSONL: which column holds each field. */
@@ -70,8 +79,18 @@ export const modelSchema = z
         revision: z.string().min(1),
         /** Where the hub lives; files are fetched from `<base_url>/<repo>/resolve/<revision>/<file>`. */
         base_url: z.string().regex(/^https?:\/\//, 'expected an http(s) URL').default('https://huggingface.co'),
-        /** Repository file -> sha256. Each lands in the model folder under its base name. */
-        files: z.record(z.string().min(1), sha256),
+        /** Repository file -> sha256. Each lands in the model folder under its base name, so two files may not share one. */
+        files: z.record(z.string().min(1), sha256).check((ctx) => {
+          const seen = new Map<string, string>();
+          for (const file of Object.keys(ctx.value)) {
+            const inside = insidePath.safeParse(file);
+            if (!inside.success) ctx.issues.push({ code: 'custom', path: [file], message: inside.error.issues[0]!.message, input: file });
+            const base = file.split('/').pop()!;
+            const other = seen.get(base);
+            if (other) ctx.issues.push({ code: 'custom', path: [file], message: `${file} and ${other} would both land in the model folder as ${base}: list one of them`, input: file });
+            seen.set(base, file);
+          }
+        }),
       })
       .optional(),
     /**
@@ -218,16 +237,13 @@ export const reportSchema = z.strictObject({
   /** Poster URLs on loopback or private addresses (127.0.0.1, 10.x, ...) are refused unless this is set. */
   allow_private_poster_urls: z.boolean().default(false),
   /** Runs (names under artifacts/runs/) whose figures the headline and per-genre table show beside this run's. */
-  reference_runs: z.array(z.string().regex(/^[A-Za-z0-9._-]+$/, 'expected a run name: letters, digits, ".", "_" or "-"')).default([]),
+  reference_runs: z.array(z.string().regex(RUN_NAME, 'expected a run name: letters, digits, ".", "_" or "-", starting with a letter or digit')).default([]),
 });
 
 export const configSchema = z
   .strictObject({
     /** Name of the run folder under artifacts/runs/ (default: the config file's name). */
-    run: z
-      .string()
-      .regex(/^[A-Za-z0-9._-]+$/, 'expected letters, digits, ".", "_" or "-"')
-      .optional(),
+    run: z.string().regex(RUN_NAME, 'expected letters, digits, ".", "_" or "-", starting with a letter or digit').optional(),
     seed: z.number().int().min(0).default(42),
     ingest: ingestSchema,
     /** Needed from tokenize on; a config that only ingests may leave it out. */
