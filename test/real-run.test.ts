@@ -9,6 +9,7 @@ import { join, relative } from 'node:path';
 import { readEmbeddings } from '../pipeline/arrow/index.js';
 import { makeZip } from './helpers/archives.js';
 import { REPO, kaggleLines, workspace, type Workspace } from './helpers/workspace.js';
+import { lstatSync, symlinkSync } from 'node:fs';
 import { writeModelFolder } from './helpers/models.js';
 import type { ExportShape } from '../pipeline/testing/bert-graph.js';
 
@@ -75,6 +76,8 @@ before(async () => {
       return res.writeHead(302, { location: '/storage/genre-classification-dataset-imdb' }).end();
     }
     if (url.pathname === '/storage/genre-classification-dataset-imdb') return res.end(kaggleZip);
+    // A dataset whose rules were not accepted: Kaggle answers 200 with a web page.
+    if (url.pathname === '/kaggle/api/v1/datasets/download/owner/rules-not-accepted') return res.writeHead(200, { 'content-type': 'text/html' }).end('<!DOCTYPE html><html><body>Please accept the rules</body></html>');
     // The hub's CDN: content by checksum, no credentials (fetch drops them on redirect anyway).
     const cdn = /^\/cdn\/([0-9a-f]{64})$/.exec(url.pathname);
     if (cdn) {
@@ -152,7 +155,8 @@ async function make(ws: Workspace, args: string[], env: Env = { HF_TOKEN: TOKEN,
   const { HF_TOKEN: _t, KAGGLE_USERNAME: _u, KAGGLE_KEY: _k, ...outer } = process.env;
   const emptyKaggleDir = join(ws.dir, 'no-kaggle-json');
   mkdirSync(emptyKaggleDir, { recursive: true });
-  const child = spawn('make', ['--no-print-directory', ...args, `CONFIG=${ws.config}`, `ARTIFACTS=${ws.artifacts}`], {
+  // The workspace's config first: a CONFIG= in `args` names another (make takes the last one).
+  const child = spawn('make', ['--no-print-directory', `CONFIG=${ws.config}`, `ARTIFACTS=${ws.artifacts}`, ...args], {
     cwd: REPO,
     env: { ...outer, ...env, PIPELINE_CACHE: ws.cache, KAGGLE_CONFIG_DIR: emptyKaggleDir, CI: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -186,7 +190,8 @@ async function pinThenMakeAll(repo: string) {
   const pin = await make(ws, ['pin']);
   assert.equal(pin.code, 0, pin.output);
   const pinned = readFileSync(ws.config, 'utf8');
-  assert.match(pinned, new RegExp(`revision: ${COMMIT} # main on \\d{4}-\\d{2}-\\d{2} \\(make pin\\)`));
+  // The line's own comment stays, with what was pinned after it.
+  assert.match(pinned, new RegExp(`revision: ${COMMIT} # a branch: make pin turns it into a commit id; was main on \\d{4}-\\d{2}-\\d{2} \\(make pin\\)`));
   assert.match(pinned, /^# The real run, as a user writes it before pinning\.$/m, 'comments are kept');
   const files = repos.get(repo)!.files;
   for (const file of ['onnx/model.onnx', 'config.json']) assert.match(pinned, new RegExp(`${file}: "?${sha256(files.get(file)!)}"?`));
@@ -239,7 +244,10 @@ test('make pin: a wrong token, a missing file, an unreachable hub and missing Ka
   };
   const wrongToken = await make(ws, ['pin'], { HF_TOKEN: 'hf_wrong', KAGGLE_USERNAME: KAGGLE.user, KAGGLE_KEY: KAGGLE.key });
   assert.notEqual(wrongToken.code, 0);
-  assert.match(wrongToken.output, /error: model\.hub\.revision: .*\/api\/models\/acme\/bert-features\/revision\/main was refused \(HTTP 401 Unauthorized\): a private or gated repository needs an access token .* set HF_TOKEN/);
+  assert.match(wrongToken.output, /error: model\.hub\.revision: .*\/api\/models\/acme\/bert-features\/revision\/main was refused \(HTTP 401 Unauthorized\): the hub refused the HF_TOKEN that was sent: check that it is valid and has read access/);
+  const noToken = await make(ws, ['pin'], { KAGGLE_USERNAME: KAGGLE.user, KAGGLE_KEY: KAGGLE.key });
+  assert.match(noToken.output, /was refused \(HTTP 401 Unauthorized\): a private or gated repository needs an access token .* set HF_TOKEN/);
+  oneError(noToken.output);
   oneError(wrongToken.output);
 
   realConfig(ws, 'acme/bert-features', { files: ['onnx/model.onnx', 'onnx/missing.onnx'] });
@@ -270,4 +278,25 @@ test('make pin: a wrong token, a missing file, an unreachable hub and missing Ka
   assert.notEqual(wrongKaggle.code, 0);
   assert.match(wrongKaggle.output, /error: ingest\.source: .*datasets\/download\/hijest\/genre-classification-dataset-imdb was refused \(HTTP 401 Unauthorized\): check KAGGLE_USERNAME and KAGGLE_KEY/);
   oneError(wrongKaggle.output);
+});
+
+test('make pin refuses a web page for data, writes through a symbolic link, and refuses --set (it writes the file as the file is)', async () => {
+  const ws = workspace();
+  const env = { KAGGLE_USERNAME: KAGGLE.user, KAGGLE_KEY: KAGGLE.key };
+  ws.write('page.yaml', `ingest:\n  source: kaggle://owner/rules-not-accepted\n  sha256: PIN-ME\n  download:\n    kaggle_api: ${base}/kaggle/api/v1\n`);
+  const page = await make(ws, ['pin', `CONFIG=${join(ws.dir, 'page.yaml')}`], env);
+  assert.notEqual(page.code, 0);
+  assert.match(page.output, /error: pin: kaggle:\/\/owner\/rules-not-accepted answered with a web page, not data/);
+  assert.match(readFileSync(join(ws.dir, 'page.yaml'), 'utf8'), /sha256: PIN-ME/, 'nothing was pinned');
+
+  realConfig(ws, 'acme/bert-features');
+  const link = join(ws.dir, 'linked.yaml');
+  symlinkSync(ws.config, link);
+  const refused = await make(ws, ['pin', `CONFIG=${link}`, 'SET=seed=3']);
+  assert.notEqual(refused.code, 0);
+  assert.match(refused.output, /error: pin: --set \(SET=\) does not apply: make pin writes the pins of .*linked\.yaml as the file is/);
+  const pinned = await make(ws, ['pin', `CONFIG=${link}`]);
+  assert.equal(pinned.code, 0, pinned.output);
+  assert.ok(lstatSync(link).isSymbolicLink(), 'the link is still a link');
+  assert.match(readFileSync(ws.config, 'utf8'), new RegExp(`revision: ${COMMIT}`), 'the file it names is pinned');
 });

@@ -8,7 +8,7 @@ import { createServer } from 'node:http';
 import { lookup } from 'node:dns';
 import type { AddressInfo } from 'node:net';
 import sharp from 'sharp';
-import { fetchPublic, isPrivateAddress } from '../pipeline/download/public.js';
+import { fetchPublic, isPrivateAddress } from '../pipeline/download/http.js';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { toCsv } from '../pipeline/csv.js';
 import { join } from 'node:path';
@@ -316,12 +316,27 @@ test('two runs of one sweep at once: the second waits for the first, and both en
       child.stderr.on('data', (d) => (stderr += d));
       child.on('exit', (code) => resolve({ code, stderr }));
     });
+  // While another run holds the sweep (this test does), a run waits, and says for whom.
+  mkdirSync(join(ws.artifacts, 'sweeps'), { recursive: true });
+  const held = await acquireLock(join(ws.artifacts, 'sweeps', 'twice.lock'), 'test');
+  let waiting = '';
+  const blocked = new Promise<number | null>((resolve) => {
+    const child = startProgram(ws, 'scripts/sweep', [join(ws.dir, 'twice.yaml')]);
+    child.stderr.on('data', (d) => (waiting += d));
+    child.on('exit', resolve);
+  });
+  while (!/waiting for pid/.test(waiting)) {
+    assert.ok(await pendingAfter(50, blocked), `the sweep waits for the holder: ${waiting}`);
+  }
+  assert.match(waiting, new RegExp(`sweep twice: waiting for pid ${process.pid} on `));
+  held.release();
+  assert.equal(await within(120_000, blocked, 'the sweep once released'), 0, waiting);
+  // Two at once: whichever waits finds the variants built; neither trips over the other's files.
   const [first, second] = await within(120_000, Promise.all([start(), start()]), 'two sweeps');
   for (const run of [first, second]) {
     assert.equal(run.code, 0, run.stderr);
     oneErrorFree(run.stderr);
   }
-  assert.match(`${first.stderr}${second.stderr}`, /sweep twice: waiting for pid \d+/);
   assert.ok(existsSync(join(ws.artifacts, 'sweeps', 'twice', 'leaderboard.parquet')));
 });
 
@@ -366,3 +381,59 @@ test('paths stay inside what they name: data files in the source, hub files in t
   ws.write('refs.yaml', 'ingest:\n  source: data\nreport:\n  reference_runs: [".."]\n');
   oneError(runProgram(ws, 'scripts/config', ['--config', join(ws.dir, 'refs.yaml'), '--check']).stderr, /report\.reference_runs\[0\]: expected a run name/);
 });
+
+test('downloads: a redirect loop or a redirect to file: is one error, not retried; the hub has its own size cap; what a killed download left is removed', async () => {
+  const asked: Record<string, number> = {};
+  const server = createServer((req, res) => {
+    asked[req.url!] = (asked[req.url!] ?? 0) + 1;
+    if (req.url === '/loop') return res.writeHead(302, { location: '/loop' }).end();
+    if (req.url === '/to-file') return res.writeHead(302, { location: 'file:///etc/passwd' }).end();
+    if (req.url!.includes('/resolve/')) return res.writeHead(200, { 'content-length': 5000 }).end(Buffer.alloc(5000));
+    res.writeHead(404).end();
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  try {
+    for (const [path, pattern] of [['/loop', /more than 10 redirects \(a redirect loop\?\); the server's redirects cannot be followed/], ['/to-file', /a redirect to file: URLs are not fetched \(http and https only\)/]] as const) {
+      const ws = workspace(`ingest:\n  source: ${base}${path}\n  sha256: ${'a'.repeat(64)}\n  download:\n    retries: 3\n`);
+      const result = await runProgramAsyncHere(ws, 'stages/ingest');
+      assert.equal(result.code, 1);
+      oneError(result.stderr, pattern);
+      assert.doesNotMatch(result.stderr, /offline|retrying/);
+      assert.equal(asked[path], path === '/loop' ? 11 : 1, `${path}: asked once (a loop follows its 10 redirects), never retried`);
+    }
+    // The hub's files have their own cap, named in the refusal.
+    const ws = workspace(`ingest:\n  source: data\nmodel:\n  hub:\n    repo: acme/big\n    revision: ${'c'.repeat(40)}\n    base_url: ${base}\n    download:\n      max_bytes: 1000\n    files:\n      tokenizer.json: ${'b'.repeat(64)}\n      tokenizer_config.json: ${'b'.repeat(64)}\n      config.json: ${'b'.repeat(64)}\n      model.onnx: ${'b'.repeat(64)}\n`);
+    ws.write('data/train_data.txt', kaggleLines([{ id: 1, genre: 'drama' }, { id: 2, genre: 'comedy' }]));
+    assert.equal(runProgram(ws, 'stages/ingest', ['--set', 'ingest.max_reject_fraction=1', '--set', 'ingest.validation_fraction=0']).code, 0);
+    const big = await runProgramAsyncHere(ws, 'stages/tokenize', ['--set', 'ingest.max_reject_fraction=1', '--set', 'ingest.validation_fraction=0']);
+    assert.equal(big.code, 1);
+    oneError(big.stderr, /model\.hub: .*tokenizer\.json: the server announces 4\.9 KiB, more than the limit of 1000 B; nothing was kept \(raise model\.hub\.download\.max_bytes/);
+    // A download killed mid-way leaves its partial file; the next download, and make gc, remove it.
+    const incoming = join(ws.cache, 'downloads', '.incoming');
+    mkdirSync(incoming, { recursive: true });
+    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout;
+    writeFileSync(join(incoming, `${dead}-1700000000000`), 'half a download');
+    mkdirSync(join(ws.cache, 'extracted', `${'d'.repeat(64)}.partial-${dead}`), { recursive: true });
+    const gc = runProgram(ws, 'scripts/gc', ['--dry-run']);
+    assert.match(gc.stderr, new RegExp(`would remove .*\\.incoming/${dead}-1700000000000`));
+    assert.match(gc.stderr, new RegExp(`would remove .*extracted/d+\\.partial-${dead}`));
+    await runProgramAsyncHere(ws, 'stages/tokenize', ['--set', 'ingest.max_reject_fraction=1', '--set', 'ingest.validation_fraction=0']);
+    assert.deepEqual(readdirSync(incoming), [], 'the next download removed it');
+    assert.equal(runProgram(ws, 'scripts/gc').code, 0);
+    assert.deepEqual(readdirSync(join(ws.cache, 'extracted')), []);
+  } finally {
+    server.close();
+  }
+});
+
+/** A program run without blocking this process, which serves HTTP to it. */
+function runProgramAsyncHere(ws: Workspace, program: string, args: string[] = []): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = startProgram(ws, program, args);
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('exit', (code) => resolve({ code, stderr }));
+  });
+}

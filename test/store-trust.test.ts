@@ -199,10 +199,9 @@ test('a lock whose pid now belongs to another process is taken over at once, and
   writeFileSync(path, JSON.stringify({ pid: 1, host: hostname(), since: '2026-01-01T00:00:00Z', boot, process: `${boot}:12345` }));
   const dry = run(ws, 'scripts/gc', ['--dry-run']);
   assert.match(dry.output, /would remove .*embed\/abcdef0123456789\.lock/);
-  const started = performance.now();
-  const lock = await acquireLock(path, 'embed abcdef0123456789');
+  // Taken over at once, not after the 60 s a lock of another machine is given (10 s leaves room for a busy CI machine).
+  const lock = await Promise.race([acquireLock(path, 'embed abcdef0123456789'), new Promise<never>((_, reject) => setTimeout(() => reject(new Error('waited for a pid that is not the owner')), 10_000))]);
   lock.release();
-  assert.ok(performance.now() - started < 1000, 'no waiting for a pid that is not the owner');
 });
 
 test('an interrupted embed resumed with another shard_rows keeps the rows it finished and ends byte-identical', async () => {

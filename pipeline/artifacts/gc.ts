@@ -1,6 +1,7 @@
 import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { isHeld, pidRuns } from './lock.js';
+import { sizeOf } from '../files.js';
 import { listRuns, runPointers } from './runs.js';
 import { readLeases } from './lease.js';
 import type { ArtifactStore } from './store.js';
@@ -88,8 +89,3 @@ function collectVectorCaches(store: ArtifactStore, dryRun: boolean, removed: Rem
   return out;
 }
 
-function sizeOf(path: string): number {
-  const stat = statSync(path);
-  if (!stat.isDirectory()) return stat.size;
-  return readdirSync(path).reduce((sum, name) => sum + sizeOf(join(path, name)), 0);
-}

@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { info } from '../log.js';
 import { heartbeat, STALE_AFTER_MS } from './heartbeat.js';
+import { pidRuns } from '../processes.js';
 
 /**
  * An exclusive lock on one artifact key: a file created with O_EXCL that records its owner.
@@ -93,14 +94,7 @@ export function holderState(path: string, owner: LockOwner | undefined = readOwn
   return byHeartbeat(`held from ${owner.host}${owner.boot && boot && owner.boot !== boot && owner.host === hostname() ? ' before a restart' : ''}`);
 }
 
-export function pidRuns(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
+export { pidRuns } from '../processes.js';
 
 /** Locks this process holds, removed if it exits without releasing them (Ctrl-C, SIGTERM, process.exit). */
 const held = new Set<string>();

@@ -2,7 +2,7 @@ import { existsSync, statSync } from 'node:fs';
 import { basename, dirname, extname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import { UserError } from '../errors.js';
-import { configSchema, PIN_PLACEHOLDER, RUN_NAME, type Config } from './schema.js';
+import { configSchema, isRemoteSource, PIN_PLACEHOLDER, RUN_NAME, type Config } from './schema.js';
 import { parseYaml, readYamlFile } from './yaml.js';
 
 export { parseYaml, readYamlFile } from './yaml.js';
@@ -46,7 +46,8 @@ export function loadConfig(path: string, overrides: string[] = [], options: { al
   if (!RUN_NAME.test(config.run)) throw new UserError(`${path}: the run is named after the file, "${config.run}", which is not a run name (letters, digits, ".", "_" or "-"): set run: to one`);
   const unpinned = placeholders(config);
   if (unpinned.length && !options.allowUnpinned) {
-    throw new UserError(`${path}: not pinned yet (${unpinned.join(', ')} ${unpinned.length > 1 ? 'are' : 'is'} ${PIN_PLACEHOLDER}): run \`make pin CONFIG=${path}\` on a machine that reaches the hub`);
+    const reaches = [unpinned.some((f) => f.startsWith('model.hub')) && 'the hub', unpinned.includes('ingest.sha256') && (isRemoteSource(config.ingest.source) && /^kaggle:/i.test(config.ingest.source) ? 'Kaggle' : 'the data source')].filter(Boolean).join(' and ');
+    throw new UserError(`${path}: not pinned yet (${unpinned.join(', ')} ${unpinned.length > 1 ? 'are' : 'is'} ${PIN_PLACEHOLDER}): run \`make pin CONFIG=${path}\` on a machine that reaches ${reaches}`);
   }
   return { config, path, baseDir: dirname(resolve(path)), overrides };
 }

@@ -79,6 +79,14 @@ export const modelSchema = z
         revision: z.string().min(1),
         /** Where the hub lives; files are fetched from `<base_url>/<repo>/resolve/<revision>/<file>`. */
         base_url: z.string().regex(/^https?:\/\//, 'expected an http(s) URL').default('https://huggingface.co'),
+        /** How hub files are fetched: retries, seconds without a byte, and the most one file may be (a bert-large export is 1.3 GB). */
+        download: z
+          .strictObject({
+            retries: z.number().int().min(0).max(20).default(3),
+            timeout_s: z.number().positive().default(60),
+            max_bytes: z.number().int().positive().default(8 * GiB),
+          })
+          .prefault({}),
         /** Repository file -> sha256. Each lands in the model folder under its base name, so two files may not share one. */
         files: z.record(z.string().min(1), sha256).check((ctx) => {
           const seen = new Map<string, string>();

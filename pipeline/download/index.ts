@@ -1,12 +1,18 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { createWriteStream, existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
+import { Transform } from 'node:stream';
+import { once } from 'node:events';
+import { pidRuns } from '../processes.js';
+import { sizeOf } from '../files.js';
 import { homedir } from 'node:os';
 import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { UserError } from '../errors.js';
 import { sha256File } from '../hash.js';
 import { formatBytes, info, progress } from '../log.js';
+import { httpGet, RefusedAddress, TimeoutError } from './http.js';
+import type { IncomingMessage } from 'node:http';
 
 /**
  * Every download of the project (data sets, model files) goes through here: streamed to a
@@ -78,6 +84,7 @@ async function fetchIntoCache(url: string, options: DownloadOptions): Promise<Do
   if (hit) return { path: hit, sha256: sha256! };
   const incoming = join(cacheRoot(), 'downloads', '.incoming');
   mkdirSync(incoming, { recursive: true });
+  cacheDebris();
   const partial = join(incoming, `${process.pid}-${Date.now()}`);
   const headers = options.headers?.() ?? {};
   let lastError = '';
@@ -107,6 +114,7 @@ async function fetchIntoCache(url: string, options: DownloadOptions): Promise<Do
       if (error instanceof RefusedError) {
         throw new UserError(`${field}: ${url} was refused (${error.message})${authHint ? `: ${authHint}` : ''}`);
       }
+      if (error instanceof BadRedirect) throw new UserError(`${field}: ${url}: ${error.message}; the server's redirects cannot be followed (check the URL)`);
       const retryable = error instanceof RetryableError || isNetworkError(error);
       lastError = describeError(error);
       if (!retryable) break;
@@ -117,69 +125,100 @@ async function fetchIntoCache(url: string, options: DownloadOptions): Promise<Do
   );
 }
 
+/**
+ * What killed processes left in the cache: `downloads/.incoming/<pid>-<time>` files and
+ * `extracted/` or `derived/` `<name>.partial-<pid>` folders. They hold disk and no work; each use
+ * of the cache, and `make gc`, removes those whose process is gone.
+ */
+export function cacheDebris(dryRun = false): { path: string; bytes: number }[] {
+  const root = cacheRoot();
+  const found: { path: string; bytes: number }[] = [];
+  const sweep = (dir: string, pattern: RegExp) => {
+    if (!existsSync(dir)) return;
+    for (const name of readdirSync(dir)) {
+      const pid = pattern.exec(name)?.[1];
+      if (!pid || pidRuns(Number(pid))) continue;
+      found.push({ path: join(dir, name), bytes: sizeOf(join(dir, name)) });
+      if (!dryRun) rmSync(join(dir, name), { recursive: true, force: true });
+    }
+  };
+  sweep(join(root, 'downloads', '.incoming'), /^(\d+)-\d+$/);
+  sweep(join(root, 'extracted'), /\.partial-(\d+)$/);
+  sweep(join(root, 'derived'), /\.partial-(\d+)$/);
+  return found;
+}
+
 class RetryableError extends Error {}
+/** A redirect that cannot be followed (a loop, to file: or another scheme): trying again cannot help, and it is not the network. */
+class BadRedirect extends Error {}
 /** More bytes than the caller allows: not retried, and nothing is kept. */
 class TooLargeError extends Error {}
 /** The server said no to the credentials (or their absence): trying again cannot help. */
 class RefusedError extends Error {}
 
 async function fetchOnce(url: string, path: string, timeoutS: number, headers: Record<string, string>, maxBytes: number): Promise<string> {
-  const controller = new AbortController();
-  let timer = setTimeout(() => controller.abort(), timeoutS * 1000);
-  const resetTimer = () => {
-    clearTimeout(timer);
-    timer = setTimeout(() => controller.abort(), timeoutS * 1000);
-  };
+  let response: IncomingMessage;
   try {
-    // fetch drops the Authorization header when a redirect leaves the origin (a hub's CDN).
-    const response = await fetch(url, { signal: controller.signal, redirect: 'follow', headers });
-    if (!response.ok || !response.body) {
-      const message = `HTTP ${response.status} ${response.statusText}`.trim();
-      if (response.status === 401 || response.status === 403) throw new RefusedError(message);
-      if (response.status >= 500 || response.status === 429) throw new RetryableError(message);
-      throw new Error(message);
-    }
-    const total = Number(response.headers.get('content-length')) || undefined;
-    if (total !== undefined && total > maxBytes) throw new TooLargeError(`the server announces ${formatBytes(total)}, more than the limit of ${formatBytes(maxBytes)}`);
-    const bar = progress(`download ${basename(new URL(url).pathname)}`, total, 'B');
-    const hash = createHash('sha256');
-    const file = await open(path, 'w');
-    let bytes = 0;
-    try {
-      for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
-        resetTimer();
-        bytes += chunk.length;
-        // Without a Content-Length the limit is the only thing between a wrong URL and a full disk.
-        if (bytes > maxBytes) throw new TooLargeError(`more than the limit of ${formatBytes(maxBytes)} arrived`);
-        hash.update(chunk);
-        await file.write(chunk);
-        bar.tick(chunk.length);
-      }
-    } catch (error) {
-      if (error instanceof TooLargeError || controller.signal.aborted) throw error;
-      throw new RetryableError(`the connection closed after ${formatBytes(bytes)}${total ? ` of ${formatBytes(total)}` : ''} (${describeError(error)})`);
-    } finally {
-      await file.close();
-    }
-    if (total !== undefined && bytes !== total) throw new RetryableError(`connection closed after ${formatBytes(bytes)} of ${formatBytes(total)}`);
-    bar.done(formatBytes(bytes));
-    return hash.digest('hex');
+    response = await httpGet(url, { headers, timeoutMs: timeoutS * 1000 });
   } catch (error) {
-    if (controller.signal.aborted) throw new RetryableError(`no data for ${timeoutS}s`);
+    if (error instanceof RefusedAddress) throw new BadRedirect(error.message);
+    if (error instanceof TimeoutError) throw new RetryableError(error.message);
     throw error;
-  } finally {
-    clearTimeout(timer);
   }
+  const status = response.statusCode ?? 0;
+  if (status !== 200) {
+    response.resume();
+    const message = `HTTP ${status} ${response.statusMessage ?? ''}`.trim();
+    if (status === 401 || status === 403) throw new RefusedError(message);
+    if (status >= 500 || status === 429) throw new RetryableError(message);
+    throw new Error(message);
+  }
+  const total = Number(response.headers['content-length']) || undefined;
+  if (total !== undefined && total > maxBytes) {
+    response.destroy();
+    throw new TooLargeError(`the server announces ${formatBytes(total)}, more than the limit of ${formatBytes(maxBytes)}`);
+  }
+  const bar = progress(`download ${basename(new URL(url).pathname)}`, total, 'B');
+  const hash = createHash('sha256');
+  let bytes = 0;
+  // Counted as each chunk arrives (piped, not iterated: an async iterator drops the chunks that
+  // arrived with the close, and the message would say 0 B).
+  const counter = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      bytes += chunk.length;
+      // Without a Content-Length the limit is the only thing between a wrong URL and a full disk.
+      if (bytes > maxBytes) return done(new TooLargeError(`more than the limit of ${formatBytes(maxBytes)} arrived`));
+      hash.update(chunk);
+      bar.tick(chunk.length);
+      done(null, chunk);
+    },
+  });
+  const out = createWriteStream(path);
+  try {
+    await pipeline(response, counter, out);
+  } catch (error) {
+    // The file is closed before the caller removes it, or its late open would leave it behind.
+    if (!out.closed) await once(out, 'close').catch(() => {});
+    if (error instanceof TooLargeError) throw error;
+    if (error instanceof TimeoutError) throw new RetryableError(`${error.message} after ${formatBytes(bytes)}${total ? ` of ${formatBytes(total)}` : ''}`);
+    throw new RetryableError(`the connection closed after ${formatBytes(bytes)}${total ? ` of ${formatBytes(total)}` : ''} arrived (${describeError(error)})`);
+  }
+  if (total !== undefined && bytes !== total) throw new RetryableError(`the connection closed after ${formatBytes(bytes)} of ${formatBytes(total)} arrived`);
+  bar.done(formatBytes(bytes));
+  return hash.digest('hex');
 }
 
 function isNetworkError(error: unknown): boolean {
-  // fetch wraps socket errors (ECONNREFUSED, ENOTFOUND, ECONNRESET) in a TypeError with a cause.
-  return error instanceof TypeError && (error as { cause?: unknown }).cause !== undefined;
+  // Socket errors (ECONNREFUSED, ENOTFOUND, ECONNRESET) carry a code; fetch (request()) wraps them in a TypeError with a cause.
+  return typeof (error as NodeJS.ErrnoException)?.code === 'string' || (error instanceof TypeError && (error as { cause?: unknown }).cause !== undefined);
 }
 
 function describeError(error: unknown): string {
-  const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+  const cause = (error as { cause?: { code?: string; message?: string } }).cause ?? (error as { code?: string; message?: string });
   if (cause?.code) return `${cause.code}${cause.code === 'ENOTFOUND' || cause.code === 'EAI_AGAIN' ? ' (no network or unknown host)' : ''}`;
+  // fetch's words for a redirect it will not follow.
+  if (/redirect count exceeded/.test(cause?.message ?? '')) return 'too many redirects (a redirect loop?)';
+  if (/URL scheme must be a HTTP/.test(cause?.message ?? '')) return 'a redirect to a URL that is not http(s)';
   return (error as Error).message ?? String(error);
 }
 
@@ -209,6 +248,7 @@ export async function request(url: string, options: RequestOptions): Promise<Res
     response = await fetch(url, { method, headers, redirect: manualRedirect ? 'manual' : 'follow', signal: AbortSignal.timeout(timeoutS * 1000) });
   } catch (error) {
     const reason = (error as Error).name === 'TimeoutError' ? `no answer in ${timeoutS}s` : describeError(error);
+    if (/redirect/.test(reason)) throw new UserError(`${field}: ${url}: ${reason}; the server's redirects cannot be followed (check the URL)`);
     throw new UserError(`${field}: cannot reach ${new URL(url).origin} (${reason}) for ${url}. ${offlineHint}`);
   }
   const status = `HTTP ${response.status} ${response.statusText}`.trim();

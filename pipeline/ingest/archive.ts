@@ -1,5 +1,5 @@
-import { createWriteStream, existsSync, mkdirSync, openSync, readdirSync, readSync, closeSync, renameSync, rmSync } from 'node:fs';
-import { basename, dirname, join, resolve, sep } from 'node:path';
+import { createWriteStream, existsSync, mkdirSync, openSync, readSync, closeSync, renameSync, rmSync } from 'node:fs';
+import { dirname, resolve, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
 import { crc32 } from 'node:zlib';
@@ -8,7 +8,7 @@ import yauzl from 'yauzl';
 import { UserError } from '../errors.js';
 import { formatBytes, info } from '../log.js';
 import { checkFolder, forgetFolder, recordFolder } from '../download/ledger.js';
-import { pidRuns } from '../artifacts/lock.js';
+import { cacheDebris } from '../download/index.js';
 
 export type ArchiveKind = 'zip' | 'tar' | 'tar.gz';
 
@@ -60,7 +60,7 @@ function checkEntries(archive: string, entries: EntryCheck[], maxBytes: number):
  * Extracts once into `dest` (atomically: a partial folder, then rename), recorded in the cache's
  * ledger (every file's size and sha256, kept outside the folder). A later run reuses the folder
  * only when every file still matches it; an edited or damaged extraction is extracted again
- * rather than read. Partial folders of extractions whose process is gone are removed first.
+ * rather than read. What killed extractions left in the cache is removed first (cacheDebris).
  */
 export async function extractArchive(archive: string, kind: ArchiveKind, dest: string, maxBytes: number): Promise<string> {
   if (existsSync(dest)) {
@@ -69,7 +69,7 @@ export async function extractArchive(archive: string, kind: ArchiveKind, dest: s
     info(`ingest: the extracted copy in ${dest} changed (${problem}); extracting again`);
     forgetFolder(dest);
   }
-  removeDeadPartials(dest);
+  cacheDebris();
   const partial = `${dest}.partial-${process.pid}`;
   rmSync(partial, { recursive: true, force: true });
   mkdirSync(partial, { recursive: true });
@@ -84,16 +84,6 @@ export async function extractArchive(archive: string, kind: ArchiveKind, dest: s
     rmSync(partial, { recursive: true, force: true });
   }
   return dest;
-}
-
-/** `<dest>.partial-<pid>` folders of extractions killed before they finished. */
-function removeDeadPartials(dest: string): void {
-  const parent = dirname(dest);
-  if (!existsSync(parent)) return;
-  for (const name of readdirSync(parent)) {
-    const match = new RegExp(`^${basename(dest)}\\.partial-(\\d+)$`).exec(name);
-    if (match && !pidRuns(Number(match[1]))) rmSync(join(parent, name), { recursive: true, force: true });
-  }
 }
 
 async function extractTar(archive: string, dest: string, maxBytes: number): Promise<void> {

@@ -6,7 +6,7 @@ import { download } from '../download/index.js';
 import { fingerprintFile } from '../artifacts/fingerprint.js';
 import type { ArtifactStore } from '../artifacts/store.js';
 import { info } from '../log.js';
-import { HUB_AUTH_HINT, HUB_OFFLINE_HINT, hubFileUrl, hubHeaders, isCommitId } from './hub.js';
+import { HUB_OFFLINE_HINT, hubAuthHint, hubFileUrl, hubHeaders, isCommitId } from './hub.js';
 
 /** The files of a model folder, found on disk (downloaded first for hub models). */
 export interface ModelFiles {
@@ -87,10 +87,14 @@ export async function resolveModel(loaded: LoadedConfig, names: readonly string[
       if (!names.includes(basename(file))) continue;
       const path = await download(hubFileUrl(hub, hub.revision, file), {
         sha256,
+        retries: hub.download.retries,
+        timeoutS: hub.download.timeout_s,
+        maxBytes: hub.download.max_bytes,
+        maxBytesField: 'model.hub.download.max_bytes',
         field: 'model.hub',
         offlineHint: HUB_OFFLINE_HINT,
         headers: hubHeaders,
-        authHint: HUB_AUTH_HINT,
+        authHint: hubAuthHint(),
       });
       paths.set(basename(file), path);
     }

@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync, realpathSync } from 'node:fs';
+import { UserError } from '../errors.js';
 import YAML, { isScalar } from 'yaml';
 import { loadConfig } from '../config/index.js';
 import { isRemoteSource, PIN_PLACEHOLDER } from '../config/schema.js';
@@ -24,7 +25,9 @@ export interface PinChange {
  * comes from the server, and a server that cannot be reached is an error.
  */
 export async function pinConfig(path: string, overrides: string[]): Promise<PinChange[]> {
-  const { config } = loadConfig(path, overrides, { allowUnpinned: true });
+  // The pins are written into the file: computed from anything but the file, they would not be its pins.
+  if (overrides.length) throw new UserError(`pin: --set (SET=) does not apply: make pin writes the pins of ${path} as the file is; put ${overrides.join(' ')} in the file (or in a config that extends it) and pin that`);
+  const { config } = loadConfig(path, [], { allowUnpinned: true });
   const changes: PinChange[] = [];
   const hub = config.model?.hub;
   if (hub) {
@@ -38,7 +41,7 @@ export async function pinConfig(path: string, overrides: string[]): Promise<PinC
   const { ingest } = config;
   if (isRemoteSource(ingest.source) && (!ingest.sha256 || ingest.sha256 === PIN_PLACEHOLDER)) {
     const { url, headers, authHint } = remoteSource(ingest);
-    const { sha256 } = await downloadUnpinned(url, {
+    const { sha256, path: downloaded } = await downloadUnpinned(url, {
       field: 'ingest.source',
       headers,
       authHint,
@@ -47,22 +50,45 @@ export async function pinConfig(path: string, overrides: string[]): Promise<PinC
       maxBytes: ingest.download.max_bytes,
       offlineHint: 'run make pin where the source can be reached',
     });
+    checkDataDownload(downloaded, ingest.source);
     changes.push({ field: 'ingest.sha256', from: ingest.sha256, to: sha256, how: 'downloaded into the cache and hashed' });
   }
   if (changes.length) writePins(path, changes);
   return changes;
 }
 
+/**
+ * What is pinned must be the data: a login page or an error page answered with 200 (Kaggle does
+ * that for a dataset whose rules are not accepted) would be pinned as the data set forever.
+ */
+function checkDataDownload(path: string, source: string): void {
+  const head = Buffer.alloc(512);
+  const fd = openSync(path, 'r');
+  const bytes = readSync(fd, head, 0, head.length, 0);
+  closeSync(fd);
+  const start = head.subarray(0, bytes);
+  const text = start.toString('utf8').trimStart().toLowerCase();
+  if (text.startsWith('<!doctype html') || text.startsWith('<html')) throw new UserError(`pin: ${source} answered with a web page, not data (a login or error page?): nothing was pinned; open the URL in a browser to see why`);
+  const isZip = start[0] === 0x50 && start[1] === 0x4b;
+  if (/^kaggle:/i.test(source) && !isZip) throw new UserError(`pin: ${source} answered with something that is not a zip archive (${bytes} bytes starting ${JSON.stringify(start.subarray(0, 16).toString('latin1'))}): nothing was pinned`);
+}
+
 function writePins(path: string, changes: PinChange[]): void {
-  const doc = YAML.parseDocument(readFileSync(path, 'utf8'));
+  // Through a symbolic link to the file it names: a link would otherwise be replaced by a copy and the real config left unpinned.
+  const target = realpathSync(path);
+  const doc = YAML.parseDocument(readFileSync(target, 'utf8'));
   const date = new Date().toISOString().slice(0, 10);
   for (const change of changes) {
     const keyPath = change.field.startsWith('model.hub.files.') ? ['model', 'hub', 'files', change.field.slice('model.hub.files.'.length)] : change.field.split('.');
-    doc.setIn(keyPath, change.to);
+    const node = doc.getIn(keyPath, true);
+    // The node's value, not the node: its comment stays.
+    if (isScalar(node)) node.value = change.to;
+    else doc.setIn(keyPath, change.to);
     if (change.field === 'model.hub.revision' && change.from && !isCommitId(change.from)) {
-      const node = doc.getIn(keyPath, true);
-      if (isScalar(node)) node.comment = ` ${change.from} on ${date} (make pin); set a branch or tag again and rerun make pin to move`;
+      const pinned = doc.getIn(keyPath, true);
+      const note = `${change.from} on ${date} (make pin); set a branch or tag again and rerun make pin to move`;
+      if (isScalar(pinned)) pinned.comment = pinned.comment ? `${pinned.comment.trimEnd()}; was ${note}` : ` ${note}`;
     }
   }
-  writeFileAtomically(path, doc.toString());
+  writeFileAtomically(target, doc.toString());
 }

@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, realpathSync } from 'node:fs';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { cacheRoot } from '../download/index.js';
-import { fetchPublic } from '../download/public.js';
+import { fetchPublic } from '../download/http.js';
 import { sha256 } from '../hash.js';
 import { writeFileAtomically } from '../artifacts/store.js';
 import { POSTER_EXTENSIONS } from './sources.js';
@@ -69,7 +69,7 @@ async function fetchPosterOnce(url: string, sources: PosterSources): Promise<Buf
   // address (allowed then) is never served to a run that does not allow them.
   const path = join(cacheRoot(), 'posters', sha256(`${sources.allowPrivateUrls ? 'any address' : 'public addresses'} ${url}`));
   if (existsSync(path)) return readFileSync(path);
-  // Every hop's address is checked, not the name (download/public.ts).
+  // Every hop's address is checked, not the name (download/http.ts).
   const data = await fetchPublic(url, { maxBytes: sources.maxBytes, timeoutMs: 15_000, allowPrivate: sources.allowPrivateUrls });
   mkdirSync(dirname(path), { recursive: true });
   writeFileAtomically(path, data);

@@ -18,7 +18,7 @@ import ts from 'typescript';
  */
 export function layersOf(stages: readonly string[]): string[][] {
   return [
-    ['pipeline/errors', 'pipeline/log', 'pipeline/hash', 'pipeline/random', 'pipeline/cli', 'pipeline/files', 'pipeline/csv'],
+    ['pipeline/errors', 'pipeline/log', 'pipeline/hash', 'pipeline/random', 'pipeline/cli', 'pipeline/files', 'pipeline/csv', 'pipeline/processes'],
     ['pipeline/arrow', 'pipeline/parquet', 'pipeline/config', 'pipeline/download', 'pipeline/tokenizer', 'pipeline/metrics', 'pipeline/mlp', 'pipeline/onnx', 'pipeline/testing'],
     ['pipeline/artifacts', 'pipeline/model'],
     ['pipeline/stage-types'],

@@ -4,7 +4,8 @@ import { request as httpsRequest } from 'node:https';
 import { BlockList, isIP } from 'node:net';
 
 /**
- * A GET for URLs that come from data (poster URLs), which must reach only the public internet:
+ * The project's HTTP GET (downloads and posters), and its address policy for URLs that come from
+ * data (poster URLs), which must reach only the public internet:
  * the address of every hop is checked, not the host's name. A name is resolved once, every
  * address it resolves to is checked, and the connection goes to that checked address (the
  * request's own `lookup`), so a name that resolves to 127.0.0.1, or that resolves elsewhere on
@@ -63,69 +64,106 @@ export function isPrivateAddress(address: string): boolean {
 export type Lookup = (hostname: string, callback: (error: Error | null, addresses: LookupAddress[]) => void) => void;
 const systemLookup: Lookup = (hostname, callback) => dnsLookup(hostname, { all: true }, callback);
 
+export interface GetOptions {
+  headers?: Record<string, string>;
+  /** Milliseconds without a byte (or an answer) before the request is given up. */
+  timeoutMs: number;
+  maxRedirects?: number;
+  /** Which addresses may be connected to (every address by default); checked on every hop, after resolving. */
+  allowed?: (address: string) => boolean;
+  /** How names are resolved (the system's resolver). */
+  lookup?: Lookup;
+}
+
+/** A redirect the client will not follow (a loop, another scheme) or an address it may not reach: not worth a retry. */
+export class RefusedAddress extends Error {}
+
+/**
+ * A GET that follows redirects by hand: http(s) only, at most `maxRedirects`, credentials
+ * dropped when a redirect leaves the origin (a hub's CDN), and with `allowed`, every hop's
+ * resolved address checked before connecting to it. Resolves to the final response (2xx, or
+ * the error status, for the caller to judge), whose body streams every byte that arrived
+ * before an error (fetch's body can drop them).
+ */
+export async function httpGet(url: string, options: GetOptions): Promise<IncomingMessage> {
+  const { maxRedirects = 10 } = options;
+  let current = new URL(url);
+  let headers = options.headers ?? {};
+  for (let hop = 0; ; hop++) {
+    if (current.protocol !== 'http:' && current.protocol !== 'https:') throw new RefusedAddress(`${hop ? 'a redirect to ' : ''}${current.protocol} URLs are not fetched (http and https only)`);
+    const host = current.hostname.replace(/^\[|\]$/g, '');
+    if (options.allowed && isIP(host) && !options.allowed(host)) throw new RefusedAddress(`${host} is a local or private address`);
+    const response = await getOnce(current, headers, options);
+    const location = response.headers.location;
+    if (!response.statusCode || response.statusCode < 300 || response.statusCode >= 400 || !location) return response;
+    response.resume();
+    if (hop >= maxRedirects) throw new RefusedAddress(`more than ${maxRedirects} redirects (a redirect loop?)`);
+    const next = new URL(location, current);
+    if (next.origin !== current.origin) headers = {};
+    current = next;
+  }
+}
+
+function getOnce(url: URL, headers: Record<string, string>, options: GetOptions): Promise<IncomingMessage> {
+  const lookup = options.lookup ?? systemLookup;
+  const { allowed } = options;
+  return new Promise((resolve, reject) => {
+    const request = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, {
+      headers,
+      timeout: options.timeoutMs,
+      // A connection of its own: a kept-alive socket would skip the address check below.
+      agent: false,
+      // The connection goes to the address checked here, never to a second answer of the resolver.
+      lookup: (hostname: string, opts: { all?: boolean }, callback: (...args: any[]) => void) => {
+        lookup(hostname, (error, addresses) => {
+          if (error) return callback(error);
+          const refused = allowed ? addresses.find((a) => !allowed(a.address)) : undefined;
+          if (refused || !addresses.length) return callback(new RefusedAddress(`${hostname} resolves to ${refused?.address ?? 'nothing'}, a local or private address`));
+          if (opts?.all) callback(null, addresses);
+          else callback(null, addresses[0]!.address, addresses[0]!.family);
+        });
+      },
+    });
+    request.on('response', (response) => {
+      // The idle timeout covers the body too: a server that stops sending is given up on.
+      response.setTimeout?.(options.timeoutMs, () => response.destroy(new TimeoutError(`no data for ${options.timeoutMs / 1000}s`)));
+      resolve(response);
+    });
+    request.on('timeout', () => request.destroy(new TimeoutError(`no answer in ${options.timeoutMs / 1000}s`)));
+    request.on('error', reject);
+    request.end();
+  });
+}
+
+export class TimeoutError extends Error {}
+
 export interface PublicFetchOptions {
   maxBytes: number;
   timeoutMs: number;
   /** Let private addresses through (report.allow_private_poster_urls). */
   allowPrivate: boolean;
   maxRedirects?: number;
-  /** How names are resolved (the system's resolver). */
   lookup?: Lookup;
   /** Which addresses count as public (tests stand a "public" server on a loopback address). */
   isPublic?: (address: string) => boolean;
 }
 
-export class RefusedAddress extends Error {}
-
 /** The body of `url`, fetched as above; every refusal and failure is an Error whose message says which hop and why. */
 export async function fetchPublic(url: string, options: PublicFetchOptions): Promise<Buffer> {
-  const { maxRedirects = 5 } = options;
   const isPublic = options.isPublic ?? ((address: string) => !isPrivateAddress(address));
-  const allowed = (address: string) => options.allowPrivate || isPublic(address);
-  let current = new URL(url);
-  for (let hop = 0; ; hop++) {
-    if (current.protocol !== 'http:' && current.protocol !== 'https:') throw new RefusedAddress(`${hop ? 'a redirect to ' : ''}${current.protocol} URLs are not fetched (http and https only)`);
-    const host = current.hostname.replace(/^\[|\]$/g, '');
-    if (isIP(host) && !allowed(host)) throw new RefusedAddress(`${host} is a local or private address (report.allow_private_poster_urls: true allows it)`);
-    const response = await get(current, options, allowed);
-    const location = response.headers.location;
-    if (response.statusCode && response.statusCode >= 300 && response.statusCode < 400 && location) {
-      response.resume();
-      if (hop >= maxRedirects) throw new Error(`more than ${maxRedirects} redirects`);
-      current = new URL(location, current);
-      continue;
-    }
-    if (response.statusCode !== 200) {
-      response.resume();
-      throw new Error(`HTTP ${response.statusCode}`);
-    }
-    return readBody(response, options.maxBytes);
+  const allowed = options.allowPrivate ? undefined : isPublic;
+  let response: IncomingMessage;
+  try {
+    response = await httpGet(url, { timeoutMs: options.timeoutMs, maxRedirects: options.maxRedirects ?? 5, allowed, lookup: options.lookup });
+  } catch (error) {
+    if (error instanceof RefusedAddress && /private address/.test(error.message)) throw new RefusedAddress(`${error.message} (report.allow_private_poster_urls: true allows it)`);
+    throw error;
   }
-}
-
-function get(url: URL, options: PublicFetchOptions, allowed: (address: string) => boolean): Promise<IncomingMessage> {
-  const lookup = options.lookup ?? systemLookup;
-  return new Promise((resolve, reject) => {
-    const request = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, {
-      timeout: options.timeoutMs,
-      // A connection of its own: a kept-alive socket would skip the check below.
-      agent: false,
-      // The connection goes to the address checked here, never to a second answer of the resolver.
-      lookup: (hostname: string, opts: { all?: boolean }, callback: (...args: any[]) => void) => {
-        lookup(hostname, (error, addresses) => {
-          if (error) return callback(error);
-          const refused = addresses.find((a) => !allowed(a.address));
-          if (refused || !addresses.length) return callback(new RefusedAddress(`${hostname} resolves to ${refused?.address ?? 'nothing'}, a local or private address (report.allow_private_poster_urls: true allows it)`));
-          if (opts?.all) callback(null, addresses);
-          else callback(null, addresses[0]!.address, addresses[0]!.family);
-        });
-      },
-    });
-    request.on('response', resolve);
-    request.on('timeout', () => request.destroy(new Error(`no answer in ${options.timeoutMs / 1000}s`)));
-    request.on('error', reject);
-    request.end();
-  });
+  if (response.statusCode !== 200) {
+    response.resume();
+    throw new Error(`HTTP ${response.statusCode}`);
+  }
+  return readBody(response, options.maxBytes);
 }
 
 async function readBody(response: IncomingMessage, maxBytes: number): Promise<Buffer> {
