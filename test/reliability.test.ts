@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { createServer } from 'node:http';
 import { lookup } from 'node:dns';
@@ -437,3 +437,37 @@ function runProgramAsyncHere(ws: Workspace, program: string, args: string[] = []
     child.on('exit', (code) => resolve({ code, stderr }));
   });
 }
+
+test('degenerate input: a NUL byte and an overlong description are rejects with reasons, a tiny TF-IDF vocabulary is warned of, a damaged model file is named as such', () => {
+  const ws = workspace('ingest:\n  source: data\n  max_reject_fraction: 0.5\nembed:\n  method: tfidf\n  tfidf:\n    min_df: 1\n    ngram_max: 1\n');
+  const rows = [
+    ...Array.from({ length: 20 }, (_, i) => ({ id: i + 1, genre: ['drama', 'comedy'][i % 2], text: 'oh oh.' })),
+    { id: 21, genre: 'drama', text: 'A plot with a \u0000 inside.' },
+    { id: 22, genre: 'comedy', text: 'long '.repeat(5000) },
+  ];
+  ws.write('data/train_data.txt', kaggleLines(rows));
+  assert.equal(runProgram(ws, 'stages/ingest').code, 0);
+  const rejects = readFileSync(join(ws.artifacts, 'runs', 'config', 'ingest', 'rejects.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { line: number; reason: string });
+  assert.deepEqual(rejects.map((r) => [r.line, r.reason]), [[21, 'a NUL byte in the description (binary data, not text)'], [22, 'description of 24999 characters, more than ingest.max_description_chars (20000)']]);
+  const embed = runProgram(ws, 'stages/embed');
+  assert.equal(embed.code, 0, embed.stderr);
+  assert.match(embed.stderr, /embed: warning: only 1 n-gram met min_df 1 in 18 training descriptions: the vectors can tell little apart \(the training text is very short or repetitive\)/);
+  const manifest = JSON.parse(readFileSync(join(ws.artifacts, 'runs', 'config', 'embed', 'manifest.json'), 'utf8'));
+  assert.equal(manifest.details.warnings.length, 1);
+  ws.write('data/train_data.txt', kaggleLines(Array.from({ length: 20 }, (_, i) => ({ id: i + 1, genre: ['drama', 'comedy'][i % 2], text: 'a b c.' }))));
+  assert.equal(runProgram(ws, 'stages/ingest').code, 0);
+  const empty = runProgram(ws, 'stages/embed');
+  assert.equal(empty.code, 1);
+  oneError(empty.stderr, /TF-IDF found no word in the 18 training descriptions/);
+  assert.doesNotMatch(empty.stderr, /lower it/, 'min_df is 1 already');
+
+  const model = join(ws.dir, 'broken-model');
+  cpSync(MODEL, model, { recursive: true });
+  writeFileSync(join(model, 'model.onnx'), readFileSync(join(MODEL, 'model.onnx')).subarray(0, 5000));
+  ws.write('bert.yaml', `ingest:\n  source: data\nmodel:\n  path: ${model}\nembed:\n  providers: [webgpu, cpu]\n`);
+  for (const stage of ['ingest', 'tokenize']) assert.equal(runProgram(ws, `stages/${stage}`, ['--config', join(ws.dir, 'bert.yaml')]).code, 0);
+  const damaged = runProgram(ws, 'stages/embed', ['--config', join(ws.dir, 'bert.yaml')]);
+  assert.equal(damaged.code, 1);
+  oneError(damaged.stderr, /broken-model\/model\.onnx: the model file is damaged or not an ONNX model \(ONNX Runtime: Protobuf parsing failed/);
+  assert.doesNotMatch(damaged.stderr, /embed\.providers/);
+});

@@ -51,6 +51,8 @@ export const ingestSchema = z.strictObject({
   /** For CSV and JSONL: which column holds each field. */
   columns: columns.prefault({}),
   validation_fraction: z.number().min(0).max(0.5).default(0.1),
+  /** A description longer than this is rejected (with its line): the longest real plot is a few thousand characters. */
+  max_description_chars: z.number().int().positive().default(20_000),
   max_reject_fraction: z.number().min(0).max(1).default(0.01),
   max_unpacked_bytes: z.number().int().positive().default(4 * GiB),
   download: z

@@ -118,7 +118,13 @@ export async function build(run: TfidfRun): Promise<ManifestBody> {
   const fitStarted = performance.now();
   const vectorizer = TfidfVectorizer.fit(fitTexts, settings);
   const fitSeconds = (performance.now() - fitStarted) / 1000;
-  if (!vectorizer.dim) throw new UserError(`embed.tfidf.min_df: no n-gram occurs in ${settings.min_df} of the ${fitTexts.length} training descriptions; lower it`);
+  if (!vectorizer.dim) {
+    if (settings.min_df > 1) throw new UserError(`embed.tfidf.min_df: no n-gram occurs in ${settings.min_df} of the ${fitTexts.length} training descriptions; lower it`);
+    throw new UserError(`embed: TF-IDF found no word in the ${fitTexts.length} training descriptions (a word is two or more letters, digits or underscores): check that the description column holds the plots`);
+  }
+  // A handful of n-grams gives every description nearly the same vector: say so, do not train on it quietly.
+  const fewNgrams = vectorizer.dim < 100 ? `only ${vectorizer.dim} n-gram${vectorizer.dim === 1 ? '' : 's'} met min_df ${settings.min_df} in ${fitTexts.length} training descriptions: the vectors can tell little apart${settings.min_df > 1 ? ' (lower embed.tfidf.min_df, or give it more text)' : ' (the training text is very short or repetitive)'}` : undefined;
+  if (fewNgrams) info(`embed: warning: ${fewNgrams}`);
   writeFileSync(join(run.dir, TFIDF_STATE_FILE), `${JSON.stringify(vectorizer.state)}\n`);
   info(`embed: TF-IDF fitted on ${formatCount(fitTexts.length)} training descriptions in ${formatSeconds(fitSeconds)}: ${formatCount(vectorizer.state.candidates)} n-grams in >= ${settings.min_df} of them, ${formatCount(vectorizer.dim)} kept`);
 
@@ -143,7 +149,7 @@ export async function build(run: TfidfRun): Promise<ManifestBody> {
   return {
     rows: { train: files.train.length, test: files.test.length },
     timings: { fit_seconds: round(fitSeconds), transform_seconds: round(transformSeconds), rows_per_second: Math.round(rows / transformSeconds) },
-    details: { method: 'tfidf', hidden: vectorizer.dim, fitted_on_rows: fitTexts.length, ngrams_meeting_min_df: vectorizer.state.candidates, random_model: false },
+    details: { method: 'tfidf', hidden: vectorizer.dim, fitted_on_rows: fitTexts.length, ngrams_meeting_min_df: vectorizer.state.candidates, random_model: false, warnings: fewNgrams ? [fewNgrams] : [] },
   };
 }
 

@@ -70,7 +70,7 @@ function readSourceRows(source: ResolvedSource, settings: IngestRun['params']['i
   rejects.push(...trainRead.rejects);
   // Every row seen, usable or not: the base of the reject fraction.
   let rowsSeen = trainRead.records.length + trainRead.rejects.length;
-  const train = validateRecords(trainRead.records, rejects, { textFormat: textFormat(trainFile), split: 'train' });
+  const train = validateRecords(trainRead.records, rejects, { textFormat: textFormat(trainFile), split: 'train', maxDescriptionChars: settings.max_description_chars });
   if (!train.length) throw new UserError(`${trainFile}: no usable training rows (${rejects.length} rejected; first: ${rejects[0]?.reason ?? 'empty file'})`);
 
   const testFile = source.files.test_solution ?? source.files.test;
@@ -80,7 +80,7 @@ function readSourceRows(source: ResolvedSource, settings: IngestRun['params']['i
     const testRead = readRecords(testFile, relative(source.root, testFile), role, settings);
     rejects.push(...testRead.rejects);
     rowsSeen += testRead.records.length + testRead.rejects.length;
-    test = validateRecords(testRead.records, rejects, { textFormat: textFormat(testFile), split: 'test', knownGenres: new Set(train.map((r) => r.genre!)) });
+    test = validateRecords(testRead.records, rejects, { textFormat: textFormat(testFile), split: 'test', knownGenres: new Set(train.map((r) => r.genre!)), maxDescriptionChars: settings.max_description_chars });
   }
   // A poster path is relative to its data file; stored absolute so the report finds it from anywhere.
   for (const [rows, file] of [[train, trainFile], [test, testFile]] as const) {

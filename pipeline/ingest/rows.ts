@@ -43,14 +43,15 @@ const ID_PATTERNS = { text: /^\d{1,18}$/, other: /^[^\s]{1,128}$/ };
 
 /**
  * Turns parsed records into rows, moving each record that cannot be used to `rejects`:
- * a bad or duplicate id, an empty description, a missing genre, or (for the test split) a
- * genre the training data does not have.
+ * a bad or duplicate id, an empty description, a NUL byte, a description longer than the
+ * limit, a missing genre, or (for the test split) a genre the training data does not have.
  */
 export function validateRecords(
   records: SourceRecord[],
   rejects: Reject[],
-  options: { textFormat: boolean; split: Split; knownGenres?: Set<string> },
+  options: { textFormat: boolean; split: Split; knownGenres?: Set<string>; maxDescriptionChars?: number },
 ): MovieRow[] {
+  const maxChars = options.maxDescriptionChars ?? Infinity;
   const idPattern = options.textFormat ? ID_PATTERNS.text : ID_PATTERNS.other;
   const seen = new Map<string, number>();
   const rows: MovieRow[] = [];
@@ -68,6 +69,16 @@ export function validateRecords(
     seen.set(record.id, record.line);
     if (!record.description) {
       reject('empty description');
+      continue;
+    }
+    // A NUL byte is no text a plot has: a binary file read as text, or a broken export.
+    const withNul = (['title', 'description', 'genre'] as const).find((field) => record[field]?.includes('\u0000'));
+    if (withNul) {
+      reject(`a NUL byte in the ${withNul} (binary data, not text)`);
+      continue;
+    }
+    if (record.description.length > maxChars) {
+      reject(`description of ${record.description.length} characters, more than ingest.max_description_chars (${maxChars})`);
       continue;
     }
     let genre: string | null = null;

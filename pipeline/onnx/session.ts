@@ -54,6 +54,10 @@ export async function openSession(modelPath: string, providers: readonly Provide
       return { session, provider, threads: intraOpNumThreads, fallbacks: failures };
     } catch (error) {
       const message = (error as Error).message.split('\n')[0]!;
+      // No provider can run a file that does not parse: that is the file, not the provider.
+      if (/Protobuf parsing failed|failed:.*(invalid|corrupt|ModelProto)/i.test(message)) {
+        throw new UserError(`${modelPath}: the model file is damaged or not an ONNX model (ONNX Runtime: ${message.replace(/^.*failed:\s*/, '')}); get it again: a local folder from where it came (or \`make model-demo\` for the demo model), a hub file by removing it from $PIPELINE_CACHE/downloads so the next run downloads it`);
+      }
       failures.push(
         provider === 'cuda'
           ? `cuda provider unavailable (${message}); on a CUDA 12 host install with \`make install ORT_INSTALL=cuda12\``
