@@ -124,8 +124,11 @@ test('PIN-ME placeholders are refused with the command that fills them, unless l
   const path = join(dir, 'real.yaml');
   assert.throws(
     () => loadConfig(path),
-    (e: Error) => e instanceof UserError && e.message === `${path}: not pinned yet (ingest.sha256, model.hub.files.onnx/model.onnx are PIN-ME): run \`make pin CONFIG=${path}\` on a machine that reaches the hub`,
+    (e: Error) => e instanceof UserError && e.message === `${path}: not pinned yet (ingest.sha256, model.hub.files.onnx/model.onnx are PIN-ME): run \`make pin CONFIG=${path}\` on a machine that reaches the hub and Kaggle`,
   );
+  // A config with only a Kaggle pin to fill is told to reach Kaggle, not the hub.
+  const kaggleOnly = writeConfigs({ 'k.yaml': 'ingest:\n  source: kaggle://owner/data\n  sha256: PIN-ME\n' });
+  assert.throws(() => loadConfig(join(kaggleOnly, 'k.yaml')), (e: Error) => /on a machine that reaches Kaggle$/.test(e.message));
   assert.equal(loadConfig(path, [], { allowUnpinned: true }).config.model?.hub?.files['onnx/model.onnx'], 'PIN-ME');
   const noSum = writeConfigs({ 'k.yaml': 'ingest:\n  source: kaggle://owner/data\n' });
   assert.throws(() => loadConfig(join(noSum, 'k.yaml')), (e: Error) => /ingest\.sha256: required when ingest\.source is a URL or kaggle:\/\//.test(e.message));
