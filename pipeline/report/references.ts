@@ -18,8 +18,16 @@ export interface ReferenceRun {
 /** What made an embed artifact's vectors, in words. */
 export function featurizerLabel(embed: Manifest | null): string {
   if (!embed) return 'unknown';
-  if (embed.details.method === 'tfidf') return 'TF-IDF';
-  return embed.details.random_model ? 'random-weight BERT' : 'BERT';
+  const label = (method: unknown, details: Record<string, unknown>): string => {
+    if (method === 'tfidf') return 'TF-IDF';
+    if (method === 'use-lite') return 'USE-lite';
+    if (method === 'glove') return 'GloVe mean';
+    return details.random_model ? 'random-weight BERT' : 'BERT';
+  };
+  const { method } = embed.details;
+  // A joined featurizer: its members, as they are named alone.
+  if (Array.isArray(method)) return method.map((m) => label(m, ((embed.details.parts as Record<string, Record<string, unknown>>)[m as string] ?? {}))).join(' + ');
+  return label(method, embed.details);
 }
 
 const others = (loaded: LoadedConfig) => loaded.config.report.reference_runs.filter((run) => run !== loaded.config.run);
