@@ -52,7 +52,7 @@ CONFIG_MODELS := $(call sample_model_for,$(CONFIG))
 SWEEP_MODELS = $(call sample_model_for,$(SWEEP))
 
 PHONY_STAGES := ingest tokenize embed train evaluate report
-.PHONY: all install build browser demo-data packages $(PHONY_STAGES) predict sweep runs diff gate gate-update status config clean gc verify pin test bench bench-ingest bench-embed bench-train bench-predict bench-sweep bench-fill-mask bench-verify bench-int8 bench-tfidf bench-cache model-demo model-sample model-bert-base check-tokenizer
+.PHONY: all install build browser demo-data packages $(PHONY_STAGES) predict sweep runs diff gate gate-update status config clean gc verify pin test bench bench-ingest bench-embed bench-train bench-predict bench-sweep bench-fill-mask bench-verify bench-int8 bench-tfidf bench-cache bench-use model-demo model-sample model-bert-base check-tokenizer
 
 all: $(BUILT) $(DEMO_DATA) $(CONFIG_MODELS)
 	@$(RUN) --target report
@@ -81,10 +81,11 @@ PACKAGES ?=
 packages: $(BUILT)
 	@$(NODE) dist/scripts/packages.js $(PACKAGES)
 
-# Every variant of a sweep file, then a leaderboard under $(ARTIFACTS)/sweeps/<name>/.
+# Every variant of a sweep file, then a leaderboard under $(ARTIFACTS)/sweeps/<name>/;
+# BASE=<config> runs the same variants on that config (e.g. the seeds sweep on any config).
 SWEEP ?= configs/sweeps/mlp.yaml
 sweep: $(BUILT) $(DEMO_DATA) $(SWEEP_MODELS)
-	@$(NODE) dist/scripts/sweep.js $(SWEEP) --artifacts $(ARTIFACTS)
+	@$(NODE) dist/scripts/sweep.js $(SWEEP) --artifacts $(ARTIFACTS) $(if $(BASE),--base $(BASE))
 
 # Every run in the store as one table (also artifacts/runs.parquet and runs.csv).
 runs: $(BUILT)
@@ -189,6 +190,10 @@ bench-fill-mask: $(BUILT) $(DEMO_DATA)
 # What checking inputs against their manifests costs, next to the stage (train on CONFIG) and one epoch on 100,000 x 768.
 bench-verify: $(BUILT)
 	$(NODE) dist/scripts/dev/bench-verify.js --config $(CONFIG) --artifacts $(ARTIFACTS)
+
+# USE-lite as embed runs it against the package's own embed call, same rows, one run (installs the package once).
+bench-use: $(BUILT)
+	$(NODE) dist/scripts/dev/bench-use.js --data $(if $(filter data/demo,$(BENCH_DATA)),../shared/data/imdb-genre-sample,$(BENCH_DATA))
 
 # The vector cache: an embed of 100,000 rows that all hit the cache, next to the full embed that filled it.
 bench-cache: $(BUILT) $(DEMO_DATA)

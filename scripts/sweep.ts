@@ -24,9 +24,10 @@ runMain(async () => {
   const args = await parseArgs('sweep', 'Run every variant of a sweep file and rank them.', (y) =>
     y
       .command('$0 <sweep>', 'Run every variant of a sweep file and rank them: sweep configs/sweeps/mlp.yaml', (c) => c.positional('sweep', { type: 'string', describe: 'the sweep file' }))
-      .option('max-parallel', { type: 'number', describe: 'variants side by side (default: the file\'s max_parallel)' }),
+      .option('max-parallel', { type: 'number', describe: 'variants side by side (default: the file\'s max_parallel)' })
+      .option('base', { type: 'string', describe: 'run the variants on this config instead of the file\'s base (runs named <sweep>-<config>)' }),
   );
-  const sweep = loadSweep((args as typeof args & { sweep: string }).sweep);
+  const sweep = loadSweep((args as typeof args & { sweep: string }).sweep, args.base);
   if (args['max-parallel'] !== undefined) sweep.maxParallel = Math.max(1, Math.floor(args['max-parallel']));
   if (args.set.length) throw new UserError('sweep: --set does not apply to a sweep; put fixed values in its base config or in every variant');
   const store = new ArtifactStore(resolve(args.artifacts));

@@ -130,6 +130,16 @@ test('sweep files: one form only, a known metric, and seeded random draws', () =
   }
 });
 
+test('a sweep put on another config (BASE=) runs the same variants there, under names of its own', () => {
+  const own = loadSweep(join(REPO, 'configs', 'sweeps', 'seeds.yaml'));
+  const moved = loadSweep(join(REPO, 'configs', 'sweeps', 'seeds.yaml'), join(REPO, 'configs', 'imdb-sample-use.yaml'));
+  assert.equal(own.basePath, join(REPO, 'configs', 'default.yaml'));
+  assert.equal(moved.basePath, join(REPO, 'configs', 'imdb-sample-use.yaml'));
+  assert.equal(moved.name, 'seeds-imdb-sample-use');
+  assert.deepEqual(moved.variants.map((v) => v.overrides), own.variants.map((v) => v.overrides));
+  assert.deepEqual(moved.variants.map((v) => v.run), ['seeds-imdb-sample-use-01', 'seeds-imdb-sample-use-02', 'seeds-imdb-sample-use-03', 'seeds-imdb-sample-use-04']);
+});
+
 test('diff prints the params that differ and each metric with its change', () => {
   const result = runProgram(ws, 'scripts/diff', ['sweep-01', 'sweep-04']);
   assert.equal(result.code, 0, result.stderr);

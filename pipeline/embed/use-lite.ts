@@ -94,7 +94,7 @@ const flopsOf = (use: UseModel) => (rows: number, length: number) => rows * leng
  * The model on `threads` worker threads, batches handed to whichever is free: TF.js's wasm backend
  * runs on one core, so two cores need two models (28 MB each).
  */
-class UsePool {
+export class UsePool {
   private readonly workers: Worker[] = [];
   private readonly idle: Worker[] = [];
   private readonly waiting: ((worker: Worker) => void)[] = [];

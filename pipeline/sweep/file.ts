@@ -70,13 +70,18 @@ export interface Sweep {
   variants: Variant[];
 }
 
-/** Reads and expands a sweep file; any mistake is one error naming the file and field. */
-export function loadSweep(path: string): Sweep {
+/**
+ * Reads and expands a sweep file; any mistake is one error naming the file and field. `base`
+ * (make sweep BASE=...) puts the same variants on another config, e.g. the seeds sweep on any
+ * config: its runs and leaderboard are named `<sweep>-<config>` so that they sit beside the
+ * file's own.
+ */
+export function loadSweep(path: string, base?: string): Sweep {
   const raw = readYamlFile(path, 'sweep file');
   const parsed = sweepSchema.safeParse(raw ?? {}, { reportInput: true });
   if (!parsed.success) throw new UserError(`${path}: ${formatIssues(parsed.error.issues)}`);
   const sweep = parsed.data;
-  const name = sweep.name ?? basename(path, extname(path));
+  const name = `${sweep.name ?? basename(path, extname(path))}${base ? `-${basename(base, extname(base))}` : ''}`;
   const keys = Object.keys(sweep.grid ?? sweep.random?.space ?? Object.assign({}, ...(sweep.variants ?? [])));
   for (const key of keys) parseKeyPath(key, `${path}: key "${key}"`);
   let sets: Record<string, unknown>[];
@@ -102,7 +107,7 @@ export function loadSweep(path: string): Sweep {
   return {
     name,
     path,
-    basePath: resolve(dirname(path), sweep.base),
+    basePath: base ? resolve(base) : resolve(dirname(path), sweep.base),
     metric: sweep.metric,
     maxParallel: sweep.max_parallel,
     report: sweep.report,
