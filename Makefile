@@ -171,7 +171,7 @@ bench-embed: $(BUILT) $(DEMO_DATA)
 	$(NODE) dist/scripts/dev/bench.js --data $(BENCH_DATA) --model $(BENCH_MODEL) --artifacts $(ARTIFACTS) --providers $(BENCH_PROVIDERS) --precision $(BENCH_PRECISION)
 
 bench-train: $(BUILT)
-	$(NODE) dist/scripts/dev/bench-train.js --config $(CONFIG) --artifacts $(ARTIFACTS)
+	$(NODE) dist/scripts/dev/bench-train.js
 
 bench-predict: $(BUILT) $(DEMO_DATA)
 	$(NODE) dist/scripts/dev/bench-predict.js --data $(BENCH_DATA) --model $(BENCH_MODEL) --artifacts $(ARTIFACTS)

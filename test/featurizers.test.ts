@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { chromium } from 'playwright-core';
 import { readParquet } from '../pipeline/parquet/index.js';
-import { readEmbeddings } from '../pipeline/arrow/index.js';
+import { readVectorFile } from '../pipeline/arrow/index.js';
+import { denseSlice } from '../pipeline/mlp/rows.js';
 import { ngrams, readState, TfidfVectorizer } from '../pipeline/embed/tfidf.js';
 import { tfidfSchema } from '../pipeline/config/schema.js';
 import { ArtifactStore } from '../pipeline/artifacts/store.js';
@@ -29,7 +30,7 @@ test('TF-IDF weights are scikit-learn\'s: smoothed idf, sublinear tf, unit rows,
   assert.deepEqual(tfidf.state.vocabulary, ['cat', 'dog', 'sat', 'the']);
   const idf = (df: number) => Math.log((1 + 3) / (1 + df)) + 1;
   assert.deepEqual(tfidf.state.idf.map((x) => x.toFixed(9)), [idf(2), idf(1), idf(2), idf(2)].map((x) => x.toFixed(9)));
-  const x = tfidf.transform(['the dog sat', 'a cat cat', 'nothing known here']);
+  const x = tfidf.transformDense(['the dog sat', 'a cat cat', 'nothing known here']);
   const row = (i: number) => Array.from(x.subarray(i * 4, i * 4 + 4));
   const norm = Math.hypot(idf(1), idf(2), idf(2));
   assert.deepEqual(row(0).map((v) => v.toFixed(6)), [0, idf(1) / norm, idf(2) / norm, idf(2) / norm].map((v) => v.toFixed(6)));
@@ -84,11 +85,19 @@ test('TF-IDF is fitted on the training split only: no validation or test row add
   const validationOnly = [...new Set(validation.flatMap((r) => r.description.toLowerCase().match(/[\p{L}\p{N}_]{2,}/gu) ?? []))].filter((w) => !trainWords.has(w));
   assert.ok(validationOnly.length > 0, 'some validation words are absent from the training rows');
   for (const word of validationOnly) assert.ok(!state.vocabulary.includes(word), `${word} appears only in validation rows`);
-  // The vectors have the artifact's usual shape: one unit row per movie, as wide as the vocabulary.
-  const { vectors, hidden } = readEmbeddings(join(runDir('embed'), 'test.arrow'));
-  assert.equal(hidden, state.vocabulary.length);
-  assert.equal(vectors.length / hidden, testRows.length);
-  assert.ok(Math.abs(Math.hypot(...vectors.subarray(0, hidden)) - 1) < 1e-5);
+  // Sparse rows, one unit row per movie, as wide as the vocabulary, columns ascending.
+  const rows0 = readVectorFile(join(runDir('embed'), 'test.arrow'));
+  assert.ok('indptr' in rows0, 'TF-IDF rows are stored sparse');
+  assert.equal(rows0.width, state.vocabulary.length);
+  assert.equal(rows0.indptr.length - 1, testRows.length);
+  const first = rows0.values.subarray(rows0.indptr[0], rows0.indptr[1]);
+  assert.ok(first.length > 0 && first.length < rows0.width / 4, `${first.length} non-zeros of ${rows0.width}`);
+  assert.ok(Math.abs(Math.hypot(...first) - 1) < 1e-5);
+  const columns = Array.from(rows0.indices.subarray(rows0.indptr[0], rows0.indptr[1]));
+  assert.deepEqual(columns, [...columns].sort((a, b) => a - b));
+  // The same rows as the vectorizer's dense transform of the same text.
+  const dense = readState(runDir('embed')).transformDense([testRows[0]!.text]);
+  assert.deepEqual(Array.from(denseSlice(rows0, rows0.width, 0, 1)), Array.from(dense));
   const manifest = JSON.parse(readFileSync(join(runDir('embed'), 'manifest.json'), 'utf8'));
   assert.equal(manifest.details.method, 'tfidf');
   assert.ok('tfidf.json' in manifest.files, 'the fitted state is part of the published artifact');

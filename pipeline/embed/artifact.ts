@@ -1,13 +1,16 @@
 import { join } from 'node:path';
-import { readEmbeddings, writeEmbeddings, type EmbeddingTable } from '../arrow/index.js';
+import { readVectorFile, writeEmbeddings, writeSparseEmbeddings, type EmbeddingTable } from '../arrow/index.js';
+import { isSparse, pickRows, rowCount, type FeatureRows, type SparseRows } from '../mlp/rows.js';
 import { contract, port, type View } from '../artifacts/contract.js';
 import { ROW_FILES, type Genres, type RowFile, type Split, type Splits } from '../ingest/artifact.js';
 
 /**
  * The embed artifact, what train, evaluate and predict read:
  *
- *   train.arrow, test.arrow   `embedding` (FixedSizeList<Float32>[dim]) per row, with each row's
- *                             `id`; row i is row i of ingest's Parquet file of the same name
+ *   train.arrow, test.arrow   `embedding` (FixedSizeList<Float32>[dim]) per row, or, for a sparse
+ *                             featurizer (TF-IDF), `indices` and `values` lists per row with the
+ *                             width in the schema metadata; with each row's `id`; row i is row i
+ *                             of ingest's Parquet file of the same name
  *   tfidf.json                TF-IDF only: the fitted vocabulary and IDF that predict transforms with
  *
  * One view, `vectors`: what train and evaluate read. Predict opens the featurizer's own state
@@ -17,14 +20,23 @@ export const TFIDF_STATE_FILE = 'tfidf.json';
 
 export const vectorsPath = (dir: string, file: RowFile) => join(dir, `${file}.arrow`);
 
-export function writeVectors(dir: string, file: RowFile, table: EmbeddingTable, annotations: { rowIds?: string[]; metadata: Record<string, string> }): void {
-  writeEmbeddings(vectorsPath(dir, file), table, { ...annotations, metadata: { ...annotations.metadata, rows_align_with: `ingest ${file}.parquet` } });
+/** One file's rows: dense vectors, or sparse rows (their width is the vectors' dimension). */
+export type VectorTable = EmbeddingTable | SparseRows;
+
+const isSparseTable = (table: VectorTable): table is SparseRows => 'indptr' in table;
+export const widthOf = (table: VectorTable) => (isSparseTable(table) ? table.width : table.hidden);
+export const featureRows = (table: VectorTable): FeatureRows => (isSparseTable(table) ? table : table.vectors);
+
+export function writeVectors(dir: string, file: RowFile, table: VectorTable, annotations: { rowIds?: string[]; metadata: Record<string, string> }): void {
+  const annotated = { ...annotations, metadata: { ...annotations.metadata, rows_align_with: `ingest ${file}.parquet` } };
+  if (isSparseTable(table)) writeSparseEmbeddings(vectorsPath(dir, file), table, annotated);
+  else writeEmbeddings(vectorsPath(dir, file), table, annotated);
 }
 
-export const readVectors = (dir: string, file: RowFile): EmbeddingTable => readEmbeddings(vectorsPath(dir, file));
+export const readVectors = (dir: string, file: RowFile): VectorTable => readVectorFile(vectorsPath(dir, file));
 
 /** Both files' vectors: row i of each is row i of ingest's file of the same name. */
-export type Vectors = Record<RowFile, EmbeddingTable>;
+export type Vectors = Record<RowFile, VectorTable>;
 export const VECTORS = port<Vectors>('vectors');
 export const vectorsView: View<Vectors> = {
   port: VECTORS,
@@ -36,8 +48,8 @@ export const embedArtifact = contract('embed', import.meta.url, { vectorsView })
 
 /** One split's rows: their vectors, label indices and positions in the ingest file. */
 export interface SplitFeatures {
-  /** Row-major features, `dim` per row. */
-  x: Float32Array;
+  /** The rows' features, `dim` wide: dense row-major, or sparse when the featurizer's are. */
+  x: FeatureRows;
   /** Label index per row, or -1 where the row has no genre. */
   y: Int32Array;
   /** Position of each row in its ingest Parquet file. */
@@ -46,6 +58,8 @@ export interface SplitFeatures {
 
 export interface Features {
   dim: number;
+  /** Whether the rows are sparse (then every split's `x` is). */
+  sparse: boolean;
   labels: string[];
   splits: Partial<Record<Split, SplitFeatures>>;
 }
@@ -56,10 +70,11 @@ export function featuresBySplit(vectors: Vectors, splits: Splits, genres: Genres
   const bySplit: Features['splits'] = {};
   let dim = 0;
   for (const file of ROW_FILES) {
-    const { vectors: x, hidden } = vectors[file];
+    const x = featureRows(vectors[file]);
+    const hidden = widthOf(vectors[file]);
     dim = hidden;
     const fileSplits = splits[file];
-    if (x.length !== fileSplits.length * hidden) throw new Error(`${file}: ${fileSplits.length} ingest rows but ${x.length / hidden} vectors`);
+    if (rowCount(x, hidden) !== fileSplits.length) throw new Error(`${file}: ${fileSplits.length} ingest rows but ${rowCount(x, hidden)} vectors`);
     const rowsOf = new Map<Split, number[]>();
     fileSplits.forEach((split, i) => {
       const rows = rowsOf.get(split);
@@ -67,8 +82,7 @@ export function featuresBySplit(vectors: Vectors, splits: Splits, genres: Genres
       else rowsOf.set(split, [i]);
     });
     for (const [split, rows] of rowsOf) {
-      const part = new Float32Array(rows.length * hidden);
-      rows.forEach((r, i) => part.set(x.subarray(r * hidden, (r + 1) * hidden), i * hidden));
+      const part = pickRows(x, hidden, rows);
       const y = Int32Array.from(rows, (r) => {
         const genre = genres.files[file][r];
         return genre ? (index.get(genre) ?? -1) : -1;
@@ -76,5 +90,5 @@ export function featuresBySplit(vectors: Vectors, splits: Splits, genres: Genres
       bySplit[split] = { x: part, y, rows: Int32Array.from(rows) };
     }
   }
-  return { dim, labels: genres.labels, splits: bySplit };
+  return { dim, sparse: isSparse(featureRows(vectors.train)), labels: genres.labels, splits: bySplit };
 }

@@ -1,4 +1,5 @@
 import type { Config, LoadedConfig } from '../config/index.js';
+import type { FeatureRows } from '../mlp/rows.js';
 import type { ArtifactStore, Manifest, ManifestBody } from '../artifacts/store.js';
 import type { Port } from '../artifacts/contract.js';
 import { codeFingerprint, type CodeEntry } from '../artifacts/code.js';
@@ -34,8 +35,8 @@ export interface FeaturizerModule {
 
 export interface Vectorizer {
   dim: number;
-  /** Row-major vectors of `texts`, `dim` each, and the seconds each step took. */
-  vectorize(texts: string[]): Promise<{ vectors: Float32Array; seconds: Record<string, number>; fromCache?: number }>;
+  /** The rows of `texts`, `dim` wide (dense row-major, or sparse for TF-IDF), and the seconds each step took. */
+  vectorize(texts: string[]): Promise<{ vectors: FeatureRows; seconds: Record<string, number>; fromCache?: number }>;
 }
 
 export interface Featurizer {

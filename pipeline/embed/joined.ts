@@ -4,7 +4,8 @@ import { info } from '../log.js';
 import { ROW_FILES, type RowFile } from '../ingest/artifact.js';
 import type { ArtifactStore, Manifest, ManifestBody } from '../artifacts/store.js';
 import type { LoadedConfig } from '../config/index.js';
-import { readVectors, vectorsPath, writeVectors } from './artifact.js';
+import { featureRows, readVectors, vectorsPath, widthOf, writeVectors, type VectorTable } from './artifact.js';
+import { isSparse, rowCount, sparseFromDense, type FeatureRows } from '../mlp/rows.js';
 import { readRowIds } from '../arrow/index.js';
 import { FEATURIZERS, memberConfig, methodsOf, type FeaturizerName, type Vectorizer } from './featurizer.js';
 import type { EmbedRun } from './signature.js';
@@ -28,7 +29,7 @@ export async function build(run: EmbedRun): Promise<ManifestBody> {
   const methods = methodsOf(run.params.embed.method);
   const parts = (run.params.embed as unknown as { parts: Record<FeaturizerName, Record<string, unknown>> }).parts;
   const built: Record<string, { body: ManifestBody; dims: number }> = {};
-  const vectors: Record<RowFile, { vectors: Float32Array; hidden: number }[]> = { train: [], test: [] };
+  const vectors: Record<RowFile, VectorTable[]> = { train: [], test: [] };
   const rowIds: Partial<Record<RowFile, string[]>> = {};
   for (const method of methods) {
     const dir = partDir(run.dir, method);
@@ -41,15 +42,14 @@ export async function build(run: EmbedRun): Promise<ManifestBody> {
       vectors[file].push(readVectors(dir, file));
       rowIds[file] ??= readRowIds(vectorsPath(dir, file));
     }
-    built[method] = { body, dims: vectors.train.at(-1)!.hidden };
+    built[method] = { body, dims: widthOf(vectors.train.at(-1)!) };
     const part: Part = { params: parts[method], details: body.details ?? {}, sources: run.sourceHashes };
     writeFileSync(join(dir, 'part.json'), `${JSON.stringify(part, null, 2)}\n`);
     for (const file of ROW_FILES) rmSync(join(dir, `${file}.arrow`));
   }
   const hidden = Object.values(built).reduce((n, b) => n + b.dims, 0);
   for (const file of ROW_FILES) {
-    const rows = vectors[file][0]!.vectors.length / vectors[file][0]!.hidden;
-    writeVectors(run.dir, file, { vectors: sideBySide(vectors[file], rows), hidden }, { rowIds: rowIds[file], metadata: { featurizer: methods.join('+'), widths: methods.map((m) => `${m}:${built[m]!.dims}`).join(',') } });
+    writeVectors(run.dir, file, sideBySide(vectors[file].map((t) => ({ rows: featureRows(t), dim: widthOf(t) }))), { rowIds: rowIds[file], metadata: { featurizer: methods.join('+'), widths: methods.map((m) => `${m}:${built[m]!.dims}`).join(',') } });
   }
   info(`embed: joined ${methods.map((m) => `${m} (${built[m]!.dims})`).join(' + ')} = ${hidden} dimensions`);
   return {
@@ -60,18 +60,39 @@ export async function build(run: EmbedRun): Promise<ManifestBody> {
   };
 }
 
-/** Rows of several matrices joined: row i is row i of each, one after the other. */
-function sideBySide(parts: { vectors: Float32Array; hidden: number }[], rows: number): Float32Array {
-  const width = parts.reduce((n, p) => n + p.hidden, 0);
-  const out = new Float32Array(rows * width);
-  for (let row = 0; row < rows; row++) {
-    let at = row * width;
-    for (const part of parts) {
-      out.set(part.vectors.subarray(row * part.hidden, (row + 1) * part.hidden), at);
-      at += part.hidden;
+/**
+ * Rows of several featurizers joined: row i is row i of each, one after the other. Dense when
+ * every part is; sparse when one is (a dense part's values become explicit entries), so joining
+ * TF-IDF never densifies it.
+ */
+function sideBySide(parts: { rows: FeatureRows; dim: number }[]): VectorTable {
+  const rows = rowCount(parts[0]!.rows, parts[0]!.dim);
+  const width = parts.reduce((n, p) => n + p.dim, 0);
+  if (!parts.some((p) => isSparse(p.rows))) {
+    const out = new Float32Array(rows * width);
+    for (let row = 0; row < rows; row++) {
+      let at = row * width;
+      for (const { rows: x, dim } of parts) {
+        out.set((x as Float32Array).subarray(row * dim, (row + 1) * dim), at);
+        at += dim;
+      }
     }
+    return { vectors: out, hidden: width };
   }
-  return out;
+  const sparse = parts.map((p) => (isSparse(p.rows) ? p.rows : sparseFromDense(p.rows, p.dim)));
+  const indptr = new Int32Array(rows + 1);
+  for (let row = 0; row < rows; row++) indptr[row + 1] = indptr[row]! + sparse.reduce((n, p) => n + p.indptr[row + 1]! - p.indptr[row]!, 0);
+  const indices = new Int32Array(indptr[rows]!);
+  const values = new Float32Array(indptr[rows]!);
+  for (let row = 0; row < rows; row++) {
+    let at = indptr[row]!;
+    let offset = 0;
+    sparse.forEach((p, i) => {
+      for (let k = p.indptr[row]!; k < p.indptr[row + 1]!; k++) (indices[at] = offset + p.indices[k]!), (values[at++] = p.values[k]!);
+      offset += parts[i]!.dim;
+    });
+  }
+  return { indptr, indices, values, width };
 }
 
 /** predict: each member opened from its folder as it would be alone, its vectors joined. */
@@ -91,7 +112,7 @@ export async function open(loaded: LoadedConfig, embed: { dir: string; manifest:
     async vectorize(texts) {
       const outputs = await Promise.all(members.map((m) => m.vectorize(texts)));
       const seconds = Object.assign({}, ...outputs.map((o, i) => Object.fromEntries(Object.entries(o.seconds).map(([k, v]) => [`${methods[i]}.${k}`, v]))));
-      return { vectors: sideBySide(outputs.map((o, i) => ({ vectors: o.vectors, hidden: members[i]!.dim })), texts.length), seconds };
+      return { vectors: featureRows(sideBySide(outputs.map((o, i) => ({ rows: o.vectors, dim: members[i]!.dim })))), seconds };
     },
   };
 }

@@ -5,7 +5,8 @@ import { formatCount, formatSeconds, info, progress } from '../log.js';
 import type { TfidfConfig } from '../config/schema.js';
 import type { Manifest, ManifestBody } from '../artifacts/store.js';
 import type { StageRun } from '../stage-types.js';
-import { ROW_FILES, type Splits, type Texts } from '../ingest/artifact.js';
+import { ROW_FILES, type RowFile, type Splits, type Texts } from '../ingest/artifact.js';
+import { denseSlice, type SparseRows } from '../mlp/rows.js';
 import { TFIDF_STATE_FILE, writeVectors } from './artifact.js';
 import type { Vectorizer } from './featurizer.js';
 
@@ -79,11 +80,18 @@ export class TfidfVectorizer {
     return new TfidfVectorizer({ settings, documents: n, candidates: candidates.length, vocabulary: kept, idf });
   }
 
-  /** Row-major dense vectors of `texts`, `dim` floats each, every non-empty row of unit length. */
-  transform(texts: string[], onRows: (rows: number) => void = () => {}): Float32Array {
+  /** Row-major dense vectors of `texts`, `dim` floats each (for tests and small inputs). */
+  transformDense(texts: string[]): Float32Array {
+    return denseSlice(this.transform(texts), this.dim, 0, texts.length);
+  }
+
+  /** Sparse rows of `texts`, columns ascending, every non-empty row of unit length. */
+  transform(texts: string[], onRows: (rows: number) => void = () => {}): SparseRows {
     const { dim } = this;
     const { settings, idf } = this.state;
-    const out = new Float32Array(texts.length * dim);
+    const indptr = new Int32Array(texts.length + 1);
+    let indices: Int32Array = new Int32Array(Math.max(16, texts.length * 64));
+    let values: Float32Array = new Float32Array(indices.length);
     const counts = new Map<number, number>();
     texts.forEach((text, row) => {
       counts.clear();
@@ -98,11 +106,20 @@ export class TfidfVectorizer {
         norm += weight * weight;
       }
       const scale = norm > 0 ? 1 / Math.sqrt(norm) : 0;
-      for (const [column, weight] of counts) out[row * dim + column] = weight * scale;
+      const at = indptr[row]!;
+      if (at + counts.size > indices.length) {
+        const grown = Math.max(indices.length * 2, at + counts.size);
+        indices = growInt(indices, grown);
+        values = growFloat(values, grown);
+      }
+      const columns = [...counts.keys()].sort((a, b) => a - b);
+      columns.forEach((column, k) => ((indices[at + k] = column), (values[at + k] = counts.get(column)! * scale)));
+      indptr[row + 1] = at + columns.length;
       if ((row + 1) % 1000 === 0) onRows(1000);
     });
     onRows(texts.length % 1000);
-    return out;
+    const nnz = indptr[texts.length]!;
+    return { indptr, indices: indices.slice(0, nnz), values: values.slice(0, nnz), width: dim };
   }
 }
 
@@ -140,16 +157,18 @@ export async function build(run: TfidfRun): Promise<ManifestBody> {
     lowercase: String(settings.lowercase),
     fitted_on: `${fitTexts.length} training rows`,
   };
+  const nonZeros: Partial<Record<RowFile, number>> = {};
   for (const file of ROW_FILES) {
     const vectors = vectorizer.transform(files[file].map((r) => r.description), (n) => bar.tick(n));
-    writeVectors(run.dir, file, { vectors, hidden: vectorizer.dim }, { rowIds: files[file].map((r) => r.id), metadata });
+    writeVectors(run.dir, file, vectors, { rowIds: files[file].map((r) => r.id), metadata });
+    nonZeros[file] = vectors.indptr[vectors.indptr.length - 1]!;
   }
   const transformSeconds = (performance.now() - transformStarted) / 1000;
   bar.done();
   return {
     rows: { train: files.train.length, test: files.test.length },
     timings: { fit_seconds: round(fitSeconds), transform_seconds: round(transformSeconds), rows_per_second: Math.round(rows / transformSeconds) },
-    details: { method: 'tfidf', hidden: vectorizer.dim, fitted_on_rows: fitTexts.length, ngrams_meeting_min_df: vectorizer.state.candidates, random_model: false, warnings: fewNgrams ? [fewNgrams] : [] },
+    details: { method: 'tfidf', hidden: vectorizer.dim, sparse: true, mean_non_zeros: round((nonZeros.train! + nonZeros.test!) / Math.max(1, rows)), fitted_on_rows: fitTexts.length, ngrams_meeting_min_df: vectorizer.state.candidates, random_model: false, warnings: fewNgrams ? [fewNgrams] : [] },
   };
 }
 
@@ -172,4 +191,16 @@ export function readState(embedDir: string): TfidfVectorizer {
 
 function round(x: number): number {
   return Math.round(x * 1000) / 1000;
+}
+
+function growInt(a: Int32Array, n: number): Int32Array {
+  const out = new Int32Array(n);
+  out.set(a);
+  return out;
+}
+
+function growFloat(a: Float32Array, n: number): Float32Array {
+  const out = new Float32Array(n);
+  out.set(a);
+  return out;
 }

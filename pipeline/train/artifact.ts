@@ -1,7 +1,8 @@
 import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readParquet, writeParquet } from '../parquet/index.js';
-import { loadModel, predictProbabilities, saveModel, standardize, type Standardization } from '../mlp/model.js';
+import { loadModel, predictProbabilities, saveModel, type Standardization } from '../mlp/model.js';
+import type { FeatureRows } from '../mlp/rows.js';
 import type { tf } from '../mlp/backend.js';
 import { contract, port, type View } from '../artifacts/contract.js';
 
@@ -65,8 +66,8 @@ export async function writeClassifier(dir: string, trained: TrainedModel, histor
  */
 export interface Classifier {
   genres: string[];
-  /** Probabilities, `genres.length` per row, of row-major vectors of width `dim`. */
-  predict(vectors: Float32Array, dim: number): Promise<Float32Array>;
+  /** Probabilities, `genres.length` per row, of feature rows of width `dim` (dense or sparse). */
+  predict(vectors: FeatureRows, dim: number): Promise<Float32Array>;
   /** Writes its files into another artifact (a stage after train that wraps the classifier). */
   save(dir: string): void;
 }
@@ -80,7 +81,7 @@ export function openClassifier(dir: string): Classifier {
     genres: (JSON.parse(readFileSync(genresPath(dir), 'utf8')) as { genres: string[] }).genres,
     async predict(vectors, dim) {
       model ??= loadModel(modelDir(dir));
-      return predictProbabilities(await model, standardize(vectors, dim, stats), dim);
+      return predictProbabilities(await model, vectors, dim, stats);
     },
     save(to) {
       cpSync(modelDir(dir), modelDir(to), { recursive: true });

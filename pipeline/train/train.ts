@@ -7,11 +7,13 @@ import type { ManifestBody } from '../artifacts/store.js';
 import { selectBackend, tf } from '../mlp/backend.js';
 import { buildModel, fitStandardization, predictProbabilities, standardize, type Standardization } from '../mlp/model.js';
 import { featuresBySplit } from '../embed/artifact.js';
+import { denseSlice, isSparse, pickRows, type FeatureRows, type SparseRows } from '../mlp/rows.js';
+import { SparseDenseLayer } from '../mlp/sparse.js';
 import { writeClassifier, type EpochRecord } from './artifact.js';
 import type { TrainRun } from './signature.js';
 
 /** The training settings the build sees: train.* without the backend (a setting), train.seed possibly unset. */
-type TrainParams = TrainRun['params']['train'];
+export type TrainParams = TrainRun['params']['train'];
 
 export { HISTORY_SCHEMA, type EpochRecord } from './artifact.js';
 
@@ -55,7 +57,7 @@ export function classWeights(setting: TrainConfig['class_weights'], y: Int32Arra
  * process, Math.random is replaced by a generator seeded from the config, so that one seed gives
  * the same weights and metrics on the same backend.
  */
-function seedMathRandom(seed: number): void {
+export function seedMathRandom(seed: number): void {
   const rng = new Rng(seed, 'tfjs');
   Math.random = () => rng.next();
 }
@@ -70,8 +72,7 @@ export async function trainClassifier(run: TrainRun): Promise<ManifestBody> {
   seedMathRandom(seed);
   const backend = await selectBackend(run.settings.backend);
   const data = trainingData(run, train);
-  const { model, optimizer } = compiledModel(data, train, seed);
-  const { history, bestEpoch } = await fitEpochs(model, optimizer, data, train, seed);
+  const { model, history, bestEpoch } = await fitClassifier(data, train, seed);
   await writeClassifier(run.dir, { model, stats: data.stats, genres: data.labels }, history);
   // The model holds the best epoch's weights only when they were restored; otherwise the last epoch's.
   const kept = train.early_stopping?.restore_best && bestEpoch ? bestEpoch : history.length;
@@ -95,13 +96,19 @@ export async function trainClassifier(run: TrainRun): Promise<ManifestBody> {
   };
 }
 
+/** The model trained on `data` (the seed also drives dropout: seed Math.random first, as trainClassifier does). */
+export async function fitClassifier(data: TrainingData, train: TrainParams, seed: number) {
+  const { model, optimizer } = compiledModel(data, train, seed);
+  return { model, ...(await fitEpochs(model, optimizer, data, train, seed)) };
+}
+
 /** The training and validation rows, standardized with statistics of the training rows only. */
-interface TrainingData {
+export interface TrainingData {
   dim: number;
   labels: string[];
   stats: Standardization | null;
-  train: { x: Float32Array; y: Int32Array };
-  validation?: { x: Float32Array; y: Int32Array };
+  train: { x: FeatureRows; y: Int32Array };
+  validation?: { x: FeatureRows; y: Int32Array };
 }
 
 function trainingData(run: TrainRun, train: TrainParams): TrainingData {
@@ -109,32 +116,133 @@ function trainingData(run: TrainRun, train: TrainParams): TrainingData {
   const { dim, labels } = features;
   const rows = features.splits.train;
   if (!rows?.y.length) throw new UserError('train: the ingest artifact has no training rows');
-  const stats = train.standardize ? fitStandardization(rows.x, dim) : null;
   const validation = features.splits.validation;
-  return {
-    dim,
-    labels,
-    stats,
-    train: { x: standardize(rows.x, dim, stats), y: rows.y },
-    validation: validation && { x: standardize(validation.x, dim, stats), y: validation.y },
-  };
+  if (features.sparse && train.standardize) {
+    // Subtracting each column's mean fills every zero: the rows would be dense from here on.
+    info(`train: warning: train.standardize makes the ${formatCount(dim)}-wide sparse rows dense (slow, ${formatCount((rows.y.length * dim * 4) / 2 ** 20)} MiB); set train.standardize: false to train on them sparse`);
+    const dense = (x: FeatureRows, n: number) => denseSlice(x, dim, 0, n);
+    const stats = fitStandardization(dense(rows.x, rows.y.length), dim);
+    return { dim, labels, stats, train: { x: standardize(dense(rows.x, rows.y.length), dim, stats), y: rows.y }, validation: validation && { x: standardize(dense(validation.x, validation.y.length), dim, stats), y: validation.y } };
+  }
+  const stats = train.standardize ? fitStandardization(rows.x as Float32Array, dim) : null;
+  const scaled = (x: FeatureRows) => (isSparse(x) ? x : standardize(x, dim, stats));
+  return { dim, labels, stats, train: { x: scaled(rows.x), y: rows.y }, validation: validation && { x: scaled(validation.x), y: validation.y } };
 }
 
 function compiledModel(data: TrainingData, train: TrainParams, seed: number) {
   const model = buildModel(data.dim, data.labels.length, train, seed);
   const optimizer = makeOptimizer(train);
-  model.compile({ optimizer, loss: smoothedCrossEntropy(train.label_smoothing, data.labels.length), metrics: ['accuracy'] });
   const layers = train.layers.map((l) => l.units).join(' -> ');
-  info(`train: ${data.dim} -> ${layers} -> ${data.labels.length} (${formatCount(model.countParams())} parameters), ${formatCount(data.train.y.length)} rows, ${formatCount(data.validation?.y.length ?? 0)} validation`);
+  const sparse = isSparse(data.train.x) ? `, sparse input (${formatCount(data.train.x.indices.length / data.train.y.length)} non-zeros a row)` : '';
+  info(`train: ${data.dim} -> ${layers} -> ${data.labels.length} (${formatCount(model.countParams())} parameters), ${formatCount(data.train.y.length)} rows, ${formatCount(data.validation?.y.length ?? 0)} validation${sparse}`);
   return { model, optimizer };
+}
+
+/** One batch's optimizer step: the mean loss and the correct count, as tensors not yet read. */
+interface Trainer {
+  step(picks: number[]): { loss: tf.Scalar; correct: tf.Scalar };
+  /** Brings the model's weights up to date (before it scores validation rows or is saved). */
+  sync(): void;
+}
+
+/**
+ * Dense rows: one optimizer step per batch on the whole model in training mode (dropout on), the
+ * loss as tfjs-layers' fit computes it (the mean of each row's loss times its class weight, plus
+ * the L2 penalties). Nothing is read back from the backend until the epoch ends: the loss and the
+ * correct count stay tensors, summed across batches.
+ */
+function denseTrainer(model: tf.LayersModel, optimizer: tf.Optimizer, data: TrainingData, train: TrainParams, weights: Record<number, number> | undefined): Trainer {
+  const x = data.train.x as Float32Array;
+  const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const lossOf = batchLoss(data, train, weights);
+  return {
+    step(picks) {
+      const input = tf.tensor2d(pickRows(x, data.dim, picks) as Float32Array, [picks.length, data.dim]);
+      const batch = lossOf(picks);
+      let correct: tf.Scalar | undefined;
+      const cost = optimizer.minimize(
+        () => {
+          const probs = model.apply(input, { training: true }) as tf.Tensor;
+          correct = tf.keep(batch.correct(probs));
+          return model.calculateLosses().reduce((total, penalty) => total.add(penalty), batch.loss(probs));
+        },
+        true,
+        variables,
+      )!;
+      tf.dispose([input, ...batch.tensors]);
+      return { loss: cost, correct: correct! };
+    },
+    sync() {},
+  };
+}
+
+/**
+ * Sparse rows: the first dense layer is a SparseDenseLayer (typed arrays, only the rows' non-zeros
+ * computed, mlp/sparse.ts), the rest of the model TF.js. Per batch: the layer's outputs become a
+ * tensor, TF.js gives the loss's gradients for its own weights and for those outputs, and the
+ * layer takes the latter back. Its weights go into the model's first layer before the model scores
+ * or is saved, so the classifier artifact is the same dense model either way.
+ */
+function sparseTrainer(model: tf.LayersModel, optimizer: tf.Optimizer, data: TrainingData, train: TrainParams, weights: Record<number, number> | undefined): Trainer {
+  const rows = data.train.x as SparseRows;
+  const [first, ...rest] = model.layers;
+  const [kernel, bias] = first!.getWeights();
+  const layer = new SparseDenseLayer(kernel!.dataSync() as Float32Array, bias!.dataSync() as Float32Array, train.optimizer, train.layers[0]?.l2 ?? 0);
+  // The first layer's activation (linear before a batch norm; softmax when it is the output layer).
+  const activation = tf.layers.activation({ activation: (train.layers[0] ? (train.layers[0].batch_norm ? 'linear' : train.layers[0].activation) : 'softmax') as never });
+  const variables = rest.flatMap((l) => l.trainableWeights.map((w) => w.read() as tf.Variable));
+  const lossOf = batchLoss(data, train, weights);
+  const optimizerLr = optimizer as unknown as { learningRate: number };
+  return {
+    step(picks) {
+      const outputs = tf.variable(tf.tensor2d(layer.forward(rows, picks), [picks.length, layer.units]), true);
+      const batch = lossOf(picks);
+      let correct: tf.Scalar | undefined;
+      const { value, grads } = tf.variableGrads(() => {
+        let h = activation.apply(outputs) as tf.Tensor;
+        for (const l of rest) h = l.apply(h, { training: true }) as tf.Tensor;
+        correct = tf.keep(batch.correct(h));
+        return rest.flatMap((l) => l.calculateLosses()).reduce((total, penalty) => total.add(penalty), batch.loss(h));
+      }, [...variables, outputs]);
+      const outputGrad = grads[outputs.name]!.dataSync() as Float32Array;
+      optimizer.applyGradients(Object.fromEntries(variables.map((v) => [v.name, grads[v.name]!])));
+      layer.backward(rows, picks, outputGrad);
+      const penalty = layer.penalty();
+      layer.step(optimizerLr.learningRate);
+      tf.dispose([outputs, ...Object.values(grads), ...batch.tensors]);
+      const loss = penalty ? (value.add(penalty) as tf.Scalar) : value;
+      if (penalty) value.dispose();
+      return { loss, correct: correct! };
+    },
+    sync() {
+      tf.tidy(() => first!.setWeights([tf.tensor2d(layer.kernel, kernel!.shape as [number, number]), tf.tensor1d(layer.bias)]));
+    },
+  };
+}
+
+/** A batch's labels (and class weights) as tensors, its loss and its correct count given the probabilities. */
+function batchLoss(data: TrainingData, train: TrainParams, weights: Record<number, number> | undefined) {
+  const loss = smoothedCrossEntropy(train.label_smoothing, data.labels.length);
+  return (picks: number[]) => {
+    const truth = tf.tensor1d(Int32Array.from(picks, (r) => data.train.y[r]!), 'int32');
+    const target = tf.oneHot(truth, data.labels.length);
+    const rowWeights = weights && tf.tensor1d(Float32Array.from(picks, (r) => weights[data.train.y[r]!]!));
+    return {
+      tensors: [truth, target, ...(rowWeights ? [rowWeights] : [])],
+      loss: (probs: tf.Tensor) => {
+        const perRow = loss(target, probs);
+        return (rowWeights ? perRow.mul(rowWeights) : perRow).mean() as tf.Scalar;
+      },
+      correct: (probs: tf.Tensor) => probs.argMax(-1).equal(truth).sum().cast('float32') as tf.Scalar,
+    };
+  };
 }
 
 /** The epoch loop: a seeded shuffle, one pass, the validation scores, one line; early stopping. */
 async function fitEpochs(model: tf.LayersModel, optimizer: tf.Optimizer, data: TrainingData, train: TrainParams, seed: number) {
   const weights = classWeights(train.class_weights, data.train.y, data.labels);
   const rows = data.train.y.length;
-  const xAll = tf.tensor2d(data.train.x, [rows, data.dim]);
-  const yAll = tf.oneHot(tf.tensor1d(data.train.y, 'int32'), data.labels.length);
+  const trainer = (isSparse(data.train.x) ? sparseTrainer : denseTrainer)(model, optimizer, data, train, weights);
   const order = new Rng(seed, 'epoch-order');
   const stopping = new EarlyStopping(model, train.early_stopping);
   const history: EpochRecord[] = [];
@@ -143,16 +251,25 @@ async function fitEpochs(model: tf.LayersModel, optimizer: tf.Optimizer, data: T
     // Optimizers read their rate at each step; tfjs has no public setter but for SGD.
     (optimizer as unknown as { learningRate: number }).learningRate = lr;
     const started = performance.now();
-    const permutation = tf.tensor1d(order.shuffle(Array.from({ length: rows }, (_, i) => i)), 'int32');
-    const [xs, ys] = [tf.gather(xAll, permutation), tf.gather(yAll, permutation)];
-    const fit = await model.fit(xs, ys, { epochs: 1, batchSize: train.batch_size, shuffle: false, classWeight: weights, verbose: 0, yieldEvery: 'never' });
-    tf.dispose([xs, ys, permutation]);
+    const permutation = order.shuffle(Array.from({ length: rows }, (_, i) => i));
+    let lossSum: tf.Scalar = tf.scalar(0);
+    let correctSum: tf.Scalar = tf.scalar(0);
+    for (let start = 0; start < rows; start += train.batch_size) {
+      const picks = permutation.slice(start, start + train.batch_size);
+      const { loss, correct } = trainer.step(picks);
+      const [nextLoss, nextCorrect] = [lossSum.add(loss.mul(picks.length)) as tf.Scalar, correctSum.add(correct) as tf.Scalar];
+      tf.dispose([lossSum, correctSum, loss, correct]);
+      [lossSum, correctSum] = [nextLoss, nextCorrect];
+    }
+    const [lossTotal, correctTotal] = [(await lossSum.data())[0]!, (await correctSum.data())[0]!];
+    tf.dispose([lossSum, correctSum]);
+    trainer.sync();
     const val = data.validation && validationScores(model, data.validation, data);
     const seconds = (performance.now() - started) / 1000;
     const record: EpochRecord = {
       epoch,
-      loss: fit.history.loss![0] as number,
-      accuracy: fit.history.acc![0] as number,
+      loss: lossTotal / rows,
+      accuracy: correctTotal / rows,
       val_loss: val?.loss ?? null,
       val_accuracy: val?.accuracy ?? null,
       val_macro_f1: val?.macroF1 ?? null,
@@ -165,11 +282,10 @@ async function fitEpochs(model: tf.LayersModel, optimizer: tf.Optimizer, data: T
     if (val && stopping.shouldStop(epoch, val)) break;
   }
   stopping.restoreBest();
-  tf.dispose([xAll, yAll]);
   return { history, bestEpoch: stopping.best.epoch };
 }
 
-function validationScores(model: tf.LayersModel, validation: { x: Float32Array; y: Int32Array }, data: TrainingData) {
+function validationScores(model: tf.LayersModel, validation: { x: FeatureRows; y: Int32Array }, data: TrainingData) {
   const m = scoresOf(validation.y, predictProbabilities(model, validation.x, data.dim), data.labels);
   return { loss: m.log_loss, accuracy: m.accuracy, macroF1: m.macro_f1 };
 }

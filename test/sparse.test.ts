@@ -1,0 +1,129 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { MessageReader, MessageHeader, tableFromIPC as arrowJsRead } from 'apache-arrow';
+import { tableFromIPC as flechetteRead } from '@uwdata/flechette';
+import { selectBackend, tf } from '../pipeline/mlp/backend.js';
+import { SparseDenseLayer } from '../pipeline/mlp/sparse.js';
+import { denseSlice, pickRows, sparseFromDense, type SparseRows } from '../pipeline/mlp/rows.js';
+import { readTokens, readVectorFile, writeEmbeddings, writeSparseEmbeddings, writeTokens } from '../pipeline/arrow/index.js';
+import { Rng } from '../pipeline/random.js';
+
+/** A cell as plain JSON-able values (typed arrays and Arrow vectors as arrays). */
+const plain = (v: unknown): unknown => (ArrayBuffer.isView(v) ? Array.from(v as Float32Array) : v && typeof v === 'object' && 'toArray' in v ? Array.from((v as { toArray(): Float32Array }).toArray()) : v);
+
+/** Random sparse rows: each row a few columns of `width`, some rows empty. */
+function randomRows(rows: number, width: number, seed: number): SparseRows {
+  const rng = new Rng(seed, 'sparse-test');
+  const dense = new Float32Array(rows * width);
+  for (let r = 0; r < rows; r++) {
+    if (r % 5 === 4) continue;
+    for (let k = 0; k < 6; k++) dense[r * width + rng.int(width)] = rng.next() * 2 - 1;
+  }
+  return sparseFromDense(dense, width);
+}
+
+const close = (a: ArrayLike<number>, b: ArrayLike<number>, tolerance: number, what: string) => {
+  assert.equal(a.length, b.length, what);
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
+  assert.ok(worst <= tolerance, `${what}: differs by ${worst}`);
+};
+
+test('the sparse first layer equals a TF.js dense layer: outputs, gradients and an optimizer step of each kind', async () => {
+  await selectBackend('wasm');
+  const width = 40;
+  const units = 7;
+  const rows = randomRows(12, width, 3);
+  const picks = [3, 0, 7, 4, 11, 3];
+  const rng = new Rng(9, 'weights');
+  const kernel = Float32Array.from({ length: width * units }, () => rng.next() - 0.5);
+  const bias = Float32Array.from({ length: units }, () => rng.next() - 0.5);
+  const outGrad = Float32Array.from({ length: picks.length * units }, () => rng.next() - 0.5);
+  const x = tf.tensor2d(denseSlice(pickRows(rows, width, picks), width, 0, picks.length), [picks.length, width]);
+  const r = tf.tensor2d(outGrad, [picks.length, units]);
+  for (const [name, l2] of [['adam', 0], ['sgd', 0], ['rmsprop', 0], ['adam', 0.01]] as const) {
+    const layer = new SparseDenseLayer(kernel, bias, { name, momentum: 0.9 }, l2);
+    const w = tf.variable(tf.tensor2d(kernel, [width, units]));
+    const b = tf.variable(tf.tensor1d(bias));
+    const lr = 0.05;
+    const optimizer = name === 'adam' ? tf.train.adam(lr) : name === 'sgd' ? tf.train.momentum(lr, 0.9) : tf.train.rmsprop(lr, 0.9, 0.9);
+    // The loss is sum(outputs * r * scale) (+ the L2 penalty), so the outputs' gradient is r
+    // times a scale that changes each step (with a constant gradient Adam's moments would not depend on its betas).
+    for (let step = 0; step < 3; step++) {
+      const scale = [1, -0.5, 2][step]!;
+      const stepGrad = outGrad.map((g) => g * scale);
+      const out = layer.forward(rows, picks);
+      close(out, tf.tidy(() => tf.matMul(x, w).add(b).dataSync()), 1e-5, `${name} step ${step}: outputs`);
+      const { grads } = tf.variableGrads(() => tf.matMul(x, w).add(b).mul(r).mul(scale).sum().add(w.square().sum().mul(l2)) as tf.Scalar, [w, b]);
+      if (step === 0) {
+        // The gradients the layer applies: read them back through an SGD step without momentum.
+        const probe = new SparseDenseLayer(layer.kernel, layer.bias, { name: 'sgd', momentum: 0 }, l2);
+        probe.backward(rows, picks, stepGrad);
+        probe.step(1);
+        close(Array.from(layer.kernel, (v, i) => v - probe.kernel[i]!), grads[w.name]!.dataSync(), 1e-5, `${name}: kernel gradient`);
+        close(Array.from(layer.bias, (v, i) => v - probe.bias[i]!), grads[b.name]!.dataSync(), 1e-5, `${name}: bias gradient`);
+      }
+      optimizer.applyGradients(grads as tf.NamedTensorMap as never);
+      tf.dispose(Object.values(grads));
+      layer.backward(rows, picks, stepGrad);
+      layer.step(lr);
+      close(layer.kernel, w.dataSync(), 1e-5, `${name} (l2 ${l2}) step ${step}: kernel after the step`);
+      close(layer.bias, b.dataSync(), 1e-5, `${name} (l2 ${l2}) step ${step}: bias after the step`);
+    }
+    if (l2) assert.ok(Math.abs(layer.penalty() - l2 * w.square().sum().dataSync()[0]!) < 1e-6, 'the L2 penalty');
+    tf.dispose([w, b]);
+  }
+  tf.dispose([x, r]);
+});
+
+test('sparse rows round-trip through their Arrow file, and both readers agree with the writer', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sparse-'));
+  const rows = randomRows(9, 30, 4);
+  const path = join(dir, 'train.arrow');
+  writeSparseEmbeddings(path, rows, { rowIds: Array.from({ length: 9 }, (_, i) => `m${i}`), metadata: { featurizer: 'test' } });
+  const back = readVectorFile(path);
+  assert.ok('indptr' in back);
+  assert.deepEqual(back, rows);
+  const table = flechetteRead(readFileSync(path));
+  assert.equal(table.schema.metadata?.get('width'), '30');
+  assert.equal(table.schema.metadata?.get('layout'), 'sparse');
+  for (let r = 0; r < 9; r++) {
+    assert.deepEqual(Array.from(table.getChild('indices')!.at(r) as Int32Array), Array.from(rows.indices.subarray(rows.indptr[r], rows.indptr[r + 1])), `row ${r} columns`);
+    assert.deepEqual(Array.from(table.getChild('values')!.at(r) as Float32Array), Array.from(rows.values.subarray(rows.indptr[r], rows.indptr[r + 1])), `row ${r} values`);
+  }
+});
+
+test('every kind of Arrow file the project writes opens in a second implementation, as a file and as the stream inside it', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'arrow-'));
+  const ids = ['a', 'b', 'c'];
+  const files = {
+    tokens: join(dir, 'tokens.arrow'),
+    dense: join(dir, 'dense.arrow'),
+    slice: join(dir, 'slice.arrow'),
+    sparse: join(dir, 'sparse.arrow'),
+  };
+  writeTokens(files.tokens, { ids: Int32Array.from([101, 7, 102, 101, 102, 101, 5, 6, 102]), offsets: Int32Array.from([0, 3, 5, 9]), truncated: Uint8Array.from([0, 0, 1]) }, { rowIds: ids, metadata: { tokenizer: 'test' } });
+  writeEmbeddings(files.dense, { vectors: Float32Array.from({ length: 12 }, (_, i) => i / 4), hidden: 4 }, { rowIds: ids, metadata: { model: 'test' } });
+  writeEmbeddings(files.slice, { vectors: Float32Array.from({ length: 8 }, (_, i) => -i), hidden: 4, rowIndex: Int32Array.from([2, 0]) });
+  writeSparseEmbeddings(files.sparse, sparseFromDense(Float32Array.from([0, 1, 0, 0, 0, 0, 2, 3, 0]), 3), { rowIds: ids, metadata: {} });
+  for (const [kind, path] of Object.entries(files)) {
+    const bytes = readFileSync(path);
+    // The format: magic, then a stream that starts with the Schema message (arrow-rs's stream reader insists).
+    assert.equal(bytes.subarray(0, 6).toString('latin1'), 'ARROW1');
+    assert.equal(new MessageReader(bytes.subarray(8)).readMessage()!.headerType, MessageHeader.Schema, `${kind}: the embedded stream starts with its schema`);
+    const reference = arrowJsRead(bytes);
+    for (const [how, table] of [['file', flechetteRead(bytes)], ['stream', flechetteRead(bytes.subarray(8))]] as const) {
+      assert.equal(table.numRows, reference.numRows, `${kind} as a ${how}`);
+      assert.deepEqual(table.schema.fields.map((f) => f.name), reference.schema.fields.map((f) => f.name), `${kind} as a ${how}: columns`);
+      for (const field of reference.schema.fields) {
+        const ours = Array.from({ length: table.numRows }, (_, r) => plain(table.getChild(field.name)!.at(r)));
+        const theirs = Array.from({ length: reference.numRows }, (_, r) => plain(reference.getChild(field.name)!.get(r)));
+        assert.deepEqual(ours, theirs, `${kind} as a ${how}: column ${field.name}`);
+      }
+    }
+  }
+  assert.deepEqual(readTokens(files.tokens).ids, Int32Array.from([101, 7, 102, 101, 102, 101, 5, 6, 102]));
+});
