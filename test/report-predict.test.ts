@@ -74,7 +74,12 @@ test('the gallery shows the most confident mistakes after the sample, each marke
 
 test('summary.md has the headline against the baseline and the best and worst genres', () => {
   const summary = readFileSync(join(reportDir(), 'summary.md'), 'utf8');
-  assert.match(summary, /\| accuracy \| 0\.\d{3} \| 0\.\d{3} \| [+-]\d\.\d{3} \|/);
+  const [, value, lo, hi] = /\| accuracy \| (\d\.\d{3}) \((\d\.\d{3})-(\d\.\d{3})\) \| \d\.\d{3} \| [+-]\d\.\d{3} \|/.exec(summary) ?? [];
+  assert.ok(value, summary);
+  assert.ok(Number(lo) <= Number(value) && Number(value) <= Number(hi), 'the 95% interval holds the figure');
+  // The same interval as metrics.json's.
+  const metrics = JSON.parse(readFileSync(join(ws.artifacts, 'runs', 'config', 'evaluate', 'metrics.json'), 'utf8'));
+  assert.deepEqual([lo, hi], metrics.test.intervals.accuracy.map((x: number) => x.toFixed(3)));
   assert.match(summary, /\| macro-F1 \|/);
   assert.match(summary, /\| top-3 accuracy \|/);
   assert.match(summary, /\*\*Best genres\*\*/);

@@ -146,21 +146,60 @@ test('diff prints the params that differ and each metric with its change', () =>
   assert.match(result.stdout, /^train\.layers\[0\]\.units\s+16\s+48$/m);
   assert.match(result.stdout, /^train\.optimizer\.lr\s+0\.003\s+0\.0003$/m);
   assert.doesNotMatch(result.stdout, /^seed/m, 'equal params are left out');
-  assert.match(result.stdout, /^test\.accuracy\s+\d\.\d{4}\s+\d\.\d{4}\s+([+-]\d\.\d{4}|0)\s+(better|worse|same)$/m);
-  // Better or worse by the metric's direction: up is better for accuracy, down for log loss.
+  // Better or worse only when the paired 95% interval of the change excludes 0 (by the metric's
+  // direction: up is better for accuracy, down for log loss); otherwise within noise.
   for (const [metric, higherIsBetter] of [['accuracy', true], ['log_loss', false]] as const) {
-    const [, a, b, verdict] = new RegExp(`^test\\.${metric}\\s+(\\S+)\\s+(\\S+)\\s+\\S+\\s+(\\w+)$`, 'm').exec(result.stdout)!;
+    const [, a, b, lo, hi, verdict] = new RegExp(`^test\\.${metric}\\s+(\\S+)\\s+(\\S+)\\s+\\S+\\s+(\\S+) to (\\S+)\\s+(better|worse|same|within noise)$`, 'm').exec(result.stdout) ?? [];
+    assert.ok(verdict, result.stdout);
     const change = Number(b) - Number(a);
-    const expected = Math.abs(change) < 5e-5 ? 'same' : change > 0 === higherIsBetter ? 'better' : 'worse';
-    assert.equal(verdict, expected, `test.${metric}: ${a} -> ${b}`);
+    const expected = Math.abs(change) < 5e-5 ? 'same' : Number(lo) <= 0 && Number(hi) >= 0 ? 'within noise' : change > 0 === higherIsBetter ? 'better' : 'worse';
+    assert.equal(verdict, expected, `test.${metric}: ${a} -> ${b} (${lo} to ${hi})`);
   }
+  assert.match(result.stdout, /^test: same rows, paired bootstrap \(1000 resamples\); McNemar on accuracy: \d+ rows only sweep-01 gets right, \d+ only sweep-04, p = [\d.e-]+$/m);
   const json = JSON.parse(runProgram(ws, 'scripts/diff', ['sweep-01', 'sweep-04', '--json']).stdout);
   const accuracy = json.metrics.find((m: { split: string; metric: string }) => m.split === 'test' && m.metric === 'accuracy');
   assert.ok(Math.abs(accuracy.change - (accuracy.b - accuracy.a)) < 1e-12);
+  assert.ok(accuracy.interval[0] <= accuracy.change && accuracy.change <= accuracy.interval[1], JSON.stringify(accuracy));
+  assert.equal(json.paired.test.same_rows, true);
   const missing = runProgram(ws, 'scripts/diff', ['sweep-01', 'nope']);
   assert.equal(missing.code, 1);
   assert.match(missing.stderr, /no run named "nope"/);
 });
+
+test('diff: two seeds of one config differ within noise; a clearly better run is better; runs on other rows are not paired', () => {
+  const build = (run: string, set: string[]) => {
+    for (const stage of ['ingest', 'tokenize', 'embed', 'train', 'evaluate']) {
+      const r = runProgram(ws, `stages/${stage}`, ['--set', `run=${run}`, ...set.flatMap((s) => ['--set', s])]);
+      assert.equal(r.code, 0, `${run} ${stage}: ${r.stderr}`);
+    }
+  };
+  build('seed-1', ['train.seed=1']);
+  build('seed-2', ['train.seed=2']);
+  build('weak', ['train.optimizer.lr=0.00001', 'train.epochs=1']);
+  build('other-rows', ['seed=9', 'train.seed=1']);
+  const verdicts = (a: string, b: string) => {
+    const json = JSON.parse(runProgram(ws, 'scripts/diff', [a, b, '--json']).stdout) as DiffJson;
+    return { json, test: Object.fromEntries(json.metrics.filter((m) => m.split === 'test').map((m) => [m.metric, m.verdict])) };
+  };
+  const seeds = verdicts('seed-1', 'seed-2');
+  for (const metric of ['accuracy', 'macro_f1', 'log_loss']) assert.ok(['same', 'within noise'].includes(seeds.test[metric]!), `${metric}: ${seeds.test[metric]}`);
+  const clearly = verdicts('weak', 'seed-1');
+  assert.equal(clearly.test.accuracy, 'better', JSON.stringify(clearly.json.metrics.find((m) => m.split === 'test' && m.metric === 'accuracy')));
+  assert.equal(clearly.test.log_loss, 'better');
+  const other = verdicts('seed-1', 'other-rows');
+  // Another top-level seed draws another validation split: those rows are not paired; the test rows still are.
+  assert.equal(other.json.paired.validation?.same_rows, false);
+  assert.match(other.json.paired.validation!.reason!, /different validation rows/);
+  assert.match(other.json.metrics.find((m) => m.split === 'validation' && m.metric === 'accuracy')!.verdict, /^(better|worse|same) \(different rows\)$/);
+  assert.equal(other.json.metrics.find((m) => m.split === 'validation' && m.metric === 'accuracy')!.interval, null);
+  const text = runProgram(ws, 'scripts/diff', ['seed-1', 'other-rows']).stdout;
+  assert.match(text, /^validation: not compared row by row: the runs scored different validation rows/m);
+});
+
+interface DiffJson {
+  metrics: { split: string; metric: string; verdict: string; interval: [number, number] | null }[];
+  paired: Record<string, { same_rows: boolean; reason?: string } | undefined>;
+}
 
 test('the gate passes on an unchanged rerun and fails when the baseline is raised above the run', () => {
   for (const stage of ['ingest', 'tokenize', 'embed', 'train', 'evaluate']) assert.equal(runProgram(ws, `stages/${stage}`).code, 0);

@@ -7,6 +7,8 @@ import { planPipeline } from '../artifacts/plan.js';
 import { STAGES } from '../dag.js';
 import { writeFileAtomically, type ArtifactStore } from '../artifacts/store.js';
 import { improvement, METRICS, METRIC_NAMES, readMetrics, SPLITS, type MetricName, type MetricSplit } from './metrics.js';
+import { readMetricsFile, readPredictions, type PredictionRow } from '../evaluate/artifact.js';
+import { BOOTSTRAP_SAMPLES, mcnemar, pairedDifference, rowFacts, type IntervalMetric } from '../metrics/bootstrap.js';
 
 /**
  * `diff RUN_A RUN_B` (params and metrics side by side, as `dvc params diff` and
@@ -33,6 +35,8 @@ interface RunView {
   name: string;
   params: Record<string, unknown>;
   metrics: ReturnType<typeof readMetrics>;
+  /** The evaluate artifact's folder, when the run has been evaluated. */
+  evaluateDir?: string;
 }
 
 async function openRun(store: ArtifactStore, name: string): Promise<RunView> {
@@ -43,14 +47,17 @@ async function openRun(store: ArtifactStore, name: string): Promise<RunView> {
   }
   const evaluate = runPointers(store, name).evaluate;
   const { run: _run, ...params } = recorded.config as Record<string, unknown>;
-  return { name, params: flatten(params), metrics: evaluate ? readMetrics((await store.verified('evaluate', evaluate)).dir) : {} };
+  const dir = evaluate ? (await store.verified('evaluate', evaluate)).dir : undefined;
+  return { name, params: flatten(params), metrics: dir ? readMetrics(dir) : {}, evaluateDir: dir };
 }
 
 const show = (v: unknown) => (v === undefined ? '–' : typeof v === 'number' ? String(Number(v.toPrecision(6))) : JSON.stringify(v).replace(/^"|"$/g, ''));
 
 export interface DiffResult {
   params: { key: string; a: unknown; b: unknown }[];
-  metrics: { split: MetricSplit; metric: MetricName; a: number | null; b: number | null; change: number | null; verdict: string }[];
+  metrics: { split: MetricSplit; metric: MetricName; a: number | null; b: number | null; change: number | null; interval: [number, number] | null; verdict: string }[];
+  /** Per split: whether the two runs were scored on the same rows, and McNemar's test of their accuracy there. */
+  paired: Partial<Record<MetricSplit, { same_rows: boolean; reason?: string; mcnemar?: { only_a: number; only_b: number; p_value: number } }>>;
 }
 
 export async function diffRuns(store: ArtifactStore, nameA: string, nameB: string, all = false): Promise<DiffResult> {
@@ -59,16 +66,49 @@ export async function diffRuns(store: ArtifactStore, nameA: string, nameB: strin
   const keys = [...new Set([...Object.keys(a.params), ...Object.keys(b.params)])];
   const params = keys.filter((k) => all || JSON.stringify(a.params[k]) !== JSON.stringify(b.params[k])).map((key) => ({ key, a: a.params[key], b: b.params[key] }));
   const metrics: DiffResult['metrics'] = [];
+  const paired: DiffResult['paired'] = {};
   for (const split of SPLITS) {
     if (!a.metrics[split] && !b.metrics[split]) continue;
+    const pair = a.metrics[split] && b.metrics[split] ? await pairedOn(a, b, split) : undefined;
+    if (pair) paired[split] = pair.summary;
     for (const metric of METRIC_NAMES) {
       const va = a.metrics[split]?.[metric] ?? null;
       const vb = b.metrics[split]?.[metric] ?? null;
       const change = va !== null && vb !== null ? vb - va : null;
-      metrics.push({ split, metric, a: va, b: vb, change, verdict: verdict(metric, change) });
+      const interval = pair?.differences?.[metric as IntervalMetric]?.interval ?? null;
+      const unpaired = pair && !pair.differences && change !== null ? ` (different rows)` : '';
+      metrics.push({ split, metric, a: va, b: vb, change, interval, verdict: pair?.differences ? pairedVerdict(metric, change, interval) : `${verdict(metric, change)}${unpaired}` });
     }
   }
-  return { params, metrics };
+  return { params, metrics, paired };
+}
+
+/**
+ * The paired bootstrap of B minus A on one split, when both runs scored the same movies with the
+ * same true genres over the same genre list (their predictions.parquet); otherwise why not.
+ */
+async function pairedOn(a: RunView, b: RunView, split: MetricSplit) {
+  const [rowsA, rowsB] = await Promise.all([a, b].map((r) => readPredictions(r.evaluateDir!, split)));
+  const [metricsA, metricsB] = [readMetricsFile(a.evaluateDir!)[split]!, readMetricsFile(b.evaluateDir!)[split]!];
+  const reason =
+    JSON.stringify(metricsA.labels) !== JSON.stringify(metricsB.labels)
+      ? 'the runs have different genre lists'
+      : rowsA!.length !== rowsB!.length || rowsA!.some((r, i) => r.id !== rowsB![i]!.id || r.true_genre !== rowsB![i]!.true_genre)
+        ? `the runs scored different ${split} rows (another data set or split)`
+        : undefined;
+  if (reason) return { summary: { same_rows: false, reason } };
+  const labels = metricsA.labels;
+  const facts = (rows: PredictionRow[], k: number) => rowFacts(Int32Array.from(rows, (r) => labels.indexOf(r.true_genre!)), Float32Array.from(rows.flatMap((r) => r.probs)), labels.length, k);
+  const [fa, fb] = [facts(rowsA!, metricsA.top_k), facts(rowsB!, metricsB.top_k)];
+  return { summary: { same_rows: true, mcnemar: mcnemar(fa, fb) }, differences: pairedDifference(fa, fb) };
+}
+
+/** better or worse only when the paired 95% interval of the difference excludes 0; otherwise within noise. */
+function pairedVerdict(metric: MetricName, change: number | null, interval: [number, number] | null): string {
+  if (change === null || Math.abs(change) < 5e-5) return verdict(metric, change);
+  if (!interval) return `${verdict(metric, change)} (no paired test)`;
+  if (interval[0] <= 0 && interval[1] >= 0) return 'within noise';
+  return verdict(metric, change);
 }
 
 /** +0.0123 / -0.0123, and 0 for a change too small to print. */
@@ -92,11 +132,16 @@ export function formatDiff(result: DiffResult, nameA: string, nameB: string): st
   const params = result.params.length ? table(['param', nameA, nameB], result.params.map((p) => [p.key, show(p.a), show(p.b)])) : 'params: identical';
   const metrics = result.metrics.length
     ? table(
-        ['metric', nameA, nameB, 'change', `${nameB} is`],
-        result.metrics.map((m) => [`${m.split}.${m.metric}`, m.a === null ? '–' : m.a.toFixed(4), m.b === null ? '–' : m.b.toFixed(4), signed(m.change), m.verdict]),
+        ['metric', nameA, nameB, 'change', '95% interval of the change', `${nameB} is`],
+        result.metrics.map((m) => [`${m.split}.${m.metric}`, m.a === null ? '–' : m.a.toFixed(4), m.b === null ? '–' : m.b.toFixed(4), signed(m.change), m.interval ? `${signed(m.interval[0])} to ${signed(m.interval[1])}` : '–', m.verdict]),
       )
     : 'metrics: neither run has been evaluated';
-  return `${params}\n\n${metrics}\n`;
+  const notes = Object.entries(result.paired).map(([split, p]) =>
+    p!.same_rows
+      ? `${split}: same rows, paired bootstrap (${BOOTSTRAP_SAMPLES} resamples); McNemar on accuracy: ${p!.mcnemar!.only_a} rows only ${nameA} gets right, ${p!.mcnemar!.only_b} only ${nameB}, p = ${p!.mcnemar!.p_value.toPrecision(2)}`
+      : `${split}: not compared row by row: ${p!.reason}; the changes are bare differences`,
+  );
+  return `${params}\n\n${metrics}\n${notes.length ? `\n${notes.join('\n')}\n` : ''}`;
 }
 
 // ---- the quality gate ----

@@ -3,7 +3,8 @@ import { selectBackend } from '../mlp/backend.js';
 import type { ManifestBody } from '../artifacts/store.js';
 import { rowFileOf, type Genres, type Movies } from '../ingest/artifact.js';
 import { featuresBySplit, type SplitFeatures } from '../embed/artifact.js';
-import { computeMetrics, topK } from '../metrics/index.js';
+import { computeMetrics, topK, type Metrics } from '../metrics/index.js';
+import { BOOTSTRAP_SAMPLES, bootstrapIntervals, rowFacts } from '../metrics/bootstrap.js';
 import type { EvaluateRun } from './signature.js';
 import { topColumns, writeMetrics, writePredictions, writeSubmission, type MetricsFile, type PredictionRow } from './artifact.js';
 
@@ -22,6 +23,8 @@ export async function evaluate(run: EvaluateRun): Promise<ManifestBody> {
   const features = featuresBySplit(run.inputs.vectors, run.inputs.splits, genres);
   const { labels, dim } = features;
   const scoring = { topK: k, bins: run.params.evaluate.calibration_bins, majority: majorityLabel(genres) };
+  // Every split's figures with their 95% intervals (a seeded bootstrap over the split's rows).
+  const scored = (y: Int32Array, probs: Float32Array): Metrics => ({ ...computeMetrics(y, probs, labels, scoring), intervals: bootstrapIntervals(rowFacts(y, probs, labels.length, k)) });
   const probabilities = (part: SplitFeatures) => classifier.predict(part.x, dim);
   const hasGenres = (part: SplitFeatures) => part.y.every((y) => y >= 0);
 
@@ -29,14 +32,14 @@ export async function evaluate(run: EvaluateRun): Promise<ManifestBody> {
   // The training rows are scored too (metrics only, no predictions): train against validation
   // and test is the first overfitting check a reader makes.
   const train = features.splits.train;
-  if (train?.rows.length && hasGenres(train)) metrics.train = computeMetrics(train.y, await probabilities(train), labels, scoring);
+  if (train?.rows.length && hasGenres(train)) metrics.train = scored(train.y, await probabilities(train));
   const predictions: PredictionRow[] = [];
   let submission: string[] | undefined;
   for (const split of ['validation', 'test'] as const) {
     const part = features.splits[split];
     if (!part?.rows.length) continue;
     const probs = await probabilities(part);
-    if (hasGenres(part)) metrics[split] = computeMetrics(part.y, probs, labels, scoring);
+    if (hasGenres(part)) metrics[split] = scored(part.y, probs);
     const rows = await predictionRows(movies, split, part, probs, labels, k);
     predictions.push(...rows);
     if (split === 'test' && !hasGenres(part)) submission = rows.map((r) => `${r.id} ::: ${r.predicted_genre}`);
@@ -52,6 +55,7 @@ export async function evaluate(run: EvaluateRun): Promise<ManifestBody> {
       test_macro_f1: metrics.test?.macro.f1,
       majority_baseline: metrics.test?.majority_baseline.accuracy,
       submission: Boolean(submission),
+      intervals: `95%, percentile bootstrap over each split's rows, ${BOOTSTRAP_SAMPLES} resamples, seed 0`,
     },
   };
 }
@@ -91,7 +95,7 @@ async function predictionRows(movies: Movies, split: 'validation' | 'test', part
 function logMetrics(metrics: MetricsFile, k: number): void {
   for (const [split, m] of Object.entries(metrics)) {
     info(
-      `evaluate: ${split}  accuracy ${m.accuracy.toFixed(3)}  top-${k} ${m.top_k_accuracy.toFixed(3)}  macro-F1 ${m.macro.f1.toFixed(3)}  ` +
+      `evaluate: ${split}  accuracy ${m.accuracy.toFixed(3)}${m.intervals ? ` [${m.intervals.accuracy.map((x) => x.toFixed(3)).join(', ')}]` : ''}  top-${k} ${m.top_k_accuracy.toFixed(3)}  macro-F1 ${m.macro.f1.toFixed(3)}  ` +
         `weighted-F1 ${m.weighted.f1.toFixed(3)}  log loss ${m.log_loss.toFixed(3)}  ECE ${m.expected_calibration_error.toFixed(3)}  ` +
         `(majority baseline ${m.majority_baseline.accuracy.toFixed(3)})`,
     );

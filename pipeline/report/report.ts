@@ -40,16 +40,24 @@ interface Headline {
   name: string;
   value: number;
   baseline: number;
+  /** Its 95% interval (evaluate's bootstrap), when metrics.json has one. */
+  interval?: [number, number];
 }
 
 export function headline(metrics: Metrics, trainCounts: Record<string, number>): Headline[] {
   const base = majorityBaseline(metrics, trainCounts);
+  const iv = metrics.intervals;
   return [
-    { name: 'accuracy', value: metrics.accuracy, baseline: base.accuracy },
-    { name: 'macro-F1', value: metrics.macro.f1, baseline: base.macro_f1 },
-    { name: 'weighted-F1', value: metrics.weighted.f1, baseline: base.weighted_f1 },
-    { name: `top-${metrics.top_k} accuracy`, value: metrics.top_k_accuracy, baseline: base.top_k_accuracy },
+    { name: 'accuracy', value: metrics.accuracy, baseline: base.accuracy, interval: iv?.accuracy },
+    { name: 'macro-F1', value: metrics.macro.f1, baseline: base.macro_f1, interval: iv?.macro_f1 },
+    { name: 'weighted-F1', value: metrics.weighted.f1, baseline: base.weighted_f1, interval: iv?.weighted_f1 },
+    { name: `top-${metrics.top_k} accuracy`, value: metrics.top_k_accuracy, baseline: base.top_k_accuracy, interval: iv?.top_k_accuracy },
   ];
+}
+
+/** "0.532 (0.516-0.548)": a figure with its 95% interval, when there is one. */
+export function withInterval(value: number, interval: [number, number] | undefined, digits = 3): string {
+  return interval ? `${value.toFixed(digits)} (${interval[0].toFixed(digits)}-${interval[1].toFixed(digits)})` : value.toFixed(digits);
 }
 
 /** Genres with test rows, by F1 (then support), best first. */
@@ -101,8 +109,8 @@ export function summaryMarkdown(options: { run: string; split: string; metrics: 
   const { metrics } = options;
   const lines = [`## Genre classifier: run \`${options.run}\` (${options.split} split, ${formatCount(metrics.rows)} movies)`, ''];
   if (options.randomModel) lines.push('> **Random-weight demo model**: these figures show the pipeline works, not what BERT can do.', '');
-  lines.push('| metric | model | majority baseline | difference |', '|---|---:|---:|---:|');
-  for (const h of headline(metrics, options.trainCounts)) lines.push(`| ${h.name} | ${h.value.toFixed(3)} | ${h.baseline.toFixed(3)} | ${h.value - h.baseline >= 0 ? '+' : ''}${(h.value - h.baseline).toFixed(3)} |`);
+  lines.push('| metric | model (95% interval) | majority baseline | difference |', '|---|---:|---:|---:|');
+  for (const h of headline(metrics, options.trainCounts)) lines.push(`| ${h.name} | ${withInterval(h.value, h.interval)} | ${h.baseline.toFixed(3)} | ${h.value - h.baseline >= 0 ? '+' : ''}${(h.value - h.baseline).toFixed(3)} |`);
   if (options.references?.length) {
     const figures = (m: Metrics) => `${m.accuracy.toFixed(3)} / ${m.macro.f1.toFixed(3)}`;
     const others = options.references.map((r) => `\`${r.run}\` (${markdownText(r.featurizer)}) ${figures(r.metrics)}`);
@@ -188,7 +196,11 @@ function referenceTable(split: string, metrics: Metrics, featurizer: string, run
 function splitTable(all: Partial<Record<'train' | 'validation' | 'test', Metrics>>): string {
   const rows = (['train', 'validation', 'test'] as const)
     .filter((s) => all[s])
-    .map((s) => `<tr data-split="${s}"><td>${s}</td><td>${formatCount(all[s]!.rows)}</td><td>${fixed(all[s]!.accuracy)}</td><td>${fixed(all[s]!.macro.f1)}</td><td>${fixed(all[s]!.log_loss)}</td></tr>`)
+    .map((s) => {
+      const m = all[s]!;
+      const cell = (value: number, interval?: [number, number]) => `<td>${fixed(value)}${interval ? ` <span class="interval">${fixed(interval[0])}-${fixed(interval[1])}</span>` : ''}</td>`;
+      return `<tr data-split="${s}"><td>${s}</td><td>${formatCount(m.rows)}</td>${cell(m.accuracy, m.intervals?.accuracy)}${cell(m.macro.f1, m.intervals?.macro_f1)}${cell(m.log_loss, m.intervals?.log_loss)}</tr>`;
+    })
     .join('');
   return `<h3>Every split</h3><table class="splits"><thead><tr><th>split</th><th>movies</th><th>accuracy</th><th>macro-F1</th><th>log loss</th></tr></thead><tbody>${rows}</tbody></table>`;
 }
@@ -200,6 +212,7 @@ function headlineCards(metrics: Metrics, trainCounts: Record<string, number>): s
       .map(
         (h) =>
           `<div class="metric" data-metric="${escapeHtml(h.name)}"><div class="label">${escapeHtml(h.name)}</div><div class="value">${fixed(h.value)}</div>` +
+          (h.interval ? `<div class="interval" title="95% interval, bootstrap over the split's rows">95% ${fixed(h.interval[0])}-${fixed(h.interval[1])}</div>` : '') +
           `<div class="baseline">majority baseline ${fixed(h.baseline)} ${delta(h.value - h.baseline)}</div></div>`,
       )
       .join('') +
