@@ -16,9 +16,10 @@ SET ?=
 ARTIFACTS ?= artifacts
 # onnxruntime-node's install script downloads CUDA files when it thinks CUDA is present; skip
 # that by default (the CPU binaries ship in the package). On a CUDA 12 host: ORT_INSTALL=cuda12.
+# npm 11 runs a dependency's install script only when package.json's allowScripts names it
+# (it refuses --allow-scripts in a project): onnxruntime-node's is allowed there, and exits at
+# once when ONNXRUNTIME_NODE_INSTALL=skip; core-js's and protobufjs's are denied (messages only).
 ORT_INSTALL ?= skip
-# npm 11 runs a package's install script only when allowed; the CUDA variant needs onnxruntime-node's.
-NPM_SCRIPTS := $(if $(filter skip,$(ORT_INSTALL)),,--allow-scripts=onnxruntime-node)
 # For `make model-bert-base`: a bert-base-uncased tokenizer folder (its 30,522-token vocabulary).
 BERT_TOKENIZER ?= ../shared/models/bert-base-uncased-tokenizer
 BENCH_DATA ?= data/demo
@@ -59,7 +60,7 @@ all: $(BUILT) $(DEMO_DATA) $(CONFIG_MODELS)
 
 install: $(INSTALLED)
 $(INSTALLED):
-	ONNXRUNTIME_NODE_INSTALL=$(ORT_INSTALL) npm ci --no-audit --no-fund $(NPM_SCRIPTS)
+	ONNXRUNTIME_NODE_INSTALL=$(ORT_INSTALL) npm ci --no-audit --no-fund
 	@rm -f node_modules/.installed-* && touch $@
 
 build: $(BUILT)

@@ -118,6 +118,19 @@ test('make installs by the lockfile\'s content: a checkout that touches package.
   assert.match(stamp.stdout, /npm ci/, 'another onnxruntime variant is another install');
 });
 
+test('the CUDA install works on npm 11: package.json allows onnxruntime-node\'s install script, make passes no --allow-scripts', () => {
+  // npm 11 refuses --allow-scripts in a project ("EALLOWSCRIPTS"); the allowance lives in package.json.
+  const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8'));
+  assert.equal(pkg.allowScripts?.['onnxruntime-node'], true);
+  const dry = spawnSync('make', ['-n', '-B', '--no-print-directory', 'install', 'ORT_INSTALL=cuda12'], { cwd: REPO, encoding: 'utf8' });
+  assert.match(dry.stdout, /^ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci /m);
+  assert.doesNotMatch(dry.stdout, /--allow-scripts/);
+  // Every dependency with an install script is decided (allowed or denied), so npm lists none as unreviewed.
+  const review = spawnSync('npm', ['install-scripts', 'ls'], { cwd: REPO, encoding: 'utf8' });
+  assert.equal(review.status, 0, review.stderr);
+  assert.match(review.stdout, /No packages with unreviewed install scripts/);
+});
+
 test('the Kubernetes Indexed Job embeds one slice per index on a shared volume, and the merge joins them', () => {
   const [claim, slices, merge] = k8s as any[];
   assert.equal(claim.kind, 'PersistentVolumeClaim');
