@@ -84,14 +84,25 @@ test('a 4-variant sweep over train.* embeds once, trains four times and ranks th
   assert.ok(table.every((r) => Number(r.acc) > 0 && /^[0-9a-f]{40}$/.test(String(r.commit))));
   assert.match(readFileSync(join(ws.artifacts, 'runs.csv'), 'utf8'), /^run,config,/);
 
-  // A rerun builds nothing and keeps the logs of the build it reuses; with a seeds sweep
-  // beside it, the charts show the seed noise as error bars.
-  assert.match(html, /make sweep SWEEP=configs\/sweeps\/seeds\.yaml<\/code> to see the seed noise/);
+  // A rerun builds nothing and keeps the logs of the build it reuses; with a seeds sweep over
+  // the same rows and vectors beside it (and only then), the charts show the seed noise as error bars.
+  assert.match(html, /make sweep SWEEP=configs\/sweeps\/seeds\.yaml BASE=config\.yaml<\/code> draws it here/);
+  // Each variant against the best on the validation rows, by a paired bootstrap.
+  const verdicts = (await db.runAndReadAll(`select run, vs_best, vs_best_low, vs_best_high from '${join(ws.artifacts, 'sweeps', 'sweep', 'leaderboard.parquet')}' order by rank`)).getRowObjects();
+  assert.equal(verdicts[0]!.vs_best, 'best');
+  for (const v of verdicts.slice(1)) {
+    assert.ok(['within noise', 'worse'].includes(String(v.vs_best)), String(v.vs_best));
+    assert.equal(String(v.vs_best) === 'within noise', Number(v.vs_best_low) <= 0 && Number(v.vs_best_high) >= 0);
+  }
+  ws.write('seeds-other.yaml', 'base: config.yaml\nname: seeds-other\nreport: false\ngrid:\n  seed: [8]\n  train.seed: [1, 2]\n');
+  assert.equal(runProgram(ws, 'scripts/sweep', [join(ws.dir, 'seeds-other.yaml')]).code, 0);
+  assert.equal(runProgram(ws, 'scripts/sweep', [join(ws.dir, 'sweep.yaml')]).code, 0);
+  assert.doesNotMatch(readFileSync(join(ws.artifacts, 'sweeps', 'sweep', 'leaderboard.html'), 'utf8'), /standard deviation/, 'seed noise from another split is not drawn');
   ws.write('seeds.yaml', 'base: config.yaml\nname: seeds\nreport: false\ngrid:\n  train.seed: [1, 2]\n');
   assert.equal(runProgram(ws, 'scripts/sweep', [join(ws.dir, 'seeds.yaml')]).code, 0);
   const firstLogs = readdirSync(join(ws.artifacts, 'sweeps', 'sweep', 'logs'));
   assert.equal(runProgram(ws, 'scripts/sweep', [join(ws.dir, 'sweep.yaml')]).code, 0);
-  assert.match(readFileSync(join(ws.artifacts, 'sweeps', 'sweep', 'leaderboard.html'), 'utf8'), /± one standard deviation of validation\.macro_f1 over 2 classifier seeds/);
+  assert.match(readFileSync(join(ws.artifacts, 'sweeps', 'sweep', 'leaderboard.html'), 'utf8'), /± one standard deviation of validation\.macro_f1 over 2 classifier seeds on the same vectors \(sweep <code>seeds<\/code>\)/);
   const logs = readdirSync(join(ws.artifacts, 'sweeps', 'sweep', 'logs'));
   assert.equal(logs.length, firstLogs.length + 1);
   assert.match(readFileSync(join(ws.artifacts, 'sweeps', 'sweep', 'logs', firstLogs[0]!, 'sweep-01.log'), 'utf8'), /train: built/);

@@ -6,9 +6,8 @@ import { listRuns, readRun, runPointers } from '../artifacts/runs.js';
 import { planPipeline } from '../artifacts/plan.js';
 import { STAGES } from '../dag.js';
 import { writeFileAtomically, type ArtifactStore } from '../artifacts/store.js';
-import { improvement, METRICS, METRIC_NAMES, readMetrics, SPLITS, type MetricName, type MetricSplit } from './metrics.js';
-import { readMetricsFile, readPredictions, type PredictionRow } from '../evaluate/artifact.js';
-import { BOOTSTRAP_SAMPLES, mcnemar, pairedDifference, rowFacts, type IntervalMetric } from '../metrics/bootstrap.js';
+import { improvement, METRICS, METRIC_NAMES, pairedRows, readMetrics, SPLITS, type MetricName, type MetricSplit } from './metrics.js';
+import { BOOTSTRAP_SAMPLES, mcnemar, pairedDifference, type IntervalMetric } from '../metrics/bootstrap.js';
 
 /**
  * `diff RUN_A RUN_B` (params and metrics side by side, as `dvc params diff` and
@@ -83,24 +82,11 @@ export async function diffRuns(store: ArtifactStore, nameA: string, nameB: strin
   return { params, metrics, paired };
 }
 
-/**
- * The paired bootstrap of B minus A on one split, when both runs scored the same movies with the
- * same true genres over the same genre list (their predictions.parquet); otherwise why not.
- */
+/** The paired bootstrap of B minus A on one split, when both runs scored the same rows; otherwise why not. */
 async function pairedOn(a: RunView, b: RunView, split: MetricSplit) {
-  const [rowsA, rowsB] = await Promise.all([a, b].map((r) => readPredictions(r.evaluateDir!, split)));
-  const [metricsA, metricsB] = [readMetricsFile(a.evaluateDir!)[split]!, readMetricsFile(b.evaluateDir!)[split]!];
-  const reason =
-    JSON.stringify(metricsA.labels) !== JSON.stringify(metricsB.labels)
-      ? 'the runs have different genre lists'
-      : rowsA!.length !== rowsB!.length || rowsA!.some((r, i) => r.id !== rowsB![i]!.id || r.true_genre !== rowsB![i]!.true_genre)
-        ? `the runs scored different ${split} rows (another data set or split)`
-        : undefined;
-  if (reason) return { summary: { same_rows: false, reason } };
-  const labels = metricsA.labels;
-  const facts = (rows: PredictionRow[], k: number) => rowFacts(Int32Array.from(rows, (r) => labels.indexOf(r.true_genre!)), Float32Array.from(rows.flatMap((r) => r.probs)), labels.length, k);
-  const [fa, fb] = [facts(rowsA!, metricsA.top_k), facts(rowsB!, metricsB.top_k)];
-  return { summary: { same_rows: true, mcnemar: mcnemar(fa, fb) }, differences: pairedDifference(fa, fb) };
+  const rows = await pairedRows(a.evaluateDir!, b.evaluateDir!, split);
+  if ('reason' in rows) return { summary: { same_rows: false, reason: rows.reason } };
+  return { summary: { same_rows: true, mcnemar: mcnemar(rows.a, rows.b) }, differences: pairedDifference(rows.a, rows.b) };
 }
 
 /** better or worse only when the paired 95% interval of the difference excludes 0; otherwise within noise. */

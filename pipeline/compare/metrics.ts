@@ -1,5 +1,6 @@
 import type { Metrics } from '../metrics/index.js';
-import { readMetricsFile } from '../evaluate/artifact.js';
+import { readMetricsFile, readPredictions, type PredictionRow } from '../evaluate/artifact.js';
+import { rowFacts, type RowFacts } from '../metrics/bootstrap.js';
 
 /**
  * The headline metrics by the names that sweeps, `diff` and the gate use, with which direction
@@ -44,4 +45,19 @@ export function readMetrics(evaluateDir: string): Partial<Record<MetricSplit, Re
 /** Positive when `b` is better than `a`. */
 export function improvement(name: MetricName, a: number, b: number): number {
   return METRICS[name].higherIsBetter ? b - a : a - b;
+}
+
+/**
+ * Two evaluate artifacts' rows of one split, ready for a paired comparison, when they scored the
+ * same movies with the same true genres over the same genre list; otherwise why not.
+ */
+export async function pairedRows(dirA: string, dirB: string, split: MetricSplit): Promise<{ a: RowFacts; b: RowFacts } | { reason: string }> {
+  const [metricsA, metricsB] = [readMetricsFile(dirA)[split], readMetricsFile(dirB)[split]];
+  if (!metricsA || !metricsB) return { reason: `a run has no ${split} metrics` };
+  if (JSON.stringify(metricsA.labels) !== JSON.stringify(metricsB.labels)) return { reason: 'the runs have different genre lists' };
+  const [rowsA, rowsB] = await Promise.all([readPredictions(dirA, split), readPredictions(dirB, split)]);
+  if (rowsA.length !== rowsB.length || rowsA.some((r, i) => r.id !== rowsB[i]!.id || r.true_genre !== rowsB[i]!.true_genre)) return { reason: `the runs scored different ${split} rows (another data set or split)` };
+  const labels = metricsA.labels;
+  const facts = (rows: PredictionRow[], k: number) => rowFacts(Int32Array.from(rows, (r) => labels.indexOf(r.true_genre!)), Float32Array.from(rows.flatMap((r) => r.probs)), labels.length, k);
+  return { a: facts(rowsA, metricsA.top_k), b: facts(rowsB, metricsB.top_k) };
 }

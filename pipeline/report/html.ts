@@ -74,7 +74,8 @@ h3 { margin:16px 0 8px; font-size:14px; }
 .metric .value { font-size:30px; font-weight:650; font-variant-numeric:tabular-nums; }
 .metric .baseline { color:var(--muted); font-size:12px; }
 .metric .interval { color:var(--muted); font-size:12px; font-variant-numeric:tabular-nums; }
-table.splits .interval { color:var(--muted); font-size:11px; white-space:nowrap; }
+table.splits .interval, table.leaderboard .interval { color:var(--muted); font-size:11px; white-space:nowrap; }
+table.leaderboard .verdict { font-size:11px; white-space:nowrap; }
 .delta { font-variant-numeric:tabular-nums; color:var(--muted); }
 .delta.up { color:var(--good); } .delta.down { color:var(--bad); }
 table { border-collapse:collapse; font-variant-numeric:tabular-nums; }

@@ -1,8 +1,9 @@
-import { existsSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { readParquet, writeParquet, type TableSchema } from '../parquet/index.js';
 import { getPath, loadConfig, parseKeyPath } from '../config/index.js';
-import { METRICS, parseMetricRef, readMetrics, type MetricName, type MetricSplit } from '../compare/metrics.js';
+import { METRICS, pairedRows, parseMetricRef, readMetrics, type MetricName, type MetricSplit } from '../compare/metrics.js';
+import { INTERVAL_METRICS, pairedDifference, type IntervalMetric } from '../metrics/bootstrap.js';
 import { writeFileAtomically, type ArtifactStore, type Manifest } from '../artifacts/store.js';
 import { delta, escapeHtml, figure, fixed, page, section } from '../report/html.js';
 import { renderChart } from '../report/charts.js';
@@ -47,7 +48,7 @@ function paramColumns(rows: LeaderboardRow[], params: string[]): TableSchema {
   return Object.fromEntries(params.map((p) => [p, { type: rows.every((r) => typeof r[p] === 'number' || r[p] === null) ? ('DOUBLE' as const) : ('UTF8' as const), optional: true }]));
 }
 
-export function leaderboardRows(sweep: Sweep, outcome: SweepRun, store: ArtifactStore): LeaderboardRow[] {
+export async function leaderboardRows(sweep: Sweep, outcome: SweepRun, store: ArtifactStore): Promise<LeaderboardRow[]> {
   const ref = parseMetricRef(sweep.metric) as { split: MetricSplit; name: MetricName };
   const base = loadConfig(sweep.basePath).config;
   const params = sweptParams(outcome);
@@ -79,12 +80,43 @@ export function leaderboardRows(sweep: Sweep, outcome: SweepRun, store: Artifact
     row.seconds = Math.round(r.seconds * 10) / 10;
     row.train_key = r.keys.train ?? null;
     row.embed_key = r.keys.embed ?? null;
+    row.ingest_key = r.keys.ingest ?? null;
     return row;
   });
   const sign = METRICS[ref.name].higherIsBetter ? -1 : 1;
   rows.sort((a, b) => (a.value === null ? 1 : 0) - (b.value === null ? 1 : 0) || sign * ((a.value ?? 0) - (b.value ?? 0)) || a.run.localeCompare(b.run));
   rows.forEach((row, i) => (row.rank = row.value === null ? null : i + 1));
+  await compareWithBest(rows, outcome, ref, store);
   return rows;
+}
+
+/**
+ * Each variant against the best on the ranking split's rows, by a paired bootstrap of the ranking
+ * metric's difference: `within noise` when its 95% interval holds 0 (on 211 validation rows most
+ * differences are), `worse` when it does not. Variants scored on other rows are not compared.
+ */
+async function compareWithBest(rows: LeaderboardRow[], outcome: SweepRun, ref: { split: MetricSplit; name: MetricName }, store: ArtifactStore): Promise<void> {
+  const best = rows.find((r) => r.rank === 1);
+  const keyOf = (run: string) => outcome.results.find((r) => r.run === run)?.keys.evaluate;
+  for (const row of rows) {
+    row.vs_best = null;
+    row.vs_best_low = null;
+    row.vs_best_high = null;
+    if (!best || row.value === null || !INTERVAL_METRICS.includes(ref.name as IntervalMetric)) continue;
+    if (row === best) {
+      row.vs_best = 'best';
+      continue;
+    }
+    const pair = await pairedRows(store.keyDir('evaluate', keyOf(best.run)!), store.keyDir('evaluate', keyOf(row.run)!), ref.split);
+    if ('reason' in pair) {
+      row.vs_best = 'other rows';
+      continue;
+    }
+    const { difference, interval } = pairedDifference(pair.a, pair.b)[ref.name as IntervalMetric];
+    const higherIsBetter = METRICS[ref.name].higherIsBetter;
+    [row.vs_best_low, row.vs_best_high] = interval;
+    row.vs_best = interval[0] <= 0 && interval[1] >= 0 ? 'within noise' : (difference < 0) === higherIsBetter ? 'worse' : 'better';
+  }
 }
 
 const SCHEMA: TableSchema = {
@@ -101,11 +133,16 @@ const SCHEMA: TableSchema = {
   seconds: { type: 'DOUBLE' },
   train_key: { type: 'UTF8', optional: true },
   embed_key: { type: 'UTF8', optional: true },
+  ingest_key: { type: 'UTF8', optional: true },
+  /** Against the best variant on the ranking split's rows: best, within noise, worse or other rows; and the paired 95% interval of the difference (this variant minus the best). */
+  vs_best: { type: 'UTF8', optional: true },
+  vs_best_low: { type: 'DOUBLE', optional: true },
+  vs_best_high: { type: 'DOUBLE', optional: true },
 };
 
 export async function writeLeaderboard(sweep: Sweep, outcome: SweepRun, store: ArtifactStore): Promise<{ dir: string; rows: LeaderboardRow[] }> {
   const dir = join(store.root, 'sweeps', sweep.name);
-  const rows = leaderboardRows(sweep, outcome, store);
+  const rows = await leaderboardRows(sweep, outcome, store);
   // Per process: two sweeps writing at once never share a temporary file.
   const parquetTmp = join(dir, `.leaderboard.parquet.${process.pid}.tmp`);
   rmSync(parquetTmp, { force: true });
@@ -136,7 +173,9 @@ async function leaderboardHtml(sweep: Sweep, outcome: SweepRun, rows: Leaderboar
     .map((r) => {
       const report = r.status === 'ok' && sweep.report ? relative(dir, join(store.root, 'runs', r.run, 'report', 'report.html')) : null;
       const name = report ? `<a href="${escapeHtml(report)}">${escapeHtml(r.run)}</a>` : escapeHtml(r.run);
-      const versus = r.value !== null && best !== null ? delta(METRICS[ref.name].higherIsBetter ? r.value - best : best - r.value) : '–';
+      const gap = r.value !== null && best !== null ? delta(METRICS[ref.name].higherIsBetter ? r.value - best : best - r.value) : '–';
+      const paired = r.vs_best_low !== null ? ` <span class="interval">${fixed(r.vs_best_low as number)} to ${fixed(r.vs_best_high as number)}</span>` : '';
+      const versus = r.vs_best && r.vs_best !== 'best' ? `${gap}${paired} <span class="verdict">${escapeHtml(r.vs_best)}</span>` : gap;
       const changes = `<td style="text-align:left"><code>${escapeHtml(r.changes)}</code></td>`;
       if (r.status !== 'ok') return `<tr class="worst" data-run="${escapeHtml(r.run)}"><td>–</td><td style="text-align:left">${name}</td>${changes}<td colspan="${shown.length + 4}" style="text-align:left">failed: ${escapeHtml(r.error)}</td></tr>`;
       return (
@@ -157,24 +196,35 @@ async function leaderboardHtml(sweep: Sweep, outcome: SweepRun, rows: Leaderboar
 }
 
 /**
- * How far the ranking metric moves with the classifier's seed alone, from the `seeds` sweep's
- * leaderboard when it exists (configs/sweeps/seeds.yaml): a difference smaller than this is noise.
+ * How far the ranking metric moves with the classifier's seed alone, from a seeds sweep
+ * (configs/sweeps/seeds.yaml, or `make sweep SWEEP=configs/sweeps/seeds.yaml BASE=...`) over the
+ * same rows and vectors as this sweep's variants (the same ingest and embed artifacts: same data,
+ * split and featurizer); noise measured on other data says nothing about this one, so none is
+ * drawn then.
  */
-async function seedNoise(sweep: Sweep, store: ArtifactStore): Promise<{ std: number; seeds: number } | undefined> {
-  const path = join(store.root, 'sweeps', 'seeds', 'leaderboard.parquet');
-  if (sweep.name === 'seeds' || !existsSync(path)) return undefined;
-  const rows = await readParquet<{ metric: string; value: number | null }>(path, ['metric', 'value']);
-  const values = rows.filter((r) => r.metric === sweep.metric && r.value !== null).map((r) => r.value!);
-  if (values.length < 2) return undefined;
-  const mean = values.reduce((a, b) => a + b, 0) / values.length;
-  return { std: Math.sqrt(values.reduce((a, v) => a + (v - mean) ** 2, 0) / (values.length - 1)), seeds: values.length };
+async function seedNoise(sweep: Sweep, rows: LeaderboardRow[], store: ArtifactStore): Promise<{ std: number; seeds: number; sweep: string } | undefined> {
+  const sweeps = join(store.root, 'sweeps');
+  if (sweep.name.startsWith('seeds') || !existsSync(sweeps)) return undefined;
+  // The same vectors and the same rows to score them on: the ingest artifact (data and split) and the embed one.
+  const upstream = (r: Record<string, unknown>) => `${r.ingest_key}/${r.embed_key}`;
+  const ours = new Set(rows.filter((r) => r.embed_key && r.ingest_key).map(upstream));
+  for (const name of readdirSync(sweeps).filter((n) => n.startsWith('seeds')).sort()) {
+    const path = join(sweeps, name, 'leaderboard.parquet');
+    if (!existsSync(path)) continue;
+    const seeds = await readParquet<{ metric: string; value: number | null; embed_key: string | null; ingest_key?: string | null }>(path);
+    const values = seeds.filter((r) => r.metric === sweep.metric && r.value !== null && ours.has(upstream(r))).map((r) => r.value!);
+    if (values.length < 2) continue;
+    const mean = values.reduce((a, b) => a + b, 0) / values.length;
+    return { std: Math.sqrt(values.reduce((a, v) => a + (v - mean) ** 2, 0) / (values.length - 1)), seeds: values.length, sweep: name };
+  }
+  return undefined;
 }
 
 /** The ranking metric against each swept setting: one small chart per setting, with the seed noise as error bars when it is known. */
 async function paramCharts(sweep: Sweep, rows: LeaderboardRow[], params: string[], store: ArtifactStore): Promise<string> {
   const scored = rows.filter((r) => r.value !== null);
   if (!scored.length || !params.length) return '';
-  const noise = await seedNoise(sweep, store);
+  const noise = await seedNoise(sweep, rows, store);
   const figures = [];
   for (const param of params) {
     const numeric = scored.every((r) => typeof r[param] === 'number');
@@ -196,8 +246,8 @@ async function paramCharts(sweep: Sweep, rows: LeaderboardRow[], params: string[
     figures.push(figure(`param-${param}`, await renderChart(spec as never)));
   }
   const note = noise
-    ? `One point per variant; the grey bars are ± one standard deviation of ${escapeHtml(sweep.metric)} over ${noise.seeds} classifier seeds (the <code>seeds</code> sweep): differences inside them are noise.`
-    : 'One point per variant. Run <code>make sweep SWEEP=configs/sweeps/seeds.yaml</code> to see the seed noise here as error bars.';
+    ? `One point per variant; the grey bars are ± one standard deviation of ${escapeHtml(sweep.metric)} over ${noise.seeds} classifier seeds on the same vectors (sweep <code>${escapeHtml(noise.sweep)}</code>): classifier-seed noise only; the leaderboard's "vs best" interval covers the rows' noise.`
+    : `One point per variant. Seed noise on these vectors: <code>make sweep SWEEP=configs/sweeps/seeds.yaml BASE=${escapeHtml(relative(process.cwd(), sweep.basePath))}</code> draws it here as error bars.`;
   return section('by-param', `${sweep.metric} by swept setting`, `<div class="charts">${figures.join('')}</div>`, note);
 }
 
@@ -205,12 +255,12 @@ function leaderboardMarkdown(sweep: Sweep, rows: LeaderboardRow[]): string {
   const lines = [
     `## Sweep \`${sweep.name}\`: ${rows.length} variants ranked by ${sweep.metric}`,
     '',
-    `| rank | run | ${sweep.metric} | test accuracy | test macro-F1 | changes |`,
-    '|---:|---|---:|---:|---:|---|',
+    `| rank | run | ${sweep.metric} | vs best (95% paired interval) | test accuracy | test macro-F1 | changes |`,
+    '|---:|---|---:|---|---:|---:|---|',
     ...rows.map((r) =>
       r.status === 'ok'
-        ? `| ${r.rank ?? '–'} | ${r.run} | ${r.value === null ? '–' : r.value.toFixed(3)} | ${fixed(r.test_accuracy as number | null)} | ${fixed(r.test_macro_f1 as number | null)} | ${r.changes} |`
-        : `| – | ${r.run} | failed | | | ${r.changes}: ${r.error} |`,
+        ? `| ${r.rank ?? '–'} | ${r.run} | ${r.value === null ? '–' : r.value.toFixed(3)} | ${r.vs_best ?? '–'}${r.vs_best_low !== null && r.vs_best_low !== undefined ? ` (${fixed(r.vs_best_low as number)} to ${fixed(r.vs_best_high as number)})` : ''} | ${fixed(r.test_accuracy as number | null)} | ${fixed(r.test_macro_f1 as number | null)} | ${r.changes} |`
+        : `| – | ${r.run} | failed | | | | ${r.changes}: ${r.error} |`,
     ),
   ];
   return `${lines.join('\n')}\n`;
