@@ -72,6 +72,25 @@ test('the gallery shows the most confident mistakes after the sample, each marke
   assert.ok(cards.slice(0, 12).every((m) => (m[2] === 'false') === (m[1] === ' wrong')));
 });
 
+test('the per-genre table has each genre\'s training rows and predicted count; a genre never predicted says so; top confusions in words', () => {
+  const page = html();
+  const metrics = JSON.parse(readFileSync(join(ws.artifacts, 'runs', 'config', 'evaluate', 'metrics.json'), 'utf8')).test;
+  const labels = JSON.parse(readFileSync(join(ws.artifacts, 'runs', 'config', 'ingest', 'labels.json'), 'utf8'));
+  const rows = [...page.matchAll(/<tr class="[^"]*" data-genre="([^"]+)">(.*?)<\/tr>/g)];
+  assert.equal(rows.length, Object.values(metrics.per_class as Record<string, { support: number }>).filter((c) => c.support > 0).length);
+  for (const [, genre, cells] of rows) {
+    const j = metrics.labels.indexOf(genre);
+    const predicted = metrics.confusion.reduce((n: number, row: number[]) => n + row[j]!, 0);
+    assert.equal(Number(/data-column="train-rows">([\d,]+)</.exec(cells!)![1]!.replace(/,/g, '')), labels.counts[genre!].train, `${genre} train rows`);
+    assert.equal(Number(/data-column="predicted">([\d,]+)</.exec(cells!)![1]!.replace(/,/g, '')), predicted, `${genre} predicted`);
+    assert.equal(/never predicted/.test(cells!), predicted === 0, `${genre}: never predicted iff no row was predicted as it`);
+  }
+  // The first confusion listed is the largest off-diagonal cell.
+  let top = { n: 0, truth: '', pred: '' };
+  metrics.labels.forEach((t: string, i: number) => metrics.labels.forEach((p: string, j: number) => { if (i !== j && metrics.confusion[i][j] > top.n) top = { n: metrics.confusion[i][j], truth: t, pred: p }; }));
+  if (top.n) assert.match(page, new RegExp(`<ol class="confusions"><li data-confusion="${top.truth}:${top.pred}"><b>${top.truth}</b> taken for <b>${top.pred}</b>: ${top.n} of`));
+});
+
 test('summary.md has the headline against the baseline and the best and worst genres', () => {
   const summary = readFileSync(join(reportDir(), 'summary.md'), 'utf8');
   const [, value, lo, hi] = /\| accuracy \| (\d\.\d{3}) \((\d\.\d{3})-(\d\.\d{3})\) \| \d\.\d{3} \| [+-]\d\.\d{3} \|/.exec(summary) ?? [];

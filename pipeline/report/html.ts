@@ -76,6 +76,8 @@ h3 { margin:16px 0 8px; font-size:14px; }
 .metric .interval { color:var(--muted); font-size:12px; font-variant-numeric:tabular-nums; }
 table.splits .interval, table.leaderboard .interval { color:var(--muted); font-size:11px; white-space:nowrap; }
 table.leaderboard .verdict { font-size:11px; white-space:nowrap; }
+table.per-class td.never { color:var(--muted); font-style:italic; font-size:12px; }
+ol.confusions { margin:4px 0 0 1.2em; padding:0; columns:2 320px; font-size:13px; }
 .delta { font-variant-numeric:tabular-nums; color:var(--muted); }
 .delta.up { color:var(--good); } .delta.down { color:var(--bad); }
 table { border-collapse:collapse; font-variant-numeric:tabular-nums; }

@@ -139,8 +139,18 @@ interface ReferenceColumn {
   metrics: Metrics;
 }
 
-/** scikit-learn's classification_report: a row per genre, then accuracy, macro and weighted averages. */
-function perClassTable(metrics: Metrics, references: ReferenceColumn[] = []): string {
+/** How many rows of the split the model predicted as each genre (the confusion matrix's column sums). */
+function predictedCounts(metrics: Metrics): Record<string, number> {
+  return Object.fromEntries(metrics.labels.map((l, j) => [l, metrics.confusion.reduce((n, row) => n + row[j]!, 0)]));
+}
+
+/**
+ * scikit-learn's classification_report (a row per genre, then accuracy, macro and weighted
+ * averages) with what explains it: each genre's training rows and how often it was predicted. A
+ * genre never predicted says so instead of a precision of 0, which would read as predicted wrongly.
+ */
+function perClassTable(metrics: Metrics, references: ReferenceColumn[] = [], trainCounts: Record<string, number> = {}): string {
+  const predicted = predictedCounts(metrics);
   const ranked = rankGenres(metrics);
   const marks = bestAndWorst(ranked, 3);
   const best = new Set(marks.best.map((r) => r.genre));
@@ -149,26 +159,51 @@ function perClassTable(metrics: Metrics, references: ReferenceColumn[] = []): st
   // Each reference run's F1 for the genre (or its average), after this run's support column.
   const referenceCells = (value: (m: Metrics) => number | undefined) => references.map((r) => `<td class="reference">${value(r.metrics) === undefined ? '–' : fixed(value(r.metrics)!)}</td>`).join('');
   const average = (name: string, pick: (m: Metrics) => { precision: number; recall: number; f1: number }) =>
-    `<tr class="average" data-row="${name}"><td>${name}</td><td>${fixed(pick(metrics).precision)}</td><td>${fixed(pick(metrics).recall)}</td><td>${fixed(pick(metrics).f1)}</td><td>${metrics.rows}</td>${referenceCells((m) => pick(m).f1)}</tr>`;
+    `<tr class="average" data-row="${name}"><td>${name}</td><td>${fixed(pick(metrics).precision)}</td><td>${fixed(pick(metrics).recall)}</td><td>${fixed(pick(metrics).f1)}</td><td>${metrics.rows}</td><td></td><td></td>${referenceCells((m) => pick(m).f1)}</tr>`;
   const summaryRows =
-    `<tr class="average" data-row="accuracy"><td>accuracy</td><td></td><td></td><td>${fixed(metrics.accuracy)}</td><td>${metrics.rows}</td>${referenceCells((m) => m.accuracy)}</tr>` +
+    `<tr class="average" data-row="accuracy"><td>accuracy</td><td></td><td></td><td>${fixed(metrics.accuracy)}</td><td>${metrics.rows}</td><td></td><td></td>${referenceCells((m) => m.accuracy)}</tr>` +
     average('macro avg', (m) => m.macro) +
     average('weighted avg', (m) => m.weighted);
   const tie = marks.tiedWorst.length ? `<p class="note">No genre is marked worst: ${marks.tiedWorst.length} genres tie at F1 ${fixed(marks.tiedWorst[0]!.f1)}.</p>` : '';
   const rows = ranked
     .map(
       (r) =>
-        `<tr class="${best.has(r.genre) ? 'best' : worst.has(r.genre) ? 'worst' : ''}"><td>${escapeHtml(r.genre)}</td><td>${fixed(r.precision)}</td><td>${fixed(r.recall)}</td>` +
-        `<td>${fixed(r.f1)} <span class="bar" style="width:${Math.round(80 * r.f1)}px"></span></td><td>${r.support}</td>${referenceCells((m) => m.per_class[r.genre]?.f1)}</tr>`,
+        `<tr class="${best.has(r.genre) ? 'best' : worst.has(r.genre) ? 'worst' : ''}" data-genre="${escapeHtml(r.genre)}"><td>${escapeHtml(r.genre)}</td>` +
+        (predicted[r.genre] ? `<td>${fixed(r.precision)}</td>` : `<td class="never" title="no row was predicted as ${escapeHtml(r.genre)}">never predicted</td>`) +
+        `<td>${fixed(r.recall)}</td><td>${fixed(r.f1)} <span class="bar" style="width:${Math.round(80 * r.f1)}px"></span></td><td>${r.support}</td>` +
+        `<td data-column="train-rows">${formatCount(trainCounts[r.genre] ?? 0)}</td><td data-column="predicted">${formatCount(predicted[r.genre] ?? 0)}</td>${referenceCells((m) => m.per_class[r.genre]?.f1)}</tr>`,
     )
     .join('');
   return (
-    `<table class="per-class"><thead><tr><th>genre</th><th>precision</th><th>recall</th><th>F1</th><th>support</th>` +
+    `<table class="per-class"><thead><tr><th>genre</th><th>precision</th><th>recall</th><th>F1</th><th>support</th><th>train rows</th><th>predicted</th>` +
     references.map((r) => `<th class="reference">F1 ${escapeHtml(r.run)}<br>${escapeHtml(r.featurizer)}</th>`).join('') +
     `</tr></thead><tbody>${rows}</tbody><tfoot>${summaryRows}</tfoot></table>` +
     tie +
+    imbalanceNote(ranked, trainCounts, predicted) +
     (absent.length ? `<p class="note">No test rows: ${absent.map(escapeHtml).join(', ')}.</p>` : '')
   );
+}
+
+/** One line when the genres at F1 0 are the rare ones in training: the usual cause, and the setting that weighs them up. */
+function imbalanceNote(ranked: { genre: string; f1: number }[], trainCounts: Record<string, number>, predicted: Record<string, number>): string {
+  const zero = ranked.filter((r) => r.f1 === 0);
+  if (!zero.length) return '';
+  const counts = Object.values(trainCounts).sort((a, b) => a - b);
+  const median = counts[Math.floor(counts.length / 2)] ?? 0;
+  const rare = zero.filter((r) => (trainCounts[r.genre] ?? 0) < median);
+  if (rare.length < zero.length / 2) return '';
+  const most = Math.max(...zero.map((r) => trainCounts[r.genre] ?? 0));
+  const never = zero.filter((r) => !predicted[r.genre]).length;
+  return `<p class="note imbalance">${zero.length} genre${zero.length > 1 ? 's' : ''} score F1 0 (${never} never predicted); they have at most ${formatCount(most)} training rows each, against a median of ${formatCount(median)}: the classifier rarely gains by naming them. <code>train.class_weights: balanced</code> weighs rare genres up (at some cost in accuracy).</p>`;
+}
+
+/** The largest off-diagonal cells of the confusion matrix, in words. */
+function topConfusions(metrics: Metrics, count = 8): string {
+  const cells = metrics.labels.flatMap((truth, i) => metrics.labels.map((pred, j) => ({ truth, pred, n: metrics.confusion[i]![j]!, of: metrics.per_class[truth]?.support ?? 0 }))).filter((c) => c.truth !== c.pred && c.n > 0);
+  cells.sort((a, b) => b.n - a.n || a.truth.localeCompare(b.truth) || a.pred.localeCompare(b.pred));
+  if (!cells.length) return '';
+  const items = cells.slice(0, count).map((c) => `<li data-confusion="${escapeHtml(c.truth)}:${escapeHtml(c.pred)}"><b>${escapeHtml(c.truth)}</b> taken for <b>${escapeHtml(c.pred)}</b>: ${formatCount(c.n)} of ${formatCount(c.of)} (${Math.round((100 * c.n) / Math.max(1, c.of))}%)</li>`);
+  return `<h3>Most frequent confusions</h3><ol class="confusions">${items.join('')}</ol>`;
 }
 
 /**
@@ -341,9 +376,9 @@ async function scoreSections(report: ReportSections, inputs: ReportInputs, norma
   const versus = references.length ? referenceTable(split, metrics, inputs.featurizer, inputs.run, references) : '';
   report.add('headline', `Headline (${split} split)`, headlineCards(metrics, trainCounts) + versus + splitTable(allMetrics));
   const referenceNote = references.length ? ' The last columns are the reference runs\' F1 on the same rows.' : '';
-  report.add('per-class', 'Per genre', perClassTable(metrics, references), `Sorted by F1; up to three best and worst genres are marked (never through a tie).${referenceNote}`);
+  report.add('per-class', 'Per genre', perClassTable(metrics, references, trainCounts), `Sorted by F1; up to three best and worst genres are marked (never through a tie). Train rows: the genre's rows in the training split; predicted: how many ${split} rows the model named it.${referenceNote}`);
   const how = { true: 'Each row is one true genre and its colours sum to 100%', pred: 'Each column is one predicted genre and its colours sum to 100%', all: 'Colours are shares of all test movies', none: 'Colours are counts' }[normalize];
-  report.add('confusion', 'Confusion matrix', await report.chart('confusion', confusionSpec(metrics, normalize), `${how}; every cell shows its count, genres ordered by support; hover a cell for the share.`));
+  report.add('confusion', 'Confusion matrix', (await report.chart('confusion', confusionSpec(metrics, normalize), `${how}; every cell shows its count, genres ordered by support; hover a cell for the share.`)) + topConfusions(metrics));
 }
 
 async function trainingSection(report: ReportSections, { manifests, history }: ReportInputs): Promise<void> {
