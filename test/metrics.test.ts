@@ -86,3 +86,29 @@ test('best and worst genres are marked only among genres with support, never thr
   assert.deepEqual(tiedAtBestCut.worst.map((r) => r.genre), ['f', 'e']);
   assert.deepEqual(bestAndWorst([g('x', 0), g('y', 0)], 3).best, [], 'F1 0 is never best');
 });
+
+test('average precision equals scikit-learn\'s example and, without ties, the mean precision at each positive\'s rank', async () => {
+  const { averagePrecision, precisionRecall } = await import('../pipeline/metrics/precision-recall.js');
+  // scikit-learn's average_precision_score docstring: y_true [0, 0, 1, 1], scores [0.1, 0.4, 0.35, 0.8] -> 0.8333.
+  assert.ok(Math.abs(averagePrecision([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]) - 0.8333333333333333) < 1e-12);
+  // Ties are one threshold: two rows at 0.5, one positive -> precision 1/2 at recall 1.
+  assert.equal(averagePrecision([0.5, 0.5], [1, 0]), 0.5);
+  const { Rng } = await import('../pipeline/random.js');
+  const rng = new Rng(5, 'ap');
+  const scores = Array.from({ length: 300 }, () => rng.next());
+  const positive = scores.map((s) => (rng.next() < s * 0.6 ? 1 : 0));
+  const ranked = scores.map((s, i) => [s, positive[i]!] as const).sort((a, b) => b[0] - a[0]);
+  let hits = 0;
+  const precisions: number[] = [];
+  ranked.forEach(([, p], i) => {
+    if (p) precisions.push(++hits / (i + 1));
+  });
+  const independent = precisions.reduce((a, b) => a + b, 0) / precisions.length;
+  assert.ok(Math.abs(averagePrecision(scores, positive) - independent) < 1e-12);
+  // Per genre one against the rest; macro over the genres present; micro pools every pair.
+  const probs = Float32Array.from([0.7, 0.2, 0.1, 0.1, 0.8, 0.1, 0.3, 0.3, 0.4, 0.6, 0.3, 0.1]);
+  const pr = precisionRecall([0, 1, 0, 0], probs, ['a', 'b', 'c']);
+  assert.deepEqual(Object.keys(pr.per_class), ['a', 'b'], 'c has no row: no AP');
+  assert.ok(Math.abs(pr.macro - (pr.per_class.a! + pr.per_class.b!) / 2) < 1e-12);
+  assert.ok(Math.abs(pr.micro - averagePrecision(Array.from(probs), [1, 0, 0, 0, 1, 0, 1, 0, 0, 1, 0, 0])) < 1e-12);
+});

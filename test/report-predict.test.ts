@@ -85,6 +85,13 @@ test('the per-genre table has each genre\'s training rows and predicted count; a
     assert.equal(Number(/data-column="predicted">([\d,]+)</.exec(cells!)![1]!.replace(/,/g, '')), predicted, `${genre} predicted`);
     assert.equal(/never predicted/.test(cells!), predicted === 0, `${genre}: never predicted iff no row was predicted as it`);
   }
+  // The precision-recall panels' average precision is metrics.json's, genre by genre.
+  const panels = [...page.matchAll(/>([\w-]+) AP (\d\.\d\d) \((\d+)\)</g)];
+  assert.equal(panels.length, rows.length, 'one precision-recall panel per genre with test rows');
+  for (const [, genre, ap, support] of panels) {
+    assert.equal(ap, metrics.average_precision.per_class[genre!].toFixed(2), `${genre} AP`);
+    assert.equal(Number(support), metrics.per_class[genre!].support);
+  }
   // The first confusion listed is the largest off-diagonal cell.
   let top = { n: 0, truth: '', pred: '' };
   metrics.labels.forEach((t: string, i: number) => metrics.labels.forEach((p: string, j: number) => { if (i !== j && metrics.confusion[i][j] > top.n) top = { n: metrics.confusion[i][j], truth: t, pred: p }; }));
@@ -146,7 +153,7 @@ test('the report renders in Chromium without errors or network requests, every c
         return { name: f.getAttribute('data-chart'), width: box?.width ?? 0, height: box?.height ?? 0, marks: svg?.querySelectorAll('[role="graphics-symbol"]').length ?? 0 };
       }),
     );
-    assert.deepEqual(charts.map((c) => c.name).sort(), ['class-distribution', 'confusion', 'learning-curves', 'reliability', 'timings', 'token-lengths']);
+    assert.deepEqual(charts.map((c) => c.name).sort(), ['class-distribution', 'confusion', 'learning-curves', 'precision-recall', 'reliability', 'timings', 'token-lengths']);
     for (const c of charts) assert.ok(c.width > 100 && c.height > 50 && c.marks > 0, `chart ${c.name} rendered: ${JSON.stringify(c)}`);
     const confusionCells = await page.$$eval('[data-chart="confusion"] path[role="graphics-symbol"] title', (t) => t.map((x) => x.textContent));
     assert.equal(confusionCells.length, 16, 'a 4 x 4 confusion matrix with hover text');

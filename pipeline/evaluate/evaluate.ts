@@ -5,6 +5,7 @@ import { rowFileOf, type Genres, type Movies } from '../ingest/artifact.js';
 import { featuresBySplit, type SplitFeatures } from '../embed/artifact.js';
 import { computeMetrics, topK, type Metrics } from '../metrics/index.js';
 import { BOOTSTRAP_SAMPLES, bootstrapIntervals, rowFacts } from '../metrics/bootstrap.js';
+import { precisionRecall } from '../metrics/precision-recall.js';
 import type { EvaluateRun } from './signature.js';
 import { topColumns, writeMetrics, writePredictions, writeSubmission, type MetricsFile, type PredictionRow } from './artifact.js';
 
@@ -24,7 +25,11 @@ export async function evaluate(run: EvaluateRun): Promise<ManifestBody> {
   const { labels, dim } = features;
   const scoring = { topK: k, bins: run.params.evaluate.calibration_bins, majority: majorityLabel(genres) };
   // Every split's figures with their 95% intervals (a seeded bootstrap over the split's rows).
-  const scored = (y: Int32Array, probs: Float32Array): Metrics => ({ ...computeMetrics(y, probs, labels, scoring), intervals: bootstrapIntervals(rowFacts(y, probs, labels.length, k)) });
+  const scored = (y: Int32Array, probs: Float32Array): Metrics => ({
+    ...computeMetrics(y, probs, labels, scoring),
+    average_precision: precisionRecall(y, probs, labels),
+    intervals: bootstrapIntervals(rowFacts(y, probs, labels.length, k)),
+  });
   const probabilities = (part: SplitFeatures) => classifier.predict(part.x, dim);
   const hasGenres = (part: SplitFeatures) => part.y.every((y) => y >= 0);
 

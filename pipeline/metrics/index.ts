@@ -39,6 +39,8 @@ export interface Metrics {
   expected_calibration_error: number;
   reliability: ReliabilityBin[];
   majority_baseline: { label: string; accuracy: number };
+  /** Average precision, one genre against the rest (metrics/precision-recall.ts), when evaluate computed it. */
+  average_precision?: { macro: number; micro: number; per_class: Record<string, number> };
   /** 95% intervals of the headline metrics (metrics/bootstrap.ts), when evaluate computed them. */
   intervals?: Record<'accuracy' | 'macro_f1' | 'macro_precision' | 'macro_recall' | 'weighted_f1' | 'top_k_accuracy' | 'log_loss', [number, number]>;
 }

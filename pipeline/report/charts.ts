@@ -263,3 +263,44 @@ export function timingSpec(stages: { stage: string; seconds: number }[]): TopLev
     },
   } as TopLevelSpec;
 }
+
+/** One genre's precision-recall curve for the small multiples. */
+export interface GenreCurve {
+  genre: string;
+  support: number;
+  ap: number;
+  recall: number[];
+  precision: number[];
+}
+
+/**
+ * Precision-recall curves per genre, one small chart each, ordered by support (each titled with
+ * its average precision and test rows). A step line, as average precision integrates it; at most
+ * 80 points a genre.
+ */
+export function precisionRecallSpec(curves: GenreCurve[]): TopLevelSpec {
+  const values = curves.flatMap((c) => {
+    const step = Math.max(1, Math.ceil(c.recall.length / 80));
+    const title = titleOf(c);
+    const points = [{ recall: 0, precision: c.precision[0] ?? 1 }, ...c.recall.map((r, i) => ({ recall: r, precision: c.precision[i]! })).filter((_, i) => i % step === 0 || i === c.recall.length - 1)];
+    return points.map((p) => ({ ...p, title, hover: `${c.genre}: recall ${p.recall.toFixed(2)}, precision ${p.precision.toFixed(2)}` }));
+  });
+  return {
+    data: { values },
+    facet: { field: 'title', type: 'nominal', title: null, sort: curves.map(titleOf), header: { labelFontSize: 10, labelLimit: 0 } },
+    columns: 6,
+    spec: {
+      width: 125,
+      height: 90,
+      mark: { type: 'line', interpolate: 'step-after', color: PALETTE.model, strokeWidth: 1.5 },
+      encoding: {
+        x: { field: 'recall', type: 'quantitative', scale: { domain: [0, 1] }, axis: { tickCount: 2, title: 'recall' } },
+        y: { field: 'precision', type: 'quantitative', scale: { domain: [0, 1] }, axis: { tickCount: 2, title: 'precision' } },
+        description: { field: 'hover' },
+      },
+    },
+    resolve: { axis: { x: 'independent', y: 'independent' } },
+  } as TopLevelSpec;
+}
+
+const titleOf = (c: GenreCurve) => `${c.genre} AP ${c.ap.toFixed(2)} (${c.support})`;

@@ -12,7 +12,8 @@ import { rowFileOf } from '../ingest/artifact.js';
 import { topColumns } from '../evaluate/artifact.js';
 import { REPORT_FILE, SUMMARY_FILE } from './artifact.js';
 import type { ReportRun } from './signature.js';
-import { confusionSpec, classDistributionSpec, learningCurveSpec, reliabilitySpec, renderChart, timingSpec, tokenLengthSpec } from './charts.js';
+import { confusionSpec, classDistributionSpec, learningCurveSpec, precisionRecallSpec, reliabilitySpec, renderChart, timingSpec, tokenLengthSpec } from './charts.js';
+import { curve } from '../metrics/precision-recall.js';
 import { card, pickGallery, posterDataUri, type GalleryMovie } from './gallery.js';
 import { delta, escapeHtml, figure, fixed, page, section } from './html.js';
 import { codeProvenance } from '../artifacts/provenance.js';
@@ -292,6 +293,7 @@ export async function buildReport(run: ReportRun): Promise<ManifestBody> {
   await scoreSections(report, inputs, settings.confusion_normalize);
   await trainingSection(report, inputs);
   await dataSection(report, inputs);
+  if (metrics) await precisionRecallSection(report, run, split, metrics);
   const movies = await galleryMovies(run, metrics ? split : 'test');
   const gallery = await galleryBody(run, movies);
   report.add('gallery', 'Gallery of predictions', gallery.html, 'Bars show the top-3 probabilities; green marks the true genre.');
@@ -465,6 +467,21 @@ function provenanceBody(run: ReportRun, stages: readonly string[], manifests: Re
     `<h3>What made these results</h3><p class="note">Each stage's part of the config, as its key holds it: change one of these and that stage and those after it are rebuilt.</p><div data-section="made-by">${yamlBlock(madeBy)}</div>` +
     (ranWith.length ? `<h3>How each stage ran</h3><p class="note">Settings that change speed, never a figure (threads, providers, batch sizes, backend): not part of any key, shown as the artifact recorded them.</p><div data-section="ran-with">${yamlBlock(ranWith)}</div>` : '')
   );
+}
+
+/** Precision-recall curves per genre from the split's probabilities, ordered by support, with average precision. */
+async function precisionRecallSection(report: ReportSections, run: ReportRun, split: 'validation' | 'test', metrics: Metrics): Promise<void> {
+  const predictions = await run.inputs.predictions.read(split);
+  const labels = metrics.labels;
+  const genres = labels.filter((l) => (metrics.per_class[l]?.support ?? 0) > 0).sort((a, b) => metrics.per_class[b]!.support - metrics.per_class[a]!.support || a.localeCompare(b));
+  const curves = genres.map((genre) => {
+    const j = labels.indexOf(genre);
+    const { ap, recall, precision } = curve(predictions.map((p) => p.probs[j]!), predictions.map((p) => (p.true_genre === genre ? 1 : 0)));
+    return { genre, support: metrics.per_class[genre]!.support, ap, recall, precision };
+  });
+  const ap = metrics.average_precision;
+  const summary = ap ? `Average precision: macro ${fixed(ap.macro)} (the mean over genres), micro ${fixed(ap.micro)} (every movie and genre pooled). ` : '';
+  report.add('precision-recall', 'Precision-recall', await report.chart('precision-recall', precisionRecallSpec(curves), `${summary}Each genre against the rest, by its probability; titles give its average precision and ${split} rows. A curve that stays high to the right finds that genre's movies without naming others.`));
 }
 
 /** The split's predictions joined with their years, descriptions and posters from ingest. */
