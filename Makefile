@@ -110,7 +110,7 @@ gate-update: $(BUILT)
 # TEXT reaches the program through the environment, so quotes and $ in it stay as typed.
 predict: export PREDICT_TEXT = $(value TEXT)
 predict: $(BUILT)
-	@$(NODE) dist/scripts/predict.js $(ARGS) $(if $(INPUT),--input $(INPUT)) $(if $(OUTPUT),--output $(OUTPUT)) $(if $(TEXT),-- "$$PREDICT_TEXT")
+	@$(NODE) dist/scripts/predict.js $(ARGS) $(if $(RUN),--run $(RUN)) $(if $(INPUT),--input $(INPUT)) $(if $(OUTPUT),--output $(OUTPUT)) $(if $(TEXT),-- "$$PREDICT_TEXT")
 
 status: $(BUILT)
 	@$(NODE) dist/scripts/status.js $(ARGS)

@@ -60,11 +60,14 @@ runMain(async () => {
 
   const { predictions, seconds, fromCache } = await predictDescriptions(run, input, k, store);
   const wall = (performance.now() - started) / 1000;
+  const source = { run: run.name, classifier_key: run.classifier.manifest.key, embed_key: run.vectors.manifest.key };
   if (args.output) {
-    await writePredictions(args.output, predictions, k);
+    await writePredictions(args.output, predictions, k, source);
     info(`predict: ${formatCount(predictions.length)} predictions -> ${args.output}`);
   }
-  if (args.json) process.stdout.write(`${JSON.stringify(args.input ? predictions : { description: input.texts[0], top: predictions[0]!.top }, null, 2)}\n`);
+  // The same fields as the file outputs: predicted_genre beside the ranked genres, and which run made them.
+  const withGenre = predictions.map((p) => ({ id: p.id, title: p.title, predicted_genre: p.top[0]!.genre, top: p.top }));
+  if (args.json) process.stdout.write(`${JSON.stringify(args.input ? { ...source, predictions: withGenre } : { ...source, description: input.texts[0], predicted_genre: withGenre[0]!.predicted_genre, top: withGenre[0]!.top }, null, 2)}\n`);
   else if (!args.output) process.stdout.write(formatTable(predictions));
   // The featurizer's steps (bert: tokenize, embed; tfidf: vectorize), then the classifier.
   const { classify, ...steps } = seconds;
@@ -72,6 +75,6 @@ runMain(async () => {
   info(
     `predict: ${formatCount(predictions.length)} description${predictions.length === 1 ? '' : 's'} with run "${run.name}" (${run.classifier.stage} ${run.classifier.manifest.key}) in ${formatSeconds(wall)} from start: ` +
       `${Object.entries(steps).map(([step, s]) => `${step} ${s.toFixed(2)}s`).join(', ')} (${formatCount(vectorizeRate)} rows/s${fromCache === undefined ? '' : `, ${formatCount(fromCache)} from the vector cache`}), classify ${classify!.toFixed(2)}s, ` +
-      `${formatCount(predictions.length / wall)} rows/s overall`,
+      (predictions.length >= 10 ? `${formatCount(predictions.length / wall)} rows/s overall` : `${formatSeconds(wall / predictions.length)} a description overall`),
   );
 });

@@ -212,7 +212,10 @@ test('predict gives the evaluate stage\'s probabilities for the same description
   const output = join(ws.dir, 'predicted.parquet');
   const result = runProgram(ws, 'scripts/predict', ['--input', descriptions, '--output', output]);
   assert.equal(result.code, 0, result.stderr);
-  const predicted = new Map((await readParquet<{ id: string; top1_genre: string; top1_prob: number }>(output)).map((p) => [p.id, p]));
+  const written = await readParquet<{ id: string; top1_genre: string; top1_prob: number; run: string; classifier_key: string }>(output);
+  const predicted = new Map(written.map((p) => [p.id, p]));
+  const trainKey = JSON.parse(readFileSync(join(ws.artifacts, 'runs', 'config', 'train', 'manifest.json'), 'utf8')).key;
+  assert.ok(written.every((p) => p.run === 'config' && p.classifier_key === trainKey), 'every row names the run and the classifier that made it');
   const evaluated = (await readParquet<{ split: string; id: string; top1_genre: string; top1_prob: number }>(join(ws.artifacts, 'runs', 'config', 'evaluate', 'predictions.parquet'))).filter((p) => p.split === 'test');
   assert.equal(evaluated.length, 60);
   for (const e of evaluated) {
@@ -240,15 +243,21 @@ test('predict reads a zstd-compressed Parquet file as DuckDB and polars write it
   await db.run(`copy (select 41::bigint as id, 'A haunted demon stalks the city.' as description union all select 42, 'A sheriff and his saloon.') to '${path}' (format parquet, compression zstd)`);
   const result = runProgram(ws, 'scripts/predict', ['--input', path, '--json']);
   assert.equal(result.code, 0, result.stderr);
-  const answers = JSON.parse(result.stdout) as { id: string }[];
-  assert.deepEqual(answers.map((a) => a.id), ['41', '42']);
+  const answers = JSON.parse(result.stdout) as { run: string; classifier_key: string; predictions: { id: string; predicted_genre: string; top: { genre: string }[] }[] };
+  assert.deepEqual(answers.predictions.map((a) => a.id), ['41', '42']);
+  assert.equal(answers.run, 'config');
+  assert.match(answers.classifier_key, /^[0-9a-f]{16}$/);
+  assert.ok(answers.predictions.every((a) => a.predicted_genre === a.top[0]!.genre));
 });
 
 test('predict answers one description as JSON with k genres that sum to at most 1', () => {
   const result = runProgram(ws, 'scripts/predict', ['A ghost and a demon in a haunted house.', '--json', '--top-k', '2']);
   assert.equal(result.code, 0, result.stderr);
-  const answer = JSON.parse(result.stdout) as { top: { genre: string; probability: number }[] };
+  const answer = JSON.parse(result.stdout) as { predicted_genre: string; run: string; top: { genre: string; probability: number }[] };
   assert.equal(answer.top.length, 2);
+  assert.equal(answer.predicted_genre, answer.top[0]!.genre, 'the same field the file outputs have');
+  assert.equal(answer.run, 'config');
+  assert.doesNotMatch(result.stderr, / 0 rows\/s overall/);
   assert.ok(answer.top[0]!.probability >= answer.top[1]!.probability);
   assert.ok(answer.top.every((t) => GENRES.includes(t.genre)));
   assert.ok(answer.top[0]!.probability + answer.top[1]!.probability <= 1.0001);
@@ -268,6 +277,12 @@ test('predict refuses an unfinished run, an empty description and an unreadable 
   const badLine = runProgram(ws, 'scripts/predict', ['--input', join(ws.dir, 'bad.csv')]);
   assert.equal(badLine.code, 1);
   assert.match(badLine.stderr, /bad\.csv line 3: empty or missing "description"/);
+
+  ws.write('plots.txt', 'A ghost in the attic.\n\nA sheriff at noon.\n');
+  const txt = runProgram(ws, 'scripts/predict', ['--input', join(ws.dir, 'plots.txt'), '--json']);
+  assert.equal(txt.code, 0, txt.stderr);
+  assert.deepEqual(JSON.parse(txt.stdout).predictions.map((p: { id: string }) => p.id), ['1', '3'], 'a .txt line keeps its line number as its id');
+  assert.match(txt.stderr, /plots\.txt: 1 blank line skipped; each prediction's id is its line number/);
 
   ws.write('latin1.txt', Buffer.from([0x63, 0x61, 0x66, 0xe9, 0x0a]));
   const binary = runProgram(ws, 'scripts/predict', ['--input', join(ws.dir, 'latin1.txt')]);

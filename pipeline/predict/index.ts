@@ -3,7 +3,7 @@ import { dirname, extname, join, resolve } from 'node:path';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { toCsv } from '../csv.js';
 import { UserError } from '../errors.js';
-import { formatCount } from '../log.js';
+import { formatCount, info } from '../log.js';
 import { readParquet, writeParquet, type TableSchema } from '../parquet/index.js';
 import { configSchema, type Config } from '../config/schema.js';
 import { makeCommand, type LoadedConfig } from '../config/index.js';
@@ -145,9 +145,15 @@ export async function readDescriptions(path: string, column = 'description'): Pr
         add(record as Record<string, unknown>, `${path} line ${i + 1}`, String(i + 1));
       });
     } else {
-      text.split('\n').forEach((line, i) => {
+      // One description a line; its id is its line number, so blank lines are skipped, not renumbered.
+      let blank = 0;
+      const lines = text.split('\n');
+      if (lines.at(-1) === '') lines.pop();
+      lines.forEach((line, i) => {
         if (line.trim()) add({ [column]: line }, `${path} line ${i + 1}`, String(i + 1));
+        else blank++;
       });
+      if (blank) info(`predict: ${path}: ${formatCount(blank)} blank line${blank === 1 ? '' : 's'} skipped; each prediction's id is its line number`);
     }
   }
   if (!out.texts.length) throw new UserError(`predict: ${path} has no descriptions`);
@@ -206,10 +212,17 @@ export function outputFormat(path: string): '.parquet' | '.csv' | '.jsonl' {
 }
 
 /** Writes Parquet, CSV or JSONL by extension, through a temporary file so no half file is left. */
-export async function writePredictions(path: string, predictions: Prediction[], k: number): Promise<void> {
+/** Which run and artifacts made a prediction: on every output row, and in a Parquet file's metadata. */
+export interface PredictionSource {
+  run: string;
+  classifier_key: string;
+  embed_key: string;
+}
+
+export async function writePredictions(path: string, predictions: Prediction[], k: number, source: PredictionSource): Promise<void> {
   const ext = outputFormat(path);
   const flat = predictions.map((p) => {
-    const row: Record<string, unknown> = { id: p.id, title: p.title, predicted_genre: p.top[0]!.genre };
+    const row: Record<string, unknown> = { id: p.id, title: p.title, predicted_genre: p.top[0]!.genre, run: source.run, classifier_key: source.classifier_key };
     p.top.forEach((t, j) => {
       const column = topColumns(j + 1);
       row[column.genre] = t.genre;
@@ -220,9 +233,9 @@ export async function writePredictions(path: string, predictions: Prediction[], 
   const tmp = join(dirname(resolve(path)), `.${Date.now()}.${process.pid}${ext}`);
   try {
     if (ext === '.parquet') {
-      const schema: TableSchema = { id: { type: 'UTF8' }, title: { type: 'UTF8', optional: true }, predicted_genre: { type: 'UTF8' } };
+      const schema: TableSchema = { id: { type: 'UTF8' }, title: { type: 'UTF8', optional: true }, predicted_genre: { type: 'UTF8' }, run: { type: 'UTF8' }, classifier_key: { type: 'UTF8' } };
       for (let j = 1; j <= k; j++) Object.assign(schema, { [topColumns(j).genre]: { type: 'UTF8', optional: true }, [topColumns(j).prob]: { type: 'DOUBLE', optional: true } });
-      await writeParquet(tmp, schema, flat);
+      await writeParquet(tmp, schema, flat, { run: source.run, classifier_key: source.classifier_key, embed_key: source.embed_key });
     } else if (ext === '.csv') {
       writeFileSync(tmp, toCsv(flat, Object.keys(flat[0]!)));
     } else {
