@@ -44,8 +44,9 @@ test('the sparse first layer equals a TF.js dense layer: outputs, gradients and 
   const outGrad = Float32Array.from({ length: picks.length * units }, () => rng.next() - 0.5);
   const x = tf.tensor2d(denseSlice(pickRows(rows, width, picks), width, 0, picks.length), [picks.length, width]);
   const r = tf.tensor2d(outGrad, [picks.length, units]);
-  for (const [name, l2] of [['adam', 0], ['sgd', 0], ['rmsprop', 0], ['adam', 0.01]] as const) {
-    const layer = new SparseDenseLayer(kernel, bias, { name, momentum: 0.9 }, l2);
+  for (const [name, l2, threads] of [['adam', 0, 1], ['sgd', 0, 1], ['rmsprop', 0, 1], ['adam', 0.01, 1], ['adam', 0.01, 3], ['rmsprop', 0, 2]] as const) {
+    // threads > 1: the kernel's update split across worker threads sharing its memory.
+    const layer = new SparseDenseLayer(kernel, bias, { name, momentum: 0.9 }, l2, { threads, parallelFrom: 0 });
     const w = tf.variable(tf.tensor2d(kernel, [width, units]));
     const b = tf.variable(tf.tensor1d(bias));
     const lr = 0.05;
@@ -62,18 +63,19 @@ test('the sparse first layer equals a TF.js dense layer: outputs, gradients and 
         // The gradients the layer applies: read them back through an SGD step without momentum.
         const probe = new SparseDenseLayer(layer.kernel, layer.bias, { name: 'sgd', momentum: 0 }, l2);
         probe.backward(rows, picks, stepGrad);
-        probe.step(1);
+        await probe.step(1);
         close(Array.from(layer.kernel, (v, i) => v - probe.kernel[i]!), grads[w.name]!.dataSync(), 1e-5, `${name}: kernel gradient`);
         close(Array.from(layer.bias, (v, i) => v - probe.bias[i]!), grads[b.name]!.dataSync(), 1e-5, `${name}: bias gradient`);
       }
       optimizer.applyGradients(grads as tf.NamedTensorMap as never);
       tf.dispose(Object.values(grads));
       layer.backward(rows, picks, stepGrad);
-      layer.step(lr);
-      close(layer.kernel, w.dataSync(), 1e-5, `${name} (l2 ${l2}) step ${step}: kernel after the step`);
+      await layer.step(lr);
+      close(layer.kernel, w.dataSync(), 1e-5, `${name} (l2 ${l2}, ${threads} threads) step ${step}: kernel after the step`);
       close(layer.bias, b.dataSync(), 1e-5, `${name} (l2 ${l2}) step ${step}: bias after the step`);
     }
     if (l2) assert.ok(Math.abs(layer.penalty() - l2 * w.square().sum().dataSync()[0]!) < 1e-6, 'the L2 penalty');
+    await layer.close();
     tf.dispose([w, b]);
   }
   tf.dispose([x, r]);

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { UserError } from '../errors.js';
 import { formatCount, info } from '../log.js';
 import { Rng } from '../random.js';
@@ -140,9 +141,10 @@ function compiledModel(data: TrainingData, train: TrainParams, seed: number) {
 
 /** One batch's optimizer step: the mean loss and the correct count, as tensors not yet read. */
 interface Trainer {
-  step(picks: number[]): { loss: tf.Scalar; correct: tf.Scalar };
+  step(picks: number[]): Promise<{ loss: tf.Scalar; correct: tf.Scalar }>;
   /** Brings the model's weights up to date (before it scores validation rows or is saved). */
   sync(): void;
+  close(): Promise<void>;
 }
 
 /**
@@ -156,7 +158,7 @@ function denseTrainer(model: tf.LayersModel, optimizer: tf.Optimizer, data: Trai
   const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
   const lossOf = batchLoss(data, train, weights);
   return {
-    step(picks) {
+    async step(picks) {
       const input = tf.tensor2d(pickRows(x, data.dim, picks) as Float32Array, [picks.length, data.dim]);
       const batch = lossOf(picks);
       let correct: tf.Scalar | undefined;
@@ -173,6 +175,7 @@ function denseTrainer(model: tf.LayersModel, optimizer: tf.Optimizer, data: Trai
       return { loss: cost, correct: correct! };
     },
     sync() {},
+    async close() {},
   };
 }
 
@@ -187,14 +190,17 @@ function sparseTrainer(model: tf.LayersModel, optimizer: tf.Optimizer, data: Tra
   const rows = data.train.x as SparseRows;
   const [first, ...rest] = model.layers;
   const [kernel, bias] = first!.getWeights();
-  const layer = new SparseDenseLayer(kernel!.dataSync() as Float32Array, bias!.dataSync() as Float32Array, train.optimizer, train.layers[0]?.l2 ?? 0);
+  // The optimizer's pass over every kernel weight is most of a step: split across the cores
+  // (each weight's update is its own, so the result does not depend on how many).
+  const threads = availableParallelism();
+  const layer = new SparseDenseLayer(kernel!.dataSync() as Float32Array, bias!.dataSync() as Float32Array, train.optimizer, train.layers[0]?.l2 ?? 0, { threads });
   // The first layer's activation (linear before a batch norm; softmax when it is the output layer).
   const activation = tf.layers.activation({ activation: (train.layers[0] ? (train.layers[0].batch_norm ? 'linear' : train.layers[0].activation) : 'softmax') as never });
   const variables = rest.flatMap((l) => l.trainableWeights.map((w) => w.read() as tf.Variable));
   const lossOf = batchLoss(data, train, weights);
   const optimizerLr = optimizer as unknown as { learningRate: number };
   return {
-    step(picks) {
+    async step(picks) {
       const outputs = tf.variable(tf.tensor2d(layer.forward(rows, picks), [picks.length, layer.units]), true);
       const batch = lossOf(picks);
       let correct: tf.Scalar | undefined;
@@ -208,12 +214,13 @@ function sparseTrainer(model: tf.LayersModel, optimizer: tf.Optimizer, data: Tra
       optimizer.applyGradients(Object.fromEntries(variables.map((v) => [v.name, grads[v.name]!])));
       layer.backward(rows, picks, outputGrad);
       const penalty = layer.penalty();
-      layer.step(optimizerLr.learningRate);
+      await layer.step(optimizerLr.learningRate);
       tf.dispose([outputs, ...Object.values(grads), ...batch.tensors]);
       const loss = penalty ? (value.add(penalty) as tf.Scalar) : value;
       if (penalty) value.dispose();
       return { loss, correct: correct! };
     },
+    close: () => layer.close(),
     sync() {
       tf.tidy(() => first!.setWeights([tf.tensor2d(layer.kernel, kernel!.shape as [number, number]), tf.tensor1d(layer.bias)]));
     },
@@ -256,7 +263,7 @@ async function fitEpochs(model: tf.LayersModel, optimizer: tf.Optimizer, data: T
     let correctSum: tf.Scalar = tf.scalar(0);
     for (let start = 0; start < rows; start += train.batch_size) {
       const picks = permutation.slice(start, start + train.batch_size);
-      const { loss, correct } = trainer.step(picks);
+      const { loss, correct } = await trainer.step(picks);
       const [nextLoss, nextCorrect] = [lossSum.add(loss.mul(picks.length)) as tf.Scalar, correctSum.add(correct) as tf.Scalar];
       tf.dispose([lossSum, correctSum, loss, correct]);
       [lossSum, correctSum] = [nextLoss, nextCorrect];
@@ -281,6 +288,7 @@ async function fitEpochs(model: tf.LayersModel, optimizer: tf.Optimizer, data: T
     logEpoch(record, train, Math.ceil(rows / train.batch_size));
     if (val && stopping.shouldStop(epoch, val)) break;
   }
+  await trainer.close();
   stopping.restoreBest();
   return { history, bestEpoch: stopping.best.epoch };
 }
