@@ -1,13 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
-import { existsSync, readdirSync, readFileSync, renameSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, readFileSync, renameSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { sha256 } from '../pipeline/hash.js';
 import { kaggleLines, runProgram, smallDataset, startProgram, workspace, type Workspace } from './helpers/workspace.js';
 import { makeTar, makeZip } from './helpers/archives.js';
+import { ArtifactStore } from '../pipeline/artifacts/store.js';
+import { runPointers } from '../pipeline/artifacts/runs.js';
 
 const published = (ws: Workspace, stage = 'ingest') =>
   existsSync(join(ws.artifacts, stage)) ? readdirSync(join(ws.artifacts, stage)).filter((n) => existsSync(join(ws.artifacts, stage, n, 'manifest.json'))) : [];
@@ -243,10 +245,18 @@ test('two processes that want the same key build it once', async () => {
     return () => text;
   });
   const codes = await Promise.all(children.map(async (c) => (await once(c, 'exit'))[0]));
-  assert.deepEqual(codes, [0, 0]);
+  assert.deepEqual(codes, [0, 0], outputs.map((o) => o()).join('\n---\n'));
   const built = outputs.filter((o) => /ingest: built/.test(o())).length;
   assert.equal(built, 1, outputs.map((o) => o()).join('\n---\n'));
   assert.equal(published(ws).length, 1);
+  // What made one of the two exit 1 under load: the other took a link on its way into the run
+  // folder (`.ingest.<pid>.tmp`, renamed into place a moment later) for a stale pointer and removed it.
+  const runFolder = join(ws.artifacts, 'runs', 'config');
+  const inFlight = join(runFolder, '.ingest.999999.tmp');
+  symlinkSync(join('..', '..', 'ingest', published(ws)[0]!), inFlight);
+  assert.equal(runProgram(ws, 'stages/ingest').code, 0);
+  assert.ok(lstatSync(inFlight).isSymbolicLink(), "another process's link in flight is left alone");
+  assert.deepEqual(Object.keys(runPointers(new ArtifactStore(ws.artifacts), 'config')), ['ingest']);
 });
 
 test('moving the data keeps the key; changing a row or a split param changes it', () => {

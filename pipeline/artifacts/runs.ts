@@ -75,7 +75,9 @@ export function runPointers(store: ArtifactStore, run: string): Record<string, s
   const pointers: Record<string, string> = {};
   if (!existsSync(dir)) return pointers;
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    if (entry.isSymbolicLink()) pointers[entry.name] = basename(readlinkSync(join(dir, entry.name)));
+    // `.<stage>.<pid>.tmp` is another process's link on its way in (recordRun): not a pointer, and
+    // not to be removed as one (its rename would fail and that build exit 1).
+    if (entry.isSymbolicLink() && !entry.name.startsWith('.')) pointers[entry.name] = basename(readlinkSync(join(dir, entry.name)));
   }
   return pointers;
 }
