@@ -51,11 +51,11 @@ export function improvement(name: MetricName, a: number, b: number): number {
  * Two evaluate artifacts' rows of one split, ready for a paired comparison, when they scored the
  * same movies with the same true genres over the same genre list; otherwise why not.
  */
-export async function pairedRows(dirA: string, dirB: string, split: MetricSplit): Promise<{ a: RowFacts; b: RowFacts } | { reason: string }> {
+export async function pairedRows(dirA: string, dirB: string, split: MetricSplit, read: (dir: string, split: MetricSplit) => Promise<PredictionRow[]> = readPredictions): Promise<{ a: RowFacts; b: RowFacts } | { reason: string }> {
   const [metricsA, metricsB] = [readMetricsFile(dirA)[split], readMetricsFile(dirB)[split]];
   if (!metricsA || !metricsB) return { reason: `a run has no ${split} metrics` };
   if (JSON.stringify(metricsA.labels) !== JSON.stringify(metricsB.labels)) return { reason: 'the runs have different genre lists' };
-  const [rowsA, rowsB] = await Promise.all([readPredictions(dirA, split), readPredictions(dirB, split)]);
+  const [rowsA, rowsB] = await Promise.all([read(dirA, split), read(dirB, split)]);
   if (rowsA.length !== rowsB.length || rowsA.some((r, i) => r.id !== rowsB[i]!.id || r.true_genre !== rowsB[i]!.true_genre)) return { reason: `the runs scored different ${split} rows (another data set or split)` };
   const labels = metricsA.labels;
   const facts = (rows: PredictionRow[], k: number) => rowFacts(Int32Array.from(rows, (r) => labels.indexOf(r.true_genre!)), Float32Array.from(rows.flatMap((r) => r.probs)), labels.length, k);

@@ -4,6 +4,7 @@ import { readParquet, writeParquet, type TableSchema } from '../parquet/index.js
 import { getPath, loadConfig, parseKeyPath } from '../config/index.js';
 import { METRICS, pairedRows, parseMetricRef, readMetrics, type MetricName, type MetricSplit } from '../compare/metrics.js';
 import { INTERVAL_METRICS, pairedDifference, type IntervalMetric } from '../metrics/bootstrap.js';
+import { readPredictions, type PredictionRow } from '../evaluate/artifact.js';
 import { writeFileAtomically, type ArtifactStore, type Manifest } from '../artifacts/store.js';
 import { delta, escapeHtml, figure, fixed, page, section } from '../report/html.js';
 import { renderChart } from '../report/charts.js';
@@ -98,6 +99,9 @@ export async function leaderboardRows(sweep: Sweep, outcome: SweepRun, store: Ar
 async function compareWithBest(rows: LeaderboardRow[], outcome: SweepRun, ref: { split: MetricSplit; name: MetricName }, store: ArtifactStore): Promise<void> {
   const best = rows.find((r) => r.rank === 1);
   const keyOf = (run: string) => outcome.results.find((r) => r.run === run)?.keys.evaluate;
+  // The best run's predictions are read once, not once per variant.
+  const cache = new Map<string, Promise<PredictionRow[]>>();
+  const read = (dir: string, split: MetricSplit) => cache.get(`${dir}:${split}`) ?? cache.set(`${dir}:${split}`, readPredictions(dir, split)).get(`${dir}:${split}`)!;
   for (const row of rows) {
     row.vs_best = null;
     row.vs_best_low = null;
@@ -107,7 +111,7 @@ async function compareWithBest(rows: LeaderboardRow[], outcome: SweepRun, ref: {
       row.vs_best = 'best';
       continue;
     }
-    const pair = await pairedRows(store.keyDir('evaluate', keyOf(best.run)!), store.keyDir('evaluate', keyOf(row.run)!), ref.split);
+    const pair = await pairedRows(store.keyDir('evaluate', keyOf(best.run)!), store.keyDir('evaluate', keyOf(row.run)!), ref.split, read);
     if ('reason' in pair) {
       row.vs_best = 'other rows';
       continue;
