@@ -88,7 +88,7 @@ export function useCacheIdentity(): string {
 const cacheDir = (store: ArtifactStore, identity: string) => join(store.root, '.cache', 'vectors', identity);
 
 /** FLOPs of one batch: the dense layers per token, and attention's two products per layer. */
-const flopsOf = (use: UseModel) => (rows: number, length: number) => rows * length * 2 * use.macsPerToken + rows * 2 * 4 * length * length * USE_DIM;
+const flopsOf = (macsPerToken: number) => (rows: number, length: number) => rows * length * 2 * macsPerToken + rows * 2 * 4 * length * length * USE_DIM;
 
 /**
  * The model on `threads` worker threads, batches handed to whichever is free: TF.js's wasm backend
@@ -168,7 +168,7 @@ function poolEncoder(pool: UsePool, pieces: readonly number[][], lengths: Int32A
       );
       return vectors;
     },
-    flops: (rows, length) => rows * length * 2 * pool.macsPerToken + rows * 2 * 4 * length * length * USE_DIM,
+    flops: flopsOf(pool.macsPerToken),
     close: () => pool.close(),
   };
 }
@@ -187,7 +187,7 @@ function shardEncoder(use: UseModel, pieces: readonly number[][], lengths: Int32
       }
       return vectors;
     },
-    flops: flopsOf(use),
+    flops: flopsOf(use.macsPerToken),
     close: async () => {},
   };
 }

@@ -122,8 +122,9 @@ function trainingData(run: TrainRun, train: TrainParams): TrainingData {
     // Subtracting each column's mean fills every zero: the rows would be dense from here on.
     info(`train: warning: train.standardize makes the ${formatCount(dim)}-wide sparse rows dense (slow, ${formatCount((rows.y.length * dim * 4) / 2 ** 20)} MiB); set train.standardize: false to train on them sparse`);
     const dense = (x: FeatureRows, n: number) => denseSlice(x, dim, 0, n);
-    const stats = fitStandardization(dense(rows.x, rows.y.length), dim);
-    return { dim, labels, stats, train: { x: standardize(dense(rows.x, rows.y.length), dim, stats), y: rows.y }, validation: validation && { x: standardize(dense(validation.x, validation.y.length), dim, stats), y: validation.y } };
+    const trainRows = dense(rows.x, rows.y.length);
+    const stats = fitStandardization(trainRows, dim);
+    return { dim, labels, stats, train: { x: standardize(trainRows, dim, stats), y: rows.y }, validation: validation && { x: standardize(dense(validation.x, validation.y.length), dim, stats), y: validation.y } };
   }
   const stats = train.standardize ? fitStandardization(rows.x as Float32Array, dim) : null;
   const scaled = (x: FeatureRows) => (isSparse(x) ? x : standardize(x, dim, stats));
