@@ -53,7 +53,7 @@ CONFIG_MODELS := $(call sample_model_for,$(CONFIG))
 SWEEP_MODELS = $(call sample_model_for,$(SWEEP))
 
 PHONY_STAGES := ingest tokenize embed train evaluate report
-.PHONY: all install build browser demo-data packages $(PHONY_STAGES) predict sweep runs diff gate gate-update status config clean gc verify pin test bench bench-ingest bench-embed bench-train bench-predict bench-sweep bench-fill-mask bench-verify bench-int8 bench-tfidf bench-cache bench-use bench-scale model-demo model-sample model-bert-base check-tokenizer
+.PHONY: all install build browser demo-data packages $(PHONY_STAGES) predict prefetch sweep runs diff gate gate-update status config clean gc verify pin test bench bench-ingest bench-embed bench-train bench-predict bench-sweep bench-fill-mask bench-verify bench-int8 bench-tfidf bench-cache bench-use bench-scale model-demo model-sample model-bert-base check-tokenizer
 
 all: $(BUILT) $(DEMO_DATA) $(CONFIG_MODELS)
 	@$(DRIVER) --target report
@@ -88,11 +88,13 @@ SWEEP ?= configs/sweeps/mlp.yaml
 sweep: $(BUILT) $(DEMO_DATA) $(SWEEP_MODELS)
 	@$(NODE) dist/scripts/sweep.js $(SWEEP) --artifacts $(ARTIFACTS) $(if $(BASE),--base $(BASE))
 
-# Every run in the store as one table (also artifacts/runs.parquet and runs.csv).
+# The runs as one table (also artifacts/runs.parquet and runs.csv): the latest record of each run;
+# ALL=1 every record; ONLY_CHANGED=1, SORT=test.accuracy, FILTER="embed.method=tfidf seed=7",
+# SHOW=seed,test. (columns); REMOVE=<id> forgets one record.
 runs: $(BUILT)
-	@$(NODE) dist/scripts/runs.js --artifacts $(ARTIFACTS)
+	@$(NODE) dist/scripts/runs.js --artifacts $(ARTIFACTS) $(if $(ALL),--all) $(if $(ONLY_CHANGED),--only-changed) $(if $(SORT),--sort $(SORT)) $(foreach f,$(FILTER),--filter $(f)) $(if $(SHOW),--columns $(SHOW)) $(if $(REMOVE),--remove $(REMOVE))
 
-# Two runs side by side: make diff A=default B=mlp-02
+# Two runs side by side, by name or record id: make diff A=default B=mlp-02, make diff A=3f9a2c1e B=default
 diff: $(BUILT)
 	@$(NODE) dist/scripts/diff.js $(A) $(B) --artifacts $(ARTIFACTS)
 
@@ -112,6 +114,12 @@ predict: export PREDICT_TEXT = $(value TEXT)
 predict: $(BUILT)
 	@$(NODE) dist/scripts/predict.js $(ARGS) $(if $(RUN),--run $(RUN)) $(if $(INPUT),--input $(INPUT)) $(if $(OUTPUT),--output $(OUTPUT)) $(if $(TEXT),-- "$$PREDICT_TEXT")
 
+# What CONFIG downloads (the data archive through ingest, the model files) into $PIPELINE_CACHE,
+# once, for the machines or pods that then share that cache (deploy/k8s).
+prefetch: $(BUILT) $(DEMO_DATA)
+	@$(DRIVER) --target ingest
+	@$(NODE) dist/scripts/prefetch.js $(ARGS)
+
 status: $(BUILT)
 	@$(NODE) dist/scripts/status.js $(ARGS)
 
@@ -124,8 +132,10 @@ pin: $(BUILT)
 clean: $(BUILT)
 	@$(NODE) dist/scripts/clean.js $(ARGS)
 
+# Lists what no run record keeps, then asks (YES=1: no question; DRY_RUN=1: list only);
+# KEEP=5 or KEEP=30d also forgets older records of each run.
 gc: $(BUILT)
-	@$(NODE) dist/scripts/gc.js --artifacts $(ARTIFACTS)
+	@$(NODE) dist/scripts/gc.js --artifacts $(ARTIFACTS) $(if $(YES),--yes) $(if $(DRY_RUN),--dry-run) $(if $(KEEP),--keep $(KEEP))
 
 # Every published artifact against its manifest (sizes and sha256); exit 1 when one changed.
 verify: $(BUILT)

@@ -99,7 +99,7 @@ export async function runStage(
   if (!options.publishAs) {
     // Keyed again now that this stage is built: the stages after it that it leaves up to date are linked too.
     const after = await planPipeline(stages, loaded, store);
-    recordRun(store, loaded.config.run, planKeys(after), loaded.config, loaded.path);
+    recordRun(store, loaded.config.run, planKeys(after), loaded.config, loaded.path, after.needed);
     where = `${runDir(store, loaded.config.run)}/${name}`;
   }
   releaseLease();

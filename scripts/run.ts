@@ -44,7 +44,7 @@ runMain(async () => {
       return !planned || !store.readManifest(stage, planned.key) || (force.has(stage) && !built.includes(stage));
     });
     if (!next) {
-      recordRun(store, loaded.config.run, planKeys(plan), loaded.config, loaded.path);
+      recordRun(store, loaded.config.run, planKeys(plan), loaded.config, loaded.path, plan.needed);
       releaseLease();
       if (!built.length) info(`all stages up to date for ${args.config}${args.target === 'report' ? `; report: ${relative(process.cwd(), join(runDir(store, loaded.config.run), 'report', 'report.html'))}` : ` (through ${args.target})`}`);
       return;

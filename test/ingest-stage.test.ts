@@ -285,15 +285,18 @@ test('status says what would rerun and why', () => {
   assert.equal(runProgram(ws, 'scripts/status', ['--check', '--set', 'seed=9']).code, 3);
 });
 
-test('clean forgets the run and gc removes what no run points to', () => {
+test('gc keeps what a run record keeps; KEEP= forgets older records; clean forgets the run and its records', () => {
   const ws = folderWorkspace();
   assert.equal(runProgram(ws, 'stages/ingest').code, 0);
   assert.equal(runProgram(ws, 'stages/ingest', ['--set', 'seed=5']).code, 0);
   assert.equal(published(ws).length, 2);
-  assert.equal(runProgram(ws, 'scripts/gc').code, 0);
-  assert.equal(published(ws).length, 1, 'the run points at the seed=5 artifact only');
+  assert.equal(runProgram(ws, 'scripts/gc', ['--yes']).code, 0);
+  assert.equal(published(ws).length, 2, 'the seed-42 build the run moved away from is still recorded');
+  assert.equal(runProgram(ws, 'scripts/gc', ['--yes', '--keep', '1']).code, 0);
+  assert.equal(published(ws).length, 1, 'with one record per run kept, the run points at the seed=5 artifact only');
   assert.equal(runProgram(ws, 'scripts/clean').code, 0);
   assert.equal(existsSync(join(ws.artifacts, 'runs', 'config')), false);
-  assert.equal(runProgram(ws, 'scripts/gc').code, 0);
+  assert.deepEqual(readdirSync(join(ws.artifacts, 'records')), []);
+  assert.equal(runProgram(ws, 'scripts/gc', ['--yes']).code, 0);
   assert.equal(published(ws).length, 0);
 });

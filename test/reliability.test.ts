@@ -172,7 +172,7 @@ test('make gc lists and removes stale locks and leases, of this machine or anoth
   assert.match(dry.stderr, /would remove .*cccc000000000000\.lock/);
   assert.match(dry.stderr, /would remove .*other-runner-1-1-0\.json/);
   assert.doesNotMatch(dry.stderr, /dddd000000000000\.lock/);
-  assert.equal(runProgram(ws, 'scripts/gc').code, 0);
+  assert.equal(runProgram(ws, 'scripts/gc', ['--yes']).code, 0);
   assert.equal(existsSync(staleLock), false);
   assert.equal(existsSync(liveLock), true, 'a lock whose holder beats is kept');
   assert.equal(existsSync(staleLease), false);
@@ -421,7 +421,7 @@ test('downloads: a redirect loop or a redirect to file: is one error, not retrie
     assert.match(gc.stderr, new RegExp(`would remove .*extracted/d+\\.partial-${dead}`));
     await runProgramAsyncHere(ws, 'stages/tokenize', ['--set', 'ingest.max_reject_fraction=1', '--set', 'ingest.validation_fraction=0']);
     assert.deepEqual(readdirSync(incoming), [], 'the next download removed it');
-    assert.equal(runProgram(ws, 'scripts/gc').code, 0);
+    assert.equal(runProgram(ws, 'scripts/gc', ['--yes']).code, 0);
     assert.deepEqual(readdirSync(join(ws.cache, 'extracted')), []);
   } finally {
     server.close();

@@ -306,10 +306,10 @@ test('make verify checks the vector cache, embed replaces a damaged segment, and
   assert.equal(fileHash(join(ws.artifacts, 'runs', 'config', 'embed', 'train.arrow')), before);
   assert.equal(runProgram(ws, 'scripts/verify').code, 0);
   // Kept while an embed artifact made with it is kept; dropped with the last one.
-  assert.equal(runProgram(ws, 'scripts/gc').code, 0);
+  assert.equal(runProgram(ws, 'scripts/gc', ['--yes']).code, 0);
   assert.ok(existsSync(join(cacheRoot, encoder!)));
   assert.equal(runProgram(ws, 'scripts/clean').code, 0);
-  const gc = runProgram(ws, 'scripts/gc');
-  assert.match(gc.stderr, new RegExp(`removed .*\\.cache/vectors/${encoder}`));
+  const gc = runProgram(ws, 'scripts/gc', ['--yes']);
+  assert.match(gc.stderr, new RegExp(`remove .*\\.cache/vectors/${encoder}`));
   assert.equal(existsSync(join(cacheRoot, encoder!)), false);
 });

@@ -149,12 +149,12 @@ test('gc removes only unreferenced stage artifacts: sweeps, bench output and pen
   // A key of another config that no run points to any more.
   buildAll(ws, ['ingest'], ['--set', 'seed=9', '--set', 'run=other']);
   const otherKey = runPointers(new ArtifactStore(ws.artifacts), 'other').ingest!;
-  spawnSync('rm', ['-rf', join(ws.artifacts, 'runs', 'other')]);
+  assert.equal(run(ws, 'scripts/clean', ['--set', 'seed=9', '--set', 'run=other']).code, 0);
 
   const dry = run(ws, 'scripts/gc', ['--dry-run']);
   assert.match(dry.output, new RegExp(`would remove .*ingest/${otherKey}`));
   assert.doesNotMatch(dry.output, /embed-slice|sweeps|bench|notes/);
-  const gc = run(ws, 'scripts/gc');
+  const gc = run(ws, 'scripts/gc', ['--yes']);
   assert.equal(gc.code, 0, gc.stderr);
   assert.equal(existsSync(join(ws.artifacts, 'ingest', otherKey)), false);
   for (const kept of ['sweeps/mlp/leaderboard.md', 'bench/train.json', 'notes/mine.txt']) assert.ok(existsSync(join(ws.artifacts, kept)), kept);
@@ -179,14 +179,15 @@ test('gc keeps what a running build holds a lease on, and a run is re-pointed as
     assert.equal(seed7.embed, seed4.embed);
     assert.match(readFileSync(join(ws.artifacts, 'runs', 'config', 'config.yaml'), 'utf8'), /^seed: 7$/m);
     assert.match(run(ws, 'scripts/status', ['--set', 'seed=7']).output, /train +[0-9a-f]{16} +would run/);
-    run(ws, 'scripts/gc');
+    // Forgetting seed 4's record leaves only the lease to keep its artifacts.
+    run(ws, 'scripts/gc', ['--yes', '--keep', '1']);
     for (const [stage, key] of Object.entries(seed4)) assert.ok(existsSync(join(ws.artifacts, stage, key, 'manifest.json')), `${stage} of the running build is kept`);
   } finally {
     builder.kill();
     await once(builder, 'exit');
   }
-  const gc = run(ws, 'scripts/gc');
-  assert.match(gc.output, /removed .*\.leases\//, 'the lease of a finished build is debris');
+  const gc = run(ws, 'scripts/gc', ['--yes']);
+  assert.match(gc.output, /remove .*\.leases\//, 'the lease of a finished build is debris');
   assert.equal(existsSync(join(ws.artifacts, 'train', seed4.train!)), false, 'then unreferenced, it goes');
 });
 

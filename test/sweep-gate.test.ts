@@ -78,11 +78,11 @@ test('a 4-variant sweep over train.* embeds once, trains four times and ranks th
   // make runs: every run as one table, the settings that differ as columns.
   const runs = runProgram(ws, 'scripts/runs');
   assert.equal(runs.code, 0, runs.stderr);
-  assert.match(runs.stdout, /^run +config +.*train\.layers\[0\]\.units.*train\.optimizer\.lr.*test\.accuracy/m);
+  assert.match(runs.stdout, /^run +id +config +.*train\.layers\[0\]\.units.*train\.optimizer\.lr.*test\.accuracy/m);
   const table = (await db.runAndReadAll(`select run, "train.optimizer.lr" as lr, "test.accuracy" as acc, commit from '${join(ws.artifacts, 'runs.parquet')}' where run like 'sweep-0%' order by run`)).getRowObjects();
   assert.deepEqual(table.map((r) => [r.run, Number(r.lr)]), [['sweep-01', 0.003], ['sweep-02', 0.0003], ['sweep-03', 0.003], ['sweep-04', 0.0003]]);
   assert.ok(table.every((r) => Number(r.acc) > 0 && /^[0-9a-f]{40}$/.test(String(r.commit))));
-  assert.match(readFileSync(join(ws.artifacts, 'runs.csv'), 'utf8'), /^run,config,/);
+  assert.match(readFileSync(join(ws.artifacts, 'runs.csv'), 'utf8'), /^run,id,config,/);
 
   // A rerun builds nothing and keeps the logs of the build it reuses; with a seeds sweep over
   // the same rows and vectors beside it (and only then), the charts show the seed noise as error bars.

@@ -5,6 +5,8 @@ import { writeFileAtomically, type ArtifactStore } from './store.js';
 import { UserError } from '../errors.js';
 import { readYamlFile } from '../config/yaml.js';
 import { RUN_NAME } from '../config/schema.js';
+import { info } from '../log.js';
+import { writeRecord, type RunRecord } from './records.js';
 
 /**
  * `artifacts/runs/<run>/` is what a person opens: one link per stage to the artifact that the
@@ -21,7 +23,7 @@ export function runDir(store: ArtifactStore, run: string): string {
   return join(store.root, 'runs', run);
 }
 
-export function recordRun(store: ArtifactStore, run: string, plan: Record<string, string>, resolvedConfig: unknown, configPath: string): void {
+export function recordRun(store: ArtifactStore, run: string, plan: Record<string, string>, resolvedConfig: unknown, configPath: string, needed: readonly string[] = Object.keys(plan)): RunRecord {
   const dir = runDir(store, run);
   mkdirSync(dir, { recursive: true });
   const current = runPointers(store, run);
@@ -42,6 +44,13 @@ export function recordRun(store: ArtifactStore, run: string, plan: Record<string
   writeFileAtomically(join(dir, 'config.yaml'), YAML.stringify(resolvedConfig));
   // Relative paths in the config (model.path, report.images) start at the config file's folder.
   writeFileAtomically(join(dir, 'run.json'), `${JSON.stringify({ config: resolve(configPath) }, null, 2)}\n`);
+  const published = runPointers(store, run);
+  const notBuilt = needed.filter((stage) => !(stage in published));
+  const { record, replaced } = writeRecord(store, run, published, notBuilt, resolvedConfig as Record<string, unknown>, resolve(configPath));
+  if (replaced && replaced.id !== record.id) {
+    info(`run ${run}: now ${record.id}; the build it replaced is kept as ${replaced.id} (make runs ALL=1; make diff A=${replaced.id} B=${run})`);
+  }
+  return record;
 }
 
 /** The resolved config a run last used, and the config file it came from (null for runs recorded before run.json existed). */

@@ -3,6 +3,8 @@ import { z } from 'zod';
 import { UserError } from '../errors.js';
 import { formatIssues, makeCommand, readYamlFile, type LoadedConfig } from '../config/index.js';
 import { listRuns, readRun, runPointers } from '../artifacts/runs.js';
+import { findRecord } from '../artifacts/records.js';
+import { RUN_NAME } from '../config/schema.js';
 import { planPipeline } from '../artifacts/plan.js';
 import { STAGES } from '../dag.js';
 import { writeFileAtomically, type ArtifactStore } from '../artifacts/store.js';
@@ -38,14 +40,16 @@ interface RunView {
   evaluateDir?: string;
 }
 
+/** A run by name (the latest build, where `runs/<name>` points) or a run record by its id or a unique part of it. */
 async function openRun(store: ArtifactStore, name: string): Promise<RunView> {
-  const recorded = readRun(store, name);
-  if (!recorded) {
+  const recorded = RUN_NAME.test(name) ? readRun(store, name) : null;
+  const record = recorded ? null : findRecord(store, name);
+  if (!recorded && !record) {
     const runs = listRuns(store);
-    throw new UserError(`diff: no run named "${name}" in ${store.root}/runs (${runs.length ? `runs: ${runs.join(', ')}` : 'none yet'})`);
+    throw new UserError(`diff: no run named "${name}" in ${store.root}/runs and no run record with that id (${runs.length ? `runs: ${runs.join(', ')}; make runs ALL=1 lists the records` : 'none yet'})`);
   }
-  const evaluate = runPointers(store, name).evaluate;
-  const { run: _run, ...params } = recorded.config as Record<string, unknown>;
+  const evaluate = recorded ? runPointers(store, name).evaluate : record!.keys.evaluate;
+  const { run: _run, ...params } = (recorded ? recorded.config : record!.config) as Record<string, unknown>;
   const dir = evaluate ? (await store.verified('evaluate', evaluate)).dir : undefined;
   return { name, params: flatten(params), metrics: dir ? readMetrics(dir) : {}, evaluateDir: dir };
 }

@@ -133,7 +133,7 @@ async function buildUpstream(results: VariantResult[], store: ArtifactStore, sta
         if (!planned || !store.readManifest(stage, planned.key)) await stageRunner(r)(stage);
       }
       const plan = await planPipeline(STAGES, r.loaded!, store);
-      recordRun(store, r.run, Object.fromEntries([...plan.stages].map(([stage, planned]) => [stage, planned.key])), r.loaded!.config, r.loaded!.path);
+      recordRun(store, r.run, Object.fromEntries([...plan.stages].map(([stage, planned]) => [stage, planned.key])), r.loaded!.config, r.loaded!.path, plan.needed);
       const last = plan.stages.get(upstream[upstream.length - 1]!)!.key;
       shared.set(last, [...(shared.get(last) ?? []), r.run]);
     } catch (error) {
