@@ -132,7 +132,7 @@ test('the CUDA install works on npm 11: package.json allows onnxruntime-node\'s 
 });
 
 test('the Kubernetes Indexed Job embeds one slice per index on a shared volume, and the merge joins them', () => {
-  const [claim, slices, merge] = k8s as any[];
+  const [claim, prefetch, slices, merge] = k8s as any[];
   assert.equal(claim.kind, 'PersistentVolumeClaim');
   assert.deepEqual(claim.spec.accessModes, ['ReadWriteMany']);
   assert.equal(slices.kind, 'Job');
@@ -149,8 +149,96 @@ test('the Kubernetes Indexed Job embeds one slice per index on a shared volume, 
     assert.equal(container.volumeMounts[0].name, job.spec.template.spec.volumes[0].name);
     assert.equal(job.spec.template.spec.volumes[0].persistentVolumeClaim.claimName, claim.metadata.name);
   }
+  // One pre-fetch step downloads into the shared cache; the slices start suspended, after it.
+  const prefetchScript = lines(prefetch.spec.template.spec.containers[0].args[0]);
+  assert.ok(prefetchScript.some((l: string) => l.startsWith('make prefetch ')));
+  assert.equal(slices.spec.suspend, true, 'the slices wait for the pre-fetch');
+  for (const job of [prefetch, slices, merge]) {
+    const env = Object.fromEntries(job.spec.template.spec.containers[0].env.map((e: { name: string; value: string }) => [e.name, e.value]));
+    assert.equal(env.PIPELINE_CACHE, '/shared/cache', `${job.metadata.name} shares one download cache`);
+    assert.equal(job.spec.template.spec.securityContext.runAsUser, 10001, 'the image\'s unprivileged user');
+  }
+  // A slice out of retries fails the Job at once, which the documented wait sees.
+  assert.equal(slices.spec.maxFailedIndexes, 0);
+  // The report leaves the volume: the merge copies it (links resolved) where copy-report.sh reads it.
+  assert.ok(mergeScript.some((l: string) => /^cp -rL .*\/report"? \/shared\/out\/report$/.test(l)));
+  assert.match(readFileSync(join(REPO, 'deploy', 'k8s', 'copy-report.sh'), 'utf8'), /kubectl cp "\$pod:\/shared\/out\/report"/);
+  const substituted = mergeScript.flatMap((c: string) => [...c.matchAll(/\$\((node dist\/[^)]*)\)/g)].map((m) => m[1]!));
   const env = { CONFIG: pinnedRealConfig(), JOB_COMPLETION_INDEX: '0' };
-  checkCommands([...sliceScript, ...mergeScript], env);
+  checkCommands([...prefetchScript, ...sliceScript, ...mergeScript, ...substituted], env);
+  assert.ok(existsSync(join(REPO, 'scripts', 'prefetch.ts')));
+});
+
+test('the GPU manifest is the CPU one with the CUDA image and one GPU per slice, nothing else', () => {
+  const gpu = YAML.parseAllDocuments(readFileSync(join(REPO, 'deploy', 'k8s', 'embed-indexed-job-gpu.yaml'), 'utf8')).map((d) => d.toJS());
+  const slices = gpu[2];
+  const container = slices.spec.template.spec.containers[0];
+  assert.equal(container.resources.limits['nvidia.com/gpu'], 1);
+  assert.ok(slices.spec.template.spec.tolerations.some((t: { key: string }) => t.key === 'nvidia.com/gpu'));
+  for (const job of gpu.slice(1)) assert.match(job.spec.template.spec.containers[0].image, /:cuda$/);
+  // Undo those differences: what is left must equal the CPU manifest.
+  delete container.resources.limits;
+  delete slices.spec.template.spec.tolerations;
+  for (const job of gpu.slice(1)) job.spec.template.spec.containers[0].image = job.spec.template.spec.containers[0].image.replace(/:cuda$/, ':cpu');
+  assert.deepEqual(gpu, k8s);
+});
+
+test('wait-job.sh fails fast on a failed Job, succeeds on a complete one, and gives up at its timeout', () => {
+  // A stand-in for kubectl that answers from a file: the script's logic runs for real, no cluster.
+  const dir = mkdtempSync(join(tmpdir(), 'kubectl-'));
+  writeFileSync(join(dir, 'kubectl'), '#!/bin/sh\ncase "$*" in\n  *conditions*) cat "$KUBECTL_STATE" ;;\n  *failedIndexes*) echo 2 ;;\n  logs*) echo "embed: error: out of memory" ;;\nesac\n', { mode: 0o755 });
+  const state = join(dir, 'state');
+  const wait = (conditions: string, timeout: string) => {
+    writeFileSync(state, conditions);
+    return spawnSync('sh', [join(REPO, 'deploy', 'k8s', 'wait-job.sh'), 'genre-embed', timeout], { encoding: 'utf8', env: { ...process.env, PATH: `${dir}:${process.env.PATH}`, KUBECTL_STATE: state, WAIT_EVERY_S: '0' } });
+  };
+  const failed = wait('FailureTarget Failed ', '172800');
+  assert.equal(failed.status, 1);
+  assert.match(failed.stderr, /job\/genre-embed: failed; failed indexes: 2/);
+  assert.match(failed.stderr, /out of memory/, 'the last log lines say why');
+  assert.equal(wait('Complete ', '172800').status, 0);
+  const running = wait('', '0');
+  assert.equal(running.status, 2);
+  assert.match(running.stderr, /not finished after 0s/);
+});
+
+test('the Dockerfile: pinned multi-stage build, CPU and CUDA targets, non-root, and make in the image builds nothing', () => {
+  const dockerfile = readFileSync(join(REPO, 'Dockerfile'), 'utf8');
+  const args = Object.fromEntries([...dockerfile.matchAll(/^ARG (\w+)=(\S+)$/gm)].map((m) => [m[1]!, m[2]!]));
+  const froms = [...dockerfile.matchAll(/^FROM (\S+)(?: AS (\S+))?$/gm)].map((m) => ({ image: m[1]!.replace(/\$\{(\w+)\}/g, (_, n: string) => args[n] ?? _), stage: m[2] }));
+  assert.deepEqual(froms.map((f) => f.stage), ['build', 'build-cuda', 'cpu', 'cuda']);
+  for (const { image } of froms.filter((f) => !['build', 'build-cuda'].includes(f.image))) {
+    assert.match(image, /^[\w./-]+:\d+\.\d+\.\d+[\w.-]*$/, `${image}: a base image pinned to an exact version`);
+  }
+  assert.match(dockerfile, /ONNXRUNTIME_NODE_INSTALL=skip npm ci /, 'installed by the lockfile; CPU binaries ship in the package');
+  assert.match(dockerfile, /ONNXRUNTIME_NODE_INSTALL=cuda12 node script\/install\.js/, 'the CUDA target adds the CUDA provider');
+  const stages = dockerfile.split(/^FROM /m).slice(1);
+  for (const stage of stages.filter((s) => / AS (cpu|cuda)$/m.test(s.split('\n')[0]!))) {
+    const users = [...stage.matchAll(/^USER (\S+)$/gm)].map((m) => m[1]);
+    assert.equal(users.at(-1), 'pipeline', 'the runtime runs as the unprivileged user');
+    assert.match(stage, /useradd .*--uid 10001 pipeline/);
+    assert.match(stage, /^CMD \["make", "all"\]$/m);
+  }
+  // Every path the image copies from the build context exists and is not excluded by .dockerignore.
+  const ignored = readFileSync(join(REPO, '.dockerignore'), 'utf8').split('\n').filter((l) => l && !l.startsWith('#'));
+  const copied = [...dockerfile.matchAll(/^COPY (?!--from)(?:--chown=\S+ )?(.+) \S+$/gm)].flatMap((m) => m[1]!.split(/\s+/));
+  for (const path of copied) {
+    assert.ok(existsSync(join(REPO, path)), `COPY ${path}: not in the repository`);
+    assert.ok(!ignored.includes(path), `COPY ${path}: excluded by .dockerignore`);
+  }
+  // The runtime's layout (what the cpu stage copies, and its stamps): make all must not install or compile.
+  const runtime = mkdtempSync(join(tmpdir(), 'image-'));
+  const cpu = stages.find((s) => / AS cpu$/m.test(s.split('\n')[0]!))!;
+  for (const path of [...cpu.matchAll(/^COPY (?!--from)(?:--chown=\S+ )?(.+) \S+$/gm)].flatMap((m) => m[1]!.split(/\s+/))) {
+    spawnSync('cp', ['-a', join(REPO, path), join(runtime, path)]);
+  }
+  spawnSync('mkdir', ['-p', join(runtime, 'node_modules'), join(runtime, 'dist')]);
+  const stamp = /^RUN (touch "node_modules\/\.installed-.*dist\/\.built) &&/m.exec(cpu)![1]!;
+  assert.equal(spawnSync('sh', ['-c', stamp], { cwd: runtime }).status, 0);
+  const dry = spawnSync('make', ['-n', '--no-print-directory', 'all'], { cwd: runtime, encoding: 'utf8' });
+  assert.equal(dry.status, 0, dry.stderr);
+  assert.doesNotMatch(dry.stdout, /npm ci|tsc/, 'the image is installed and built');
+  assert.match(dry.stdout, /dist\/scripts\/run\.js --config configs\/default\.yaml/);
 });
 
 test('every stage of STAGES has a make target, and each runs the planner for that stage', async () => {
