@@ -58,10 +58,11 @@ PHONY_STAGES := ingest tokenize embed train evaluate report
 all: $(BUILT) $(DEMO_DATA) $(CONFIG_MODELS)
 	@$(DRIVER) --target report
 
+# A failed install leaves the working node_modules as it was (scripts/install.sh): switching
+# ORT_INSTALL on an installed tree runs only onnxruntime-node's install script.
 install: $(INSTALLED)
 $(INSTALLED):
-	ONNXRUNTIME_NODE_INSTALL=$(ORT_INSTALL) npm ci --no-audit --no-fund
-	@rm -f node_modules/.installed-* && touch $@
+	sh scripts/install.sh $(ORT_INSTALL) $@
 
 build: $(BUILT)
 $(BUILT): $(INSTALLED) $(SOURCES)

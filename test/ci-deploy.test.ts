@@ -1,11 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import YAML from 'yaml';
 import { REPO } from './helpers/workspace.js';
+import { makeZip } from './helpers/archives.js';
 
 interface Step {
   name?: string;
@@ -115,20 +117,92 @@ test('make installs by the lockfile\'s content: a checkout that touches package.
   assert.equal(dry.status, 0, dry.stderr);
   assert.doesNotMatch(dry.stdout, /npm ci/);
   const stamp = spawnSync('make', ['-n', '--no-print-directory', 'install', 'ORT_INSTALL=cuda12'], { cwd: REPO, encoding: 'utf8' });
-  assert.match(stamp.stdout, /npm ci/, 'another onnxruntime variant is another install');
+  assert.match(stamp.stdout, /^sh scripts\/install\.sh cuda12 node_modules\/\.installed-[0-9a-f]{16}-cuda12$/m, 'another onnxruntime variant is another install');
 });
 
 test('the CUDA install works on npm 11: package.json allows onnxruntime-node\'s install script, make passes no --allow-scripts', () => {
   // npm 11 refuses --allow-scripts in a project ("EALLOWSCRIPTS"); the allowance lives in package.json.
   const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8'));
   assert.equal(pkg.allowScripts?.['onnxruntime-node'], true);
-  const dry = spawnSync('make', ['-n', '-B', '--no-print-directory', 'install', 'ORT_INSTALL=cuda12'], { cwd: REPO, encoding: 'utf8' });
-  assert.match(dry.stdout, /^ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci /m);
-  assert.doesNotMatch(dry.stdout, /--allow-scripts/);
+  const script = readFileSync(join(REPO, 'scripts', 'install.sh'), 'utf8');
+  assert.match(script, /ONNXRUNTIME_NODE_INSTALL="\$ort" npm ci --no-audit --no-fund/);
+  assert.doesNotMatch(script, /--allow-scripts/);
   // Every dependency with an install script is decided (allowed or denied), so npm lists none as unreviewed.
   const review = spawnSync('npm', ['install-scripts', 'ls'], { cwd: REPO, encoding: 'utf8' });
   assert.equal(review.status, 0, review.stderr);
   assert.match(review.stdout, /No packages with unreviewed install scripts/);
+});
+
+test('make install ORT_INSTALL=cuda12 runs onnxruntime-node\'s own install script against a stand-in feed; a failed download leaves node_modules working', { skip: process.platform !== 'linux' || process.arch !== 'x64' ? 'the CUDA 12 provider files exist for linux/x64 only' : false }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'install-'));
+  for (const file of ['Makefile', 'package.json', 'package-lock.json', 'scripts/install.sh']) cpSync(join(REPO, file), join(dir, file));
+  // node_modules by hard links: instant, and the install only adds files. A provider file that the
+  // repository's tree already has is unlinked in the copy first, so it is never written through.
+  assert.equal(spawnSync('cp', ['-al', join(REPO, 'node_modules'), join(dir, 'node_modules')]).status, 0);
+  const bin = join(dir, 'node_modules', 'onnxruntime-node', 'bin', 'napi-v6', 'linux', 'x64');
+  const providerFiles = ['libonnxruntime_providers_cuda.so', 'libonnxruntime_providers_shared.so', 'libonnxruntime_providers_tensorrt.so'];
+  for (const file of providerFiles) rmSync(join(bin, file), { force: true });
+  const stampOf = (variant: string) => readdirSync(join(dir, 'node_modules')).filter((n) => n.startsWith('.installed-') && n.endsWith(`-${variant}`));
+  assert.equal(stampOf('skip').length, 1, 'the copy is installed for the default variant');
+
+  // The stand-in answers NuGet's API as onnxruntime-node's script reads it (index, versions,
+  // .nupkg) from this folder and refuses any other request: the test fetches nothing.
+  const require = createRequire(import.meta.url);
+  const metadata = require(join(REPO, 'node_modules', 'onnxruntime-node', 'script', 'install-metadata.js'));
+  const { name, versions } = metadata.packages['nuget:linux/x64:cuda12'];
+  const [pkg, version] = [String(name).toLowerCase(), String(versions[0].version).toLowerCase()];
+  const feed = mkdtempSync(join(tmpdir(), 'feed-'));
+  const base = 'https://api.nuget.org/v3-flatcontainer/';
+  const content = (file: string) => Buffer.from(`stand-in ${file}`);
+  writeFileSync(join(feed, 'nupkg'), makeZip(providerFiles.map((file) => ({ name: `runtimes/linux-x64/native/${file}`, content: content(file) }))));
+  const routes = {
+    [metadata.feeds.nuget.index]: { type: 'application/json', body: JSON.stringify({ resources: [{ '@type': 'PackageBaseAddress/3.0.0', '@id': base }] }) },
+    [`${base}${pkg}/index.json`]: { type: 'application/json', body: JSON.stringify({ versions: [version] }) },
+    [`${base}${pkg}/${version}/${pkg}.${version}.nupkg`]: { type: 'application/octet-stream', file: join(feed, 'nupkg') },
+  };
+  writeFileSync(join(feed, 'routes.json'), JSON.stringify(routes));
+  writeFileSync(
+    join(feed, 'stand-in.cjs'),
+    `const https = require('https'); const fs = require('fs'); const { PassThrough } = require('stream'); const { EventEmitter } = require('events');
+const routes = JSON.parse(fs.readFileSync(${JSON.stringify(join(feed, 'routes.json'))}, 'utf8'));
+https.get = (...args) => {
+  // (url[, options][, callback]) or (options[, callback]), as global-agent may call it.
+  const callback = args.find((a) => typeof a === 'function');
+  const target = args[0];
+  const url = typeof target === 'string' || target instanceof URL ? String(target) : 'https://' + (target.hostname || target.host) + (target.path || '/');
+  const request = new EventEmitter();
+  process.nextTick(() => {
+    const route = routes[url];
+    if (!route) return request.emit('error', new Error('stand-in: refused ' + url + ' (tests fetch nothing)'));
+    const response = new PassThrough();
+    response.statusCode = process.env.STANDIN_FAIL && route.file ? 503 : 200;
+    response.headers = { 'content-type': route.type };
+    callback(response);
+    response.end(route.file ? fs.readFileSync(route.file) : route.body);
+  });
+  return request;
+};\n`,
+  );
+  const install = (variant: string, env: Record<string, string> = {}) =>
+    spawnSync('make', ['--no-print-directory', 'install', `ORT_INSTALL=${variant}`], { cwd: dir, encoding: 'utf8', env: { ...process.env, ...env, NODE_OPTIONS: `--require ${join(feed, 'stand-in.cjs')}` } });
+
+  const cuda = install('cuda12');
+  assert.equal(cuda.status, 0, `${cuda.stdout}${cuda.stderr}`);
+  assert.match(cuda.stdout, new RegExp(`Downloading ${base}${pkg}/${version}/`));
+  assert.doesNotMatch(`${cuda.stdout}${cuda.stderr}`, /EALLOWSCRIPTS|npm ci/);
+  for (const file of providerFiles) assert.deepEqual(readFileSync(join(bin, file)), content(file), `${file} installed where onnxruntime-node loads it`);
+  assert.equal(stampOf('cuda12').length, 1);
+  assert.equal(stampOf('skip').length, 0);
+
+  // A download that fails: make install exits non-zero and the installed tree still works.
+  assert.equal(install('skip').status, 0);
+  for (const file of providerFiles) rmSync(join(bin, file));
+  const failed = install('cuda12', { STANDIN_FAIL: '1' });
+  assert.notEqual(failed.status, 0);
+  assert.match(failed.stderr, /HTTP status code = 503/);
+  assert.equal(stampOf('skip').length, 1, 'the previous install is still the one make trusts');
+  const works = spawnSync(process.execPath, ['-e', "import('onnxruntime-node').then((ort) => console.log(Object.keys(ort).includes('InferenceSession')))"], { cwd: dir, encoding: 'utf8' });
+  assert.equal(works.stdout.trim(), 'true', works.stderr);
 });
 
 test('the Kubernetes Indexed Job embeds one slice per index on a shared volume, and the merge joins them', () => {
@@ -237,7 +311,7 @@ test('the Dockerfile: pinned multi-stage build, CPU and CUDA targets, non-root, 
   assert.equal(spawnSync('sh', ['-c', stamp], { cwd: runtime }).status, 0);
   const dry = spawnSync('make', ['-n', '--no-print-directory', 'all'], { cwd: runtime, encoding: 'utf8' });
   assert.equal(dry.status, 0, dry.stderr);
-  assert.doesNotMatch(dry.stdout, /npm ci|tsc/, 'the image is installed and built');
+  assert.doesNotMatch(dry.stdout, /install\.sh|npm ci|tsc/, 'the image is installed and built');
   assert.match(dry.stdout, /dist\/scripts\/run\.js --config configs\/default\.yaml/);
 });
 
