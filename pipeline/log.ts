@@ -4,7 +4,38 @@
  */
 const isTty = Boolean(process.stderr.isTTY) && !process.env.CI;
 
+/**
+ * How much a program says: `quiet` (warnings, errors and the answer only), `normal`, or `verbose`
+ * (also how it ran: every provider tried and why one was passed over, the TF.js backend, the
+ * model's inputs). Set by --quiet / --verbose (which also set PIPELINE_LOG, so that the stage
+ * programs a driver starts say as much), or `make ... QUIET=1` / `VERBOSE=1`.
+ */
+export type LogLevel = 'quiet' | 'normal' | 'verbose';
+let level: LogLevel = parseLevel(process.env.PIPELINE_LOG);
+
+function parseLevel(value: string | undefined): LogLevel {
+  return value === 'quiet' || value === 'verbose' ? value : 'normal';
+}
+
+export function setLogLevel(next: LogLevel): void {
+  level = next;
+  process.env.PIPELINE_LOG = next;
+}
+
+export const logLevel = (): LogLevel => level;
+
+/** What a person follows a run by: progress, results, where things went. Silent with --quiet. */
 export function info(message: string): void {
+  if (level !== 'quiet') process.stderr.write(`${message}\n`);
+}
+
+/** How a run ran (providers tried, backends, model inputs): only with --verbose; the manifests keep it anyway. */
+export function detail(message: string): void {
+  if (level === 'verbose') process.stderr.write(`${message}\n`);
+}
+
+/** Something the person should act on or know even with --quiet (a fallback they did not ask for, data dropped). */
+export function warn(message: string): void {
   process.stderr.write(`${message}\n`);
 }
 
@@ -62,6 +93,7 @@ export function progress(label: string, total: number | undefined, unit = 'rows'
   return {
     tick(n, extra) {
       done += n;
+      if (level === 'quiet') return;
       if (extra !== undefined) lastExtra = extra;
       const now = performance.now();
       if (isTty) {
@@ -76,6 +108,7 @@ export function progress(label: string, total: number | undefined, unit = 'rows'
     },
     done(extra) {
       if (extra !== undefined) lastExtra = extra;
+      if (level === 'quiet') return;
       process.stderr.write(`${isTty ? '\r\x1b[2K' : ''}${line(true)}\n`);
     },
   };

@@ -72,9 +72,13 @@ runMain(async () => {
   // The featurizer's steps (bert: tokenize, embed; tfidf: vectorize), then the classifier.
   const { classify, ...steps } = seconds;
   const vectorizeRate = predictions.length / Math.max(1e-9, Object.values(steps).reduce((a, b) => a + b, 0));
+  // Rates only where there are enough rows for one to mean something; one text gets its times.
+  const many = predictions.length >= 10;
+  const cache = fromCache === undefined ? '' : `${formatCount(fromCache)} from the vector cache`;
+  const detailOfSteps = [many ? `${formatCount(vectorizeRate)} rows/s` : '', cache].filter(Boolean).join(', ');
   info(
     `predict: ${formatCount(predictions.length)} description${predictions.length === 1 ? '' : 's'} with run "${run.name}" (${run.classifier.stage} ${run.classifier.manifest.key}) in ${formatSeconds(wall)} from start: ` +
-      `${Object.entries(steps).map(([step, s]) => `${step} ${s.toFixed(2)}s`).join(', ')} (${formatCount(vectorizeRate)} rows/s${fromCache === undefined ? '' : `, ${formatCount(fromCache)} from the vector cache`}), classify ${classify!.toFixed(2)}s, ` +
-      (predictions.length >= 10 ? `${formatCount(predictions.length / wall)} rows/s overall` : `${formatSeconds(wall / predictions.length)} a description overall`),
+      `${Object.entries(steps).map(([step, s]) => `${step} ${s.toFixed(2)}s`).join(', ')}${detailOfSteps ? ` (${detailOfSteps})` : ''}, classify ${classify!.toFixed(2)}s` +
+      (many ? `, ${formatCount(predictions.length / wall)} rows/s overall` : ''),
   );
 });

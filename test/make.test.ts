@@ -30,6 +30,31 @@ test('a second `make all` with nothing changed does no stage work', () => {
   process.stderr.write(`no-op make all: ${second.seconds.toFixed(2)}s\n`);
 });
 
+test('the console: providers said once at the normal level, why they were passed over with VERBOSE=1, nothing but the answer with QUIET=1', () => {
+  const ws = workspace(`ingest:\n  source: data\nmodel:\n  path: ${join(REPO, 'models', 'demo-bert-random')}\nembed:\n  providers: [cuda, cpu]\n  threads: 1\ntrain:\n  epochs: 1\n`);
+  const data = smallDataset(60);
+  ws.write('data/train_data.txt', data.train);
+  ws.write('data/test_data_solution.txt', data.solution);
+  const vars = [`CONFIG=${ws.config}`, `ARTIFACTS=${ws.artifacts}`];
+  const env = { PIPELINE_CACHE: ws.cache };
+  const normal = make(['all', ...vars], env);
+  assert.equal(normal.code, 0, normal.output);
+  if (/ on cuda/.test(normal.output)) return; // a machine with the CUDA provider installed runs it: nothing passed over to check
+  assert.equal(normal.output.match(/ONNX Runtime [\d.]+ on cpu with 1 threads \(cuda unavailable here; --verbose says why\)/g)?.length, 1);
+  assert.doesNotMatch(normal.output, /cuda provider files are not installed|TensorFlow\.js [\d.]+ on the|feeding input_ids/);
+  // Stores of their own: a forced embed in the same store reads every row from its vector cache and opens no session.
+  const verbose = make(['all', `CONFIG=${ws.config}`, `ARTIFACTS=${ws.artifacts}-verbose`, 'VERBOSE=1'], env);
+  assert.equal(verbose.code, 0, verbose.output);
+  assert.match(verbose.output, /embed: cuda provider files are not installed .*ORT_INSTALL=cuda12/);
+  assert.match(verbose.output, /train: TensorFlow\.js [\d.]+ on the \w+ backend/);
+  const quiet = make(['all', `CONFIG=${ws.config}`, `ARTIFACTS=${ws.artifacts}-quiet`, 'QUIET=1'], env);
+  assert.equal(quiet.code, 0, quiet.output);
+  assert.doesNotMatch(quiet.output, /^(ingest|tokenize|embed|train|evaluate|report)[: ]/m, quiet.output);
+  const answer = make(['predict', ...vars, 'QUIET=1', 'TEXT=A ghost story'], env);
+  assert.equal(answer.code, 0, answer.output);
+  assert.deepEqual(answer.output.trimEnd().split('\n').filter(Boolean).map((l) => /^\s+\S+\s+[█░]+\s+[\d.]+%$/.test(l)), [true, true, true], answer.output);
+});
+
 test('`make ingest SET=...` applies overrides and a config error stops make with the field named', () => {
   const ws = workspace('ingest:\n  source: data\n');
   const data = smallDataset(60);

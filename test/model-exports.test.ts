@@ -27,9 +27,10 @@ function configFor(ws: Workspace, name: string, model: string, extra = ''): stri
   return ws.write(`${name}.yaml`, `run: ${name}\nseed: 3\ningest:\n  source: data\nmodel:\n  path: ${model}\n${extra}embed:\n  providers: [cpu]\n  threads: 1\n  shard_rows: 32\n`);
 }
 
+/** ingest, tokenize, embed; --verbose, since these tests read how the model was opened and fed. */
 function embedWith(ws: Workspace, config: string, args: string[] = []) {
   for (const stage of ['ingest', 'tokenize', 'embed']) {
-    const result = runProgram(ws, `stages/${stage}`, ['--config', config, ...args]);
+    const result = runProgram(ws, `stages/${stage}`, ['--config', config, '--verbose', ...args]);
     if (result.code !== 0) return result;
     if (stage === 'embed') return result;
   }

@@ -204,7 +204,8 @@ async function pinThenMakeAll(repo: string) {
   assert.equal(again.code, 0, again.output);
   assert.match(again.output, /is pinned already; nothing changed/);
 
-  const all = await make(ws, ['all']);
+  // VERBOSE=1: the tests below read which inputs were fed and which output was read.
+  const all = await make(ws, ['all', 'VERBOSE=1']);
   assert.equal(all.code, 0, all.output);
   assert.ok(existsSync(join(ws.artifacts, 'runs', 'real', 'report', 'report.html')));
   // The same weights as a local feature-extraction folder: `null` removes the inherited hub section.

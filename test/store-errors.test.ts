@@ -183,6 +183,7 @@ test('a test_solution file name that is not found is an error; a CSV test file k
   csv.write('csv/test.csv', 'id,title,genre,description\n' + Array.from({ length: 10 }, (_, i) => line(i + 1, ['drama', 'comedy'][i % 2]!)).join('\n') + '\n');
   const result = runProgram(csv, 'stages/ingest');
   assert.equal(result.code, 0, result.stderr);
+  assert.doesNotMatch(result.stderr, /no genres|no solution file/, 'a CSV test file with genres is not said to lack them');
   const labels = JSON.parse(readFileSync(join(csv.artifacts, 'runs', 'config', 'ingest', 'labels.json'), 'utf8'));
   assert.equal(labels.counts.drama.test + labels.counts.comedy.test, 10);
 });

@@ -50,6 +50,7 @@ test('a 4-variant sweep over train.* embeds once, trains four times and ranks th
   ws.write('sweep.yaml', 'base: config.yaml\nmax_parallel: 2\nreport: false\ngrid:\n  train.layers[0].units: [16, 48]\n  train.optimizer.lr: [0.003, 0.0003]\n');
   const result = runProgram(ws, 'scripts/sweep', [join(ws.dir, 'sweep.yaml')]);
   assert.equal(result.code, 0, result.stderr);
+  for (const run of ['sweep-01', 'sweep-04']) assert.match(result.stderr, new RegExp(`^sweep: ${run}: train$`, 'm'), 'each variant\'s stage is shown as it starts');
   assert.equal(keyDirs('embed').length, 1, 'one embed artifact');
   assert.equal(keyDirs('tokenize').length, 1);
   assert.equal(keyDirs('train').length, 4, 'four trained models');

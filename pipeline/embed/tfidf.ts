@@ -1,7 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../errors.js';
-import { formatCount, formatSeconds, info, progress } from '../log.js';
+import { formatCount, formatSeconds, info, warn, progress } from '../log.js';
 import type { TfidfConfig } from '../config/schema.js';
 import type { Manifest, ManifestBody } from '../artifacts/store.js';
 import type { StageRun } from '../stage-types.js';
@@ -141,7 +141,7 @@ export async function build(run: TfidfRun): Promise<ManifestBody> {
   }
   // A handful of n-grams gives every description nearly the same vector: say so, do not train on it quietly.
   const fewNgrams = vectorizer.dim < 100 ? `only ${vectorizer.dim} n-gram${vectorizer.dim === 1 ? '' : 's'} met min_df ${settings.min_df} in ${fitTexts.length} training descriptions: the vectors can tell little apart${settings.min_df > 1 ? ' (lower embed.tfidf.min_df, or give it more text)' : ' (the training text is very short or repetitive)'}` : undefined;
-  if (fewNgrams) info(`embed: warning: ${fewNgrams}`);
+  if (fewNgrams) warn(`embed: warning: ${fewNgrams}`);
   writeFileSync(join(run.dir, TFIDF_STATE_FILE), `${JSON.stringify(vectorizer.state)}\n`);
   info(`embed: TF-IDF fitted on ${formatCount(fitTexts.length)} training descriptions in ${formatSeconds(fitSeconds)}: ${formatCount(vectorizer.state.candidates)} n-grams in >= ${settings.min_df} of them, ${formatCount(vectorizer.dim)} kept`);
 

@@ -1,7 +1,7 @@
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import { basename, join } from 'node:path';
-import { info } from '../log.js';
+import { warn } from '../log.js';
 import { writeFileAtomically } from '../artifacts/store.js';
 
 /**
@@ -132,7 +132,7 @@ export class VectorCache {
     const vectorsPath = join(this.dir, `${name}.f32`);
     const vectorBytes = readFileSync(vectorsPath);
     if (segmentName(readFileSync(keysPath), vectorBytes) !== name) {
-      info(`embed: warning: the cached segment ${vectorsPath} does not match its checksum (edited or damaged); removed, its rows are computed again`);
+      warn(`embed: warning: the cached segment ${vectorsPath} does not match its checksum (edited or damaged); removed, its rows are computed again`);
       rmSync(keysPath, { force: true });
       rmSync(vectorsPath, { force: true });
       for (const [key, hit] of this.index) if (hit.segment === name) this.index.delete(key);

@@ -1,5 +1,5 @@
 import { writeFileSync } from 'node:fs';
-import { dirname, isAbsolute, relative, resolve as resolvePath } from 'node:path';
+import { basename, dirname, isAbsolute, relative, resolve as resolvePath } from 'node:path';
 import { UserError } from '../errors.js';
 import { formatCount, info } from '../log.js';
 import type { ManifestBody } from '../artifacts/store.js';
@@ -41,6 +41,10 @@ export async function ingest(run: IngestRun): Promise<ManifestBody> {
     rejects: rejects.length,
   };
   const seconds = (performance.now() - started) / 1000;
+  const testHasGenres = test.some((r) => r.genre !== null);
+  if (test.length && !testHasGenres) {
+    info(`ingest: the ${rows.test} test rows have no genres (${basename(source.files.test ?? '')} has none and no solution file was found): evaluate and the report show no test metrics`);
+  }
   info(
     `ingest: ${formatCount(rows.train)} train, ${formatCount(rows.validation)} validation, ${formatCount(rows.test)} test rows, ` +
       `${labels.length} genres, ${rows.rejects} rejected, ${formatCount((train.length + test.length) / seconds)} rows/s`,
@@ -53,7 +57,7 @@ export async function ingest(run: IngestRun): Promise<ManifestBody> {
       data_root: source.root,
       files: Object.fromEntries(Object.entries(source.files).map(([role, path]) => [role, path])),
       labels: labels.length,
-      test_has_genres: test.some((r) => r.genre !== null),
+      test_has_genres: testHasGenres,
     },
   };
 }

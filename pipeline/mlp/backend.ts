@@ -2,7 +2,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../errors.js';
-import { info } from '../log.js';
+import { detail } from '../log.js';
 
 export type BackendSetting = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
 
@@ -69,7 +69,7 @@ function transposeBeforeMatMul(backendName: string): void {
 
 async function announce(stage: string, name: string, from: string): Promise<string> {
   await tf.ready();
-  info(`${stage}: TensorFlow.js ${tf.version.tfjs} on the ${name} backend (${from})`);
+  detail(`${stage}: TensorFlow.js ${tf.version.tfjs} on the ${name} backend (${from})`);
   return name;
 }
 

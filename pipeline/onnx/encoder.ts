@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { UserError } from '../errors.js';
-import { formatBytes, info } from '../log.js';
+import { detail, formatBytes, info, warn } from '../log.js';
 import { cacheRoot } from '../download/index.js';
 import { checkFolder, forgetFolder, recordFolder, recordedSha256 } from '../download/ledger.js';
 import type { Pooling } from './pooling.js';
@@ -88,8 +88,8 @@ function encoderFrom(open: OpenSession, modelPath: string, options: EncoderOptio
   const output = chooseOutput(open.session.outputMetadata, modelPath, options).output!;
   const inputs = chooseInputs(open.session.inputMetadata, modelPath);
   const fed = inputs.map((i) => (i.type === 'int64' ? i.name : `${i.name} (${i.type})`)).join(', ');
-  info(`embed: reading ${output} of ${basename(modelPath)}${converted.quantized ? ' (int8)' : converted.float16 ? ' (float16)' : ''}; feeding ${fed}`);
-  if (converted.float16 && open.provider === 'cpu') info('embed: warning: float16 on the cpu provider runs slower than float32 (ONNX Runtime casts back where it has no float16 kernel); model.precision fp16 is for GPU providers');
+  detail(`embed: reading ${output} of ${basename(modelPath)}${converted.quantized ? ' (int8)' : converted.float16 ? ' (float16)' : ''}; feeding ${fed}`);
+  if (converted.float16 && open.provider === 'cpu') warn('embed: warning: float16 on the cpu provider runs slower than float32 (ONNX Runtime casts back where it has no float16 kernel); model.precision fp16 is for GPU providers');
   return { open, output, inputs, adaptation: { source_outputs: sourceOutputs, output, inputs, derived, ...converted } };
 }
 
@@ -186,7 +186,7 @@ async function trustedCacheFolder(dir: string): Promise<boolean> {
   if (!existsSync(dir)) return false;
   const problem = await checkFolder(dir);
   if (!problem) return true;
-  info(`embed: warning: the cached ${dir} cannot be trusted (${problem}); making it again`);
+  warn(`embed: warning: the cached ${dir} cannot be trusted (${problem}); making it again`);
   forgetFolder(dir);
   return false;
 }

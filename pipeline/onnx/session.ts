@@ -4,7 +4,7 @@ import { availableParallelism, arch, platform } from 'node:os';
 import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { UserError } from '../errors.js';
-import { info } from '../log.js';
+import { detail, info, logLevel } from '../log.js';
 
 export type Provider = 'cuda' | 'webgpu' | 'cpu';
 
@@ -49,8 +49,10 @@ export async function openSession(modelPath: string, providers: readonly Provide
         // A provider that fails to load is an expected outcome here, not an error to print in red.
         logSeverityLevel: provider === providers[providers.length - 1] ? 2 : 4,
       });
-      for (const failure of failures) info(`embed: ${failure}`);
-      info(`embed: ONNX Runtime ${ort.env.versions.common} on ${provider}${provider === 'cpu' ? ` with ${intraOpNumThreads} threads` : ''}`);
+      // One line at the normal level; why each provider before it was passed over is detail (and in the manifest).
+      for (const failure of failures) detail(`embed: ${failure}`);
+      const passedOver = failures.length ? ` (${providers.slice(0, providers.indexOf(provider)).join(', ')} unavailable here${logLevel() === 'verbose' ? '' : '; --verbose says why'})` : '';
+      info(`embed: ONNX Runtime ${ort.env.versions.common} on ${provider}${provider === 'cpu' ? ` with ${intraOpNumThreads} threads` : ''}${passedOver}`);
       return { session, provider, threads: intraOpNumThreads, fallbacks: failures };
     } catch (error) {
       const message = (error as Error).message.split('\n')[0]!;

@@ -1,4 +1,4 @@
-import { info } from '../log.js';
+import { warn } from '../log.js';
 import type { LoadedConfig } from '../config/index.js';
 import type { ArtifactStore, Manifest } from '../artifacts/store.js';
 import { runPointers } from '../artifacts/runs.js';
@@ -46,7 +46,7 @@ export function readReferenceRuns(loaded: LoadedConfig, store: ArtifactStore): R
   for (const run of others(loaded)) {
     const keys = runPointers(store, run);
     if (!keys.evaluate || !store.readManifest('evaluate', keys.evaluate)) {
-      info(`report: warning: report.reference_runs names "${run}", which has no evaluate artifact in ${store.root}/runs (build it with make evaluate for its config); left out`);
+      warn(`report: warning: report.reference_runs names "${run}", which has no evaluate artifact in ${store.root}/runs (build it with make evaluate for its config); left out`);
       continue;
     }
     found.push({ run, featurizer: featurizerLabel(keys.embed ? store.readManifest('embed', keys.embed) ?? null : null), metrics: readMetricsFile(store.keyDir('evaluate', keys.evaluate)) });

@@ -5,7 +5,7 @@ import * as vega from 'vega';
 import { version as vegaLiteVersion } from 'vega-lite';
 import sharp from 'sharp';
 import YAML from 'yaml';
-import { info, formatCount } from '../log.js';
+import { info, warn, formatCount } from '../log.js';
 import type { Manifest, ManifestBody } from '../artifacts/store.js';
 import type { Metrics } from '../metrics/index.js';
 import { rowFileOf } from '../ingest/artifact.js';
@@ -413,7 +413,7 @@ async function galleryBody(run: ReportRun, movies: GalleryMovie[]): Promise<{ ht
     allowPrivateUrls: settings.allow_private_poster_urls,
     onMissing: (id: string, reason: string) => {
       missing.push(id);
-      info(`report: warning: no poster for movie ${id} (${reason}); showing a tile`);
+      warn(`report: warning: no poster for movie ${id} (${reason}); showing a tile`);
     },
   };
   const cards = async (list: GalleryMovie[]) => {

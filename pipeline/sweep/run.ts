@@ -62,10 +62,19 @@ function runStageProgram(program: string, stage: string, sweep: Sweep, variant: 
       env: { ...process.env, CI: '1' },
     });
     let stderr = '';
+    // The variant's stage as it goes: its start, then its progress lines (a training epoch), at most one every 5 s.
+    info(`sweep: ${variant.run}: ${stage}`);
+    let lastShown = performance.now();
     child.stdout.pipe(out, { end: false });
     child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
+      const text = chunk.toString();
+      stderr += text;
       out.write(chunk);
+      const progress = text.split('\n').filter((l) => /^\S+: epoch \d+\//.test(l) || /^\S+ +[\d,]+\/[\d,]+ /.test(l)).pop();
+      if (progress && performance.now() - lastShown > 5000) {
+        lastShown = performance.now();
+        info(`sweep: ${variant.run}: ${progress.trim()}`);
+      }
     });
     child.on('error', reject);
     child.on('close', (code) => {

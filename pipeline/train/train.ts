@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { UserError } from '../errors.js';
-import { formatCount, info } from '../log.js';
+import { formatCount, info, warn } from '../log.js';
 import { Rng } from '../random.js';
 import { validationScores as scoresOf } from '../metrics/index.js';
 import type { TrainConfig } from '../config/index.js';
@@ -120,7 +120,7 @@ function trainingData(run: TrainRun, train: TrainParams): TrainingData {
   const validation = features.splits.validation;
   if (features.sparse && train.standardize) {
     // Subtracting each column's mean fills every zero: the rows would be dense from here on.
-    info(`train: warning: train.standardize makes the ${formatCount(dim)}-wide sparse rows dense (slow, ${formatCount((rows.y.length * dim * 4) / 2 ** 20)} MiB); set train.standardize: false to train on them sparse`);
+    warn(`train: warning: train.standardize makes the ${formatCount(dim)}-wide sparse rows dense (slow, ${formatCount((rows.y.length * dim * 4) / 2 ** 20)} MiB); set train.standardize: false to train on them sparse`);
     const dense = (x: FeatureRows, n: number) => denseSlice(x, dim, 0, n);
     const trainRows = dense(rows.x, rows.y.length);
     const stats = fitStandardization(trainRows, dim);
