@@ -58,9 +58,9 @@ runMain(async () => {
     }
   }
 
-  const { predictions, seconds, fromCache } = await predictDescriptions(run, input, k, store);
+  const { predictions, genres, seconds, fromCache } = await predictDescriptions(run, input, k, store);
   const wall = (performance.now() - started) / 1000;
-  const source = { run: run.name, classifier_key: run.classifier.manifest.key, embed_key: run.vectors.manifest.key };
+  const source = { run: run.name, classifier_key: run.classifier.manifest.key, embed_key: run.vectors.manifest.key, genres };
   if (args.output) {
     await writePredictions(args.output, predictions, k, source);
     info(`predict: ${formatCount(predictions.length)} predictions -> ${args.output}`);

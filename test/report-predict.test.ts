@@ -225,6 +225,48 @@ test('predict gives the evaluate stage\'s probabilities for the same description
   }
 });
 
+test('predict: --json, .jsonl, .csv and .parquet carry the same fields and the same keys and genre order', async () => {
+  const input = ws.write('plots-fields.jsonl', rows(60, 11, true).slice(0, 5).map((r) => JSON.stringify({ id: String(r.id), title: `Film ${r.id}`, description: r.text })).join('\n'));
+  const json = runProgram(ws, 'scripts/predict', ['--input', input, '--json', '--top-k', '2']);
+  assert.equal(json.code, 0, json.stderr);
+  const printed = JSON.parse(json.stdout) as { run: string; classifier_key: string; embed_key: string; genres: string[]; predictions: { id: string; title: string; predicted_genre: string; top: { genre: string; probability: number }[] }[] };
+  const expected = printed.predictions.map((p) => ({ id: p.id, title: p.title, predicted_genre: p.predicted_genre, top1_genre: p.top[0]!.genre, top1_prob: p.top[0]!.probability, top2_genre: p.top[1]!.genre, top2_prob: p.top[1]!.probability, run: printed.run, classifier_key: printed.classifier_key, embed_key: printed.embed_key }));
+  const keys = { run: printed.run, classifier_key: printed.classifier_key, embed_key: printed.embed_key, genres: printed.genres };
+  assert.deepEqual([...printed.genres].sort(), [...GENRES].sort());
+  const outputs: Record<string, Record<string, unknown>[]> = {};
+  for (const ext of ['jsonl', 'csv', 'parquet']) {
+    const path = join(ws.dir, `fields.${ext}`);
+    const written = runProgram(ws, 'scripts/predict', ['--input', input, '--output', path, '--top-k', '2']);
+    assert.equal(written.code, 0, written.stderr);
+    if (ext === 'jsonl') outputs[ext] = readFileSync(path, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    if (ext === 'csv') {
+      const [header, ...lines] = readFileSync(path, 'utf8').trim().split('\n');
+      const columns = header!.split(',');
+      outputs[ext] = lines.map((l) => Object.fromEntries(l.split(',').map((v, i) => [columns[i]!, /_prob$/.test(columns[i]!) ? Number(v) : v])));
+    }
+    if (ext === 'parquet') outputs[ext] = await readParquet(path);
+    // Each file names what made it: the Parquet file in its metadata, the text formats in a sidecar.
+    if (ext === 'parquet') {
+      const { parquetMetadataAsync, asyncBufferFromFile } = await import('hyparquet');
+      const metadata = await parquetMetadataAsync(await asyncBufferFromFile(path));
+      const kv = Object.fromEntries((metadata.key_value_metadata ?? []).map((e: { key: string; value?: string }) => [e.key, e.value]));
+      assert.deepEqual({ run: kv.run, classifier_key: kv.classifier_key, embed_key: kv.embed_key, genres: JSON.parse(kv.genres!) }, keys);
+    } else {
+      const sidecar = JSON.parse(readFileSync(`${path}.meta.json`, 'utf8'));
+      assert.deepEqual({ run: sidecar.run, classifier_key: sidecar.classifier_key, embed_key: sidecar.embed_key, genres: sidecar.genres }, keys, `${ext} sidecar`);
+    }
+  }
+  for (const [ext, rowsOut] of Object.entries(outputs)) {
+    assert.deepEqual(Object.keys(rowsOut[0]!).sort(), Object.keys(expected[0]!).sort(), `${ext}: the same fields as --json`);
+    rowsOut.forEach((row, i) => {
+      for (const [field, value] of Object.entries(expected[i]!)) {
+        if (typeof value === 'number') assert.ok(Math.abs(Number(row[field]) - value) < 1e-6, `${ext} ${field}`);
+        else assert.equal(String(row[field]), value, `${ext} row ${i} ${field}`);
+      }
+    });
+  }
+});
+
 test('predict takes the vectors of descriptions already embedded from the vector cache, and opens the model only for new ones', () => {
   const known = runProgram(ws, 'scripts/predict', [rows(60, 11, true)[7]!.text, '--json']);
   assert.equal(known.code, 0, known.stderr);

@@ -167,7 +167,7 @@ export interface Prediction {
 }
 
 /** Vectorizes and classifies `texts` as the run's embed, train and evaluate stages would have. */
-export async function predictDescriptions(run: RunArtifacts, input: Descriptions, k: number, store: ArtifactStore): Promise<{ predictions: Prediction[]; seconds: Record<string, number>; fromCache?: number }> {
+export async function predictDescriptions(run: RunArtifacts, input: Descriptions, k: number, store: ArtifactStore): Promise<{ predictions: Prediction[]; genres: string[]; seconds: Record<string, number>; fromCache?: number }> {
   const featurizer = await featurizerOf(run.loaded.config).load();
   // The featurizer's model and the classifier's backend load side by side.
   const vectorizerReady = featurizer.open(run.loaded, run.vectors, store);
@@ -184,7 +184,7 @@ export async function predictDescriptions(run: RunArtifacts, input: Descriptions
     const p = probs.subarray(i * genres.length, (i + 1) * genres.length);
     return { id: input.ids[i]!, title: input.titles[i] ?? null, top: topK(p, Math.min(k, genres.length)).map((l) => ({ genre: genres[l]!, probability: p[l]! })) };
   });
-  return { predictions, seconds: { ...seconds, classify: (performance.now() - started) / 1000 }, fromCache };
+  return { predictions, genres, seconds: { ...seconds, classify: (performance.now() - started) / 1000 }, fromCache };
 }
 
 /** A terminal table: one block per description, a bar per genre. */
@@ -213,16 +213,18 @@ export function outputFormat(path: string): '.parquet' | '.csv' | '.jsonl' {
 
 /** Writes Parquet, CSV or JSONL by extension, through a temporary file so no half file is left. */
 /** Which run and artifacts made a prediction: on every output row, and in a Parquet file's metadata. */
+/** What made a set of predictions, carried by every output: the run, the classifier's and the featurizer's keys, and the classifier's genre order. */
 export interface PredictionSource {
   run: string;
   classifier_key: string;
   embed_key: string;
+  genres: string[];
 }
 
 export async function writePredictions(path: string, predictions: Prediction[], k: number, source: PredictionSource): Promise<void> {
   const ext = outputFormat(path);
   const flat = predictions.map((p) => {
-    const row: Record<string, unknown> = { id: p.id, title: p.title, predicted_genre: p.top[0]!.genre, run: source.run, classifier_key: source.classifier_key };
+    const row: Record<string, unknown> = { id: p.id, title: p.title, predicted_genre: p.top[0]!.genre, run: source.run, classifier_key: source.classifier_key, embed_key: source.embed_key };
     p.top.forEach((t, j) => {
       const column = topColumns(j + 1);
       row[column.genre] = t.genre;
@@ -233,14 +235,16 @@ export async function writePredictions(path: string, predictions: Prediction[], 
   const tmp = join(dirname(resolve(path)), `.${Date.now()}.${process.pid}${ext}`);
   try {
     if (ext === '.parquet') {
-      const schema: TableSchema = { id: { type: 'UTF8' }, title: { type: 'UTF8', optional: true }, predicted_genre: { type: 'UTF8' }, run: { type: 'UTF8' }, classifier_key: { type: 'UTF8' } };
+      const schema: TableSchema = { id: { type: 'UTF8' }, title: { type: 'UTF8', optional: true }, predicted_genre: { type: 'UTF8' }, run: { type: 'UTF8' }, classifier_key: { type: 'UTF8' }, embed_key: { type: 'UTF8' } };
       for (let j = 1; j <= k; j++) Object.assign(schema, { [topColumns(j).genre]: { type: 'UTF8', optional: true }, [topColumns(j).prob]: { type: 'DOUBLE', optional: true } });
-      await writeParquet(tmp, schema, flat, { run: source.run, classifier_key: source.classifier_key, embed_key: source.embed_key });
+      await writeParquet(tmp, schema, flat, { run: source.run, classifier_key: source.classifier_key, embed_key: source.embed_key, genres: JSON.stringify(source.genres) });
     } else if (ext === '.csv') {
       writeFileSync(tmp, toCsv(flat, Object.keys(flat[0]!)));
     } else {
       writeFileSync(tmp, flat.map((r) => JSON.stringify(r)).join('\n') + '\n');
     }
+    // CSV and JSONL have no place for file metadata that every reader keeps: a sidecar beside them.
+    if (ext !== '.parquet') writeFileSync(`${path}.meta.json`, `${JSON.stringify({ ...source, top_k: k }, null, 2)}\n`);
     renameSync(tmp, path);
   } catch (error) {
     rmSync(tmp, { force: true });
