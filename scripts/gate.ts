@@ -25,7 +25,7 @@ runMain(async () => {
   const loaded = loadConfig(args.config, args.set);
   const baselinePath = args.baseline ?? join(dirname(args.config), 'baselines', `${basename(args.config, extname(args.config))}.yaml`);
   const store = new ArtifactStore(resolve(args.artifacts));
-  const { key, metrics } = await currentMetrics(store, loaded);
+  const { key, metrics, intervals } = await currentMetrics(store, loaded);
   if (args.update) {
     mkdirSync(dirname(baselinePath), { recursive: true });
     const baseline = writeBaseline(baselinePath, metrics, args.config, existsSync(baselinePath) ? readBaseline(baselinePath) : undefined, args['allow-worse']);
@@ -33,7 +33,7 @@ runMain(async () => {
     return;
   }
   const baseline = readBaseline(baselinePath, makeCommand('gate-update', loaded));
-  const rows = checkGate(baseline, metrics, baselinePath);
+  const rows = checkGate(baseline, metrics, baselinePath, intervals);
   process.stdout.write(`${formatGate(rows, baseline.split)}\n`);
   const failed = rows.filter((r) => !r.ok);
   if (failed.length) throw new UserError(`gate: ${failed.length} metric(s) regressed against ${baselinePath}: ${failed.map((r) => r.metric).join(', ')} (run: evaluate ${key})`);

@@ -221,7 +221,7 @@ test('the gate passes on an unchanged rerun and fails when the baseline is raise
   assert.ok(existsSync(baseline));
   const pass = runProgram(ws, 'scripts/gate');
   assert.equal(pass.code, 0, pass.stderr);
-  assert.match(pass.stdout, /^test\.accuracy\s+\d\.\d{4}\s+0\.0200\s+\d\.\d{4}\s+0\s+ok$/m);
+  assert.match(pass.stdout, /^test\.accuracy\s+\d\.\d{4}\s+0\.0200\s+\d\.\d{4}\s+–\s+0\s+ok$/m);
 
   const raised = YAML.parse(readFileSync(baseline, 'utf8'));
   raised.metrics.accuracy.value += 0.05;
@@ -237,6 +237,26 @@ test('the gate passes on an unchanged rerun and fails when the baseline is raise
   const unbuilt = runProgram(ws, 'scripts/gate', ['--set', 'train.epochs=5']);
   assert.equal(unbuilt.code, 1);
   assert.match(unbuilt.stderr, /has not been evaluated/);
+
+  // "Not significantly worse": a baseline above the run but inside its 95% interval passes, one beyond it fails.
+  const metrics = JSON.parse(readFileSync(join(ws.artifacts, 'runs', 'config', 'evaluate', 'metrics.json'), 'utf8'));
+  const run = metrics.test.accuracy as number;
+  const [, hi] = metrics.test.intervals.accuracy as [number, number];
+  assert.ok(hi > run + 0.01, 'the test split is small enough for a wide interval');
+  const gateWith = (value: number, rule?: string) => {
+    writeFileSync(baseline, YAML.stringify({ split: 'test', metrics: { accuracy: { value, tolerance: 0, ...(rule ? { rule } : {}) } } }));
+    return runProgram(ws, 'scripts/gate');
+  };
+  const inside = (run + hi) / 2;
+  assert.equal(gateWith(inside).code, 1, 'by the tolerance rule, any drop beyond the tolerance fails');
+  const noise = gateWith(inside, 'not_significantly_worse');
+  assert.equal(noise.code, 0, noise.stderr);
+  assert.match(noise.stdout, /^test\.accuracy .*\(significance\) .* to .* ok \(worse, within noise\)$/m);
+  const beyond = gateWith(hi + 0.01, 'not_significantly_worse');
+  assert.equal(beyond.code, 1);
+  assert.match(beyond.stdout, /REGRESSION \(beyond noise\)$/m);
+  writeFileSync(baseline, YAML.stringify({ split: 'test', metrics: { ece: { value: 0.1, tolerance: 0, rule: 'not_significantly_worse' } } }));
+  assert.match(runProgram(ws, 'scripts/gate').stderr, /ece has no interval/);
 });
 
 test('the committed baseline of every config file parses, and every config has one', () => {

@@ -8,7 +8,7 @@ import { RUN_NAME } from '../config/schema.js';
 import { planPipeline } from '../artifacts/plan.js';
 import { STAGES } from '../dag.js';
 import { writeFileAtomically, type ArtifactStore } from '../artifacts/store.js';
-import { improvement, METRICS, METRIC_NAMES, pairedRows, readMetrics, SPLITS, type MetricName, type MetricSplit } from './metrics.js';
+import { improvement, METRICS, METRIC_NAMES, pairedRows, readIntervals, readMetrics, SPLITS, type MetricName, type MetricSplit } from './metrics.js';
 import { BOOTSTRAP_SAMPLES, mcnemar, pairedDifference, type IntervalMetric } from '../metrics/bootstrap.js';
 
 /**
@@ -145,9 +145,16 @@ const baselineSchema = z.strictObject({
         value: z.number(),
         /** How far the run may fall behind `value` (in the metric's worse direction) and still pass. */
         tolerance: z.number().min(0),
+        /**
+         * `tolerance` (default): the run's figure must be within `tolerance` of `value`.
+         * `not_significantly_worse`: it fails only when its whole 95% interval lies beyond
+         * `value - tolerance`, so that a drop the validation noise explains does not block a retrain.
+         */
+        rule: z.enum(['tolerance', 'not_significantly_worse']).default('tolerance'),
       }),
     )
-    .refine((m) => Object.keys(m).length > 0, 'expected at least one metric'),
+    .refine((m) => Object.keys(m).length > 0, 'expected at least one metric')
+    .refine((m) => !m.ece || m.ece.rule !== 'not_significantly_worse', 'ece has no interval: its rule can only be tolerance'),
 });
 
 export type Baseline = z.output<typeof baselineSchema>;
@@ -163,36 +170,60 @@ export interface GateRow {
   metric: MetricName;
   baseline: number;
   tolerance: number;
+  rule: 'tolerance' | 'not_significantly_worse';
   run: number;
+  /** The run's 95% interval, for the not_significantly_worse rule. */
+  interval?: [number, number];
   change: number;
   ok: boolean;
 }
 
 /** The metrics of the evaluate artifact that `loaded` builds (not whatever ran last). */
-export async function currentMetrics(store: ArtifactStore, loaded: LoadedConfig): Promise<{ key: string; metrics: ReturnType<typeof readMetrics> }> {
+export async function currentMetrics(store: ArtifactStore, loaded: LoadedConfig): Promise<{ key: string; metrics: ReturnType<typeof readMetrics>; intervals: ReturnType<typeof readIntervals> }> {
   const plan = await planPipeline(STAGES, loaded, store, 'evaluate');
   const key = plan.stages.get('evaluate')?.key;
   if (!key || !store.readManifest('evaluate', key)) throw new UserError(`gate: ${loaded.path} has not been evaluated (${key ? `evaluate ${key} is not built` : 'what evaluate reads is not built yet'}); run \`${makeCommand('evaluate', loaded)}\` first`);
   // An edited metrics.json must not pass the gate: the file is checked against its manifest first.
-  return { key, metrics: readMetrics((await store.verified('evaluate', key)).dir) };
+  const { dir } = await store.verified('evaluate', key);
+  return { key, metrics: readMetrics(dir), intervals: readIntervals(dir) };
 }
 
-export function checkGate(baseline: Baseline, metrics: ReturnType<typeof readMetrics>, baselinePath: string): GateRow[] {
+export function checkGate(baseline: Baseline, metrics: ReturnType<typeof readMetrics>, baselinePath: string, intervals: ReturnType<typeof readIntervals> = {}): GateRow[] {
   const split = metrics[baseline.split];
   if (!split) throw new UserError(`gate: the run has no ${baseline.split} metrics (the split has no genres), but ${baselinePath} checks that split`);
   return Object.entries(baseline.metrics).map(([name, entry]) => {
-    const { value, tolerance } = entry!;
+    const { value, tolerance, rule } = entry!;
     const metric = name as MetricName;
     const run = split[metric];
-    const better = improvement(metric, value, run);
-    return { metric, baseline: value, tolerance, run, change: run - value, ok: better >= -tolerance - 1e-12 };
+    const change = run - value;
+    if (rule === 'not_significantly_worse') {
+      const interval = intervals[baseline.split]?.[metric];
+      if (!interval) throw new UserError(`${baselinePath}: metrics.${metric}.rule is not_significantly_worse, but the run's metrics.json has no interval for ${baseline.split}.${metric} (rebuild evaluate: make evaluate FORCE=evaluate)`);
+      // The interval's best end: even it falls short of the threshold only when the drop is beyond noise.
+      const bestEnd = METRICS[metric].higherIsBetter ? interval[1] : interval[0];
+      return { metric, baseline: value, tolerance, rule, run, interval, change, ok: improvement(metric, value, bestEnd) >= -tolerance - 1e-12 };
+    }
+    return { metric, baseline: value, tolerance, rule, run, change, ok: improvement(metric, value, run) >= -tolerance - 1e-12 };
   });
 }
 
 export function formatGate(rows: GateRow[], split: string): string {
+  const status = (r: GateRow) => {
+    if (r.rule !== 'not_significantly_worse') return r.ok ? 'ok' : 'REGRESSION';
+    const beyond = improvement(r.metric, r.baseline, r.run) < -r.tolerance - 1e-12;
+    return r.ok ? (beyond ? 'ok (worse, within noise)' : 'ok') : 'REGRESSION (beyond noise)';
+  };
   return table(
-    ['metric', 'baseline', 'tolerance', 'run', 'change', 'status'],
-    rows.map((r) => [`${split}.${r.metric}${METRICS[r.metric].higherIsBetter ? '' : ' (lower is better)'}`, r.baseline.toFixed(4), r.tolerance.toFixed(4), r.run.toFixed(4), signed(r.change), r.ok ? 'ok' : 'REGRESSION']),
+    ['metric', 'baseline', 'tolerance', 'run', 'run 95% interval', 'change', 'status'],
+    rows.map((r) => [
+      `${split}.${r.metric}${METRICS[r.metric].higherIsBetter ? '' : ' (lower is better)'}`,
+      r.baseline.toFixed(4),
+      `${r.tolerance.toFixed(4)}${r.rule === 'not_significantly_worse' ? ' (significance)' : ''}`,
+      r.run.toFixed(4),
+      r.interval ? `${r.interval[0].toFixed(4)} to ${r.interval[1].toFixed(4)}` : '–',
+      signed(r.change),
+      status(r),
+    ]),
   );
 }
 
@@ -220,9 +251,13 @@ export function writeBaseline(path: string, metrics: ReturnType<typeof readMetri
   }
   const baseline: Baseline = {
     split,
-    metrics: Object.fromEntries(names.map((n) => [n, { value: Number(figures[n].toFixed(4)), tolerance: previous?.metrics[n]?.tolerance ?? (n === 'log_loss' ? 0.05 : 0.02) }])) as Baseline['metrics'],
+    metrics: Object.fromEntries(
+      names.map((n) => [n, { value: Number(figures[n].toFixed(4)), tolerance: previous?.metrics[n]?.tolerance ?? (n === 'log_loss' ? 0.05 : 0.02), rule: previous?.metrics[n]?.rule ?? 'tolerance' }]),
+    ) as Baseline['metrics'],
   };
   const header = `# Quality gate for ${configPath}: \`make gate\` fails when a ${split} metric is worse than its value by more\n# than its tolerance. Rewritten by \`make gate-update\` from the current run; review and commit it.\n`;
-  writeFileAtomically(path, header + YAML.stringify(baseline));
+  // The default rule is left out of the file, as a person would write it.
+  const written = { split, metrics: Object.fromEntries(Object.entries(baseline.metrics).map(([n, e]) => [n, e!.rule === 'tolerance' ? { value: e!.value, tolerance: e!.tolerance } : e])) };
+  writeFileAtomically(path, header + YAML.stringify(written));
   return baseline;
 }

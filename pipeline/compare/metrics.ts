@@ -42,6 +42,14 @@ export function readMetrics(evaluateDir: string): Partial<Record<MetricSplit, Re
   return out;
 }
 
+/** The 95% bootstrap intervals of an evaluate artifact's headline metrics, split -> name -> [lo, hi] (absent for a metric without one, e.g. ece). */
+export function readIntervals(evaluateDir: string): Partial<Record<MetricSplit, Partial<Record<MetricName, [number, number]>>>> {
+  const all = readMetricsFile(evaluateDir);
+  const out: Partial<Record<MetricSplit, Partial<Record<MetricName, [number, number]>>>> = {};
+  for (const split of SPLITS) if (all[split]?.intervals) out[split] = all[split]!.intervals as Partial<Record<MetricName, [number, number]>>;
+  return out;
+}
+
 /** Positive when `b` is better than `a`. */
 export function improvement(name: MetricName, a: number, b: number): number {
   return METRICS[name].higherIsBetter ? b - a : a - b;
