@@ -82,7 +82,7 @@ export async function runStage(
         params,
         settings,
         inputs: await openInputs(planned, stages, store),
-        sources: await openSources(spec, loaded, store),
+        sources: await openSources(spec, loaded, store, planKeys(plan)),
         sourceHashes: sources,
         upstream: spec.provenance ? upstreamManifests(planned, stages, store) : {},
         store,
@@ -119,9 +119,9 @@ async function openInputs(planned: PlannedStage, stages: readonly PipelineStage[
   return opened;
 }
 
-async function openSources(spec: PipelineStage, loaded: LoadedConfig, store: ArtifactStore): Promise<Record<string, unknown>> {
+async function openSources(spec: PipelineStage, loaded: LoadedConfig, store: ArtifactStore, upstream: Record<string, string>): Promise<Record<string, unknown>> {
   const opened: Record<string, unknown> = {};
-  for (const [name, source] of Object.entries(spec.sources(loaded.config) as Record<string, Source<unknown>>)) opened[name] = await source.open(loaded, store);
+  for (const [name, source] of Object.entries(spec.sources(loaded.config) as Record<string, Source<unknown>>)) opened[name] = await source.open(loaded, store, upstream);
   return opened;
 }
 

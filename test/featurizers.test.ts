@@ -187,6 +187,14 @@ test('the report shows reference runs beside this one, passes the browser checks
   for (const stage of ['train', 'evaluate']) assert.equal(runProgram(ws, `stages/${stage}`, ['--set', 'run=bert', '--set', 'embed.method=bert', '--set', 'embed.providers=[cpu]', '--set', 'train.seed=9']).code, 0, stage);
   assert.match(runProgram(ws, 'stages/report', withReference).stderr, /report: built/);
   assert.notEqual(runPointers(store, 'config').report, before);
+
+  // Without report.reference_runs, every other run evaluated on the same data stands beside this one.
+  const byData = runProgram(ws, 'stages/report');
+  assert.equal(byData.code, 0, byData.stderr);
+  const context = readFileSync(join(runDir('report'), 'report.html'), 'utf8');
+  assert.match(context, /<tr data-run="bert"><td>bert<\/td>/);
+  assert.match(context, /data-context="same data"/);
+  assert.match(runProgram(ws, 'stages/report').stderr, /report: up to date/, 'a rerun with nothing changed builds nothing');
 });
 
 test('a sweep over embed.method builds ingest once and ranks both featurizers on one leaderboard', async () => {

@@ -1,6 +1,6 @@
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { REPO, kaggleLines, make, runProgram, workspace, type Workspace } from './helpers/workspace.js';
@@ -31,10 +31,26 @@ test('two make all SET=... without run= leave two records; the alias moves, the 
   assert.deepEqual(readdirSync(join(ws.artifacts, '.leases')), []);
   assert.equal(records().length, 2);
   const [oldId, newId] = records().sort().map((n) => n.slice(0, -5));
+  assert.equal(records().length, 2);
   assert.match(second.output, new RegExp(`run config: now ${newId}; the build it replaced is kept as ${oldId}`));
+  // The second build's report says how it moved against the first, in the page and the summary.
+  const reportDir = join(ws.artifacts, 'runs', 'config', 'report');
+  const firstRecord = JSON.parse(readFileSync(join(ws.artifacts, 'records', `${oldId}.json`), 'utf8'));
+  const accuracy = (evaluate: string) => JSON.parse(readFileSync(join(ws.artifacts, 'evaluate', evaluate, 'metrics.json'), 'utf8')).test.accuracy as number;
+  const change = accuracy(JSON.parse(readFileSync(join(ws.artifacts, 'records', `${newId}.json`), 'utf8')).keys.evaluate) - accuracy(firstRecord.keys.evaluate);
+  const summary = readFileSync(join(reportDir, 'summary.md'), 'utf8');
+  assert.match(summary, new RegExp(`\\*\\*Against the previous build\\*\\* \\(\`${oldId}\`.*: accuracy ${change >= 0 ? '\\+' : '-'}${Math.abs(change).toFixed(3)} `));
+  assert.match(readFileSync(join(reportDir, 'report.html'), 'utf8'), /data-versus="previous">previous build /);
+  // A gate baseline beside the config: the report is rebuilt to show the delta against it.
+  ws.write('baselines/config.yaml', 'split: test\nmetrics:\n  accuracy: { value: 0.5, tolerance: 0.02 }\n');
+  assert.match(make(ws, ['report', 'SET=train.epochs=2']).output, /report: built/);
+  assert.match(readFileSync(join(reportDir, 'summary.md'), 'utf8'), /\*\*Against the gate baseline\*\* \(`config\.yaml`\): accuracy [+-]\d\.\d{3} \(baseline 0\.500, tolerance 0\.02\)/);
+  assert.match(readFileSync(join(reportDir, 'report.html'), 'utf8'), /data-versus="gate"/);
+  assert.equal(records().length, 3, 'a rebuilt report is a new record of the same config');
+
   // A build that changes nothing records nothing.
   assert.equal(make(ws, ['all', 'SET=train.epochs=2']).code, 0);
-  assert.equal(records().length, 2);
+  assert.equal(records().length, 3);
 
   const latest = make(ws, ['runs']);
   assert.equal(latest.code, 0, latest.output);
@@ -57,7 +73,8 @@ test('two make all SET=... without run= leave two records; the alias moves, the 
   assert.match(yes.stderr, /gc: nothing to remove/);
   assert.deepEqual(keys('train').sort(), trainKeys.sort(), 'both trained models are kept: each has a record');
   // Forgetting the older record (not the latest: the alias points at it) lets gc free its model.
-  assert.equal(runProgram(ws, 'scripts/runs', ['--remove', newId!]).code, 1);
+  const latestId = records().sort().at(-1)!.slice(0, -5);
+  assert.equal(runProgram(ws, 'scripts/runs', ['--remove', latestId]).code, 1);
   assert.equal(runProgram(ws, 'scripts/runs', ['--remove', oldId!]).code, 0);
   const dry = runProgram(ws, 'scripts/gc', ['--dry-run']);
   assert.match(dry.stderr, /would remove .*train\/[0-9a-f]{16}/);

@@ -151,7 +151,8 @@ async function planStage(spec: Signature, loaded: LoadedConfig, store: ArtifactS
   for (const read of Object.values(reads)) inputs[read.stage] = read.key;
   for (const stage of upstream) inputs[stage] = plan.stages.get(stage)!.key;
   const sources: Record<string, string> = {};
-  for (const source of Object.values(spec.sources(config) as Record<string, Source<unknown>>)) Object.assign(sources, await source.hash(loaded, store));
+  const planned = Object.fromEntries([...plan.stages].map(([stage, p]) => [stage, p.key]));
+  for (const source of Object.values(spec.sources(config) as Record<string, Source<unknown>>)) Object.assign(sources, await source.hash(loaded, store, planned));
   const viewCode = Object.values(providers).map(({ port, stage }) => plan.stages.get(stage)!.spec.output.views.find((v) => v.port.name === port.name)!.code);
   const code = codeFingerprint([...spec.code(config), ...viewCode]);
   const key = hashValue({

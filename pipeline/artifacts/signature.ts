@@ -30,9 +30,13 @@ export interface Signature<R = Record<string, Port<unknown>>, P = unknown, S = u
 }
 
 export interface Source<T> {
-  /** Content hashes for the key (`model/tokenizer.json` -> sha256); nothing is downloaded to compute them. */
-  hash(loaded: LoadedConfig, store: ArtifactStore): Promise<Record<string, string>>;
+  /**
+   * Content hashes for the key (`model/tokenizer.json` -> sha256); nothing is downloaded to compute
+   * them. `upstream` is the planned key of each stage before this one (stage -> key): what this
+   * build reads, never the run folder's links, which the build itself moves.
+   */
+  hash(loaded: LoadedConfig, store: ArtifactStore, upstream: Readonly<Record<string, string>>): Promise<Record<string, string>>;
   /** What the build reads, once it builds (pinned downloads fetched and checked). */
-  open(loaded: LoadedConfig, store: ArtifactStore): Promise<T>;
+  open(loaded: LoadedConfig, store: ArtifactStore, upstream: Readonly<Record<string, string>>): Promise<T>;
 }
 

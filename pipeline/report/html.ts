@@ -69,10 +69,12 @@ h3 { margin:16px 0 8px; font-size:14px; }
 .banner { background:#fff4e6; border:1px solid #ffd8a8; color:#7c3a00; border-radius:8px; padding:10px 14px; margin:0 0 10px; }
 .headline { display:grid; grid-template-columns:repeat(auto-fit,minmax(190px,1fr)); gap:14px; }
 .headline + .note { margin-top:12px; }
+table.references + .note { margin-top:8px; }
 .metric { border:1px solid var(--line); border-radius:10px; padding:14px 16px; }
 .metric .label { color:var(--muted); font-size:12px; text-transform:uppercase; letter-spacing:.04em; }
 .metric .value { font-size:30px; font-weight:650; font-variant-numeric:tabular-nums; }
 .metric .baseline { color:var(--muted); font-size:12px; }
+.metric .versus { color:var(--muted); font-size:12px; }
 .metric .interval { color:var(--muted); font-size:12px; font-variant-numeric:tabular-nums; }
 table.splits .interval, table.leaderboard .interval { color:var(--muted); font-size:11px; white-space:nowrap; }
 table.leaderboard .verdict { font-size:11px; white-space:nowrap; }

@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { cpus, totalmem, platform, arch, release } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import * as vega from 'vega';
 import { version as vegaLiteVersion } from 'vega-lite';
 import sharp from 'sharp';
@@ -39,6 +39,8 @@ export function majorityBaseline(metrics: Metrics, trainCounts: Record<string, n
 
 interface Headline {
   name: string;
+  /** The metric's name in metrics.json and the gate baseline. */
+  key: 'accuracy' | 'macro_f1' | 'weighted_f1' | 'top_k_accuracy';
   value: number;
   baseline: number;
   /** Its 95% interval (evaluate's bootstrap), when metrics.json has one. */
@@ -49,10 +51,10 @@ export function headline(metrics: Metrics, trainCounts: Record<string, number>):
   const base = majorityBaseline(metrics, trainCounts);
   const iv = metrics.intervals;
   return [
-    { name: 'accuracy', value: metrics.accuracy, baseline: base.accuracy, interval: iv?.accuracy },
-    { name: 'macro-F1', value: metrics.macro.f1, baseline: base.macro_f1, interval: iv?.macro_f1 },
-    { name: 'weighted-F1', value: metrics.weighted.f1, baseline: base.weighted_f1, interval: iv?.weighted_f1 },
-    { name: `top-${metrics.top_k} accuracy`, value: metrics.top_k_accuracy, baseline: base.top_k_accuracy, interval: iv?.top_k_accuracy },
+    { name: 'accuracy', key: 'accuracy', value: metrics.accuracy, baseline: base.accuracy, interval: iv?.accuracy },
+    { name: 'macro-F1', key: 'macro_f1', value: metrics.macro.f1, baseline: base.macro_f1, interval: iv?.macro_f1 },
+    { name: 'weighted-F1', key: 'weighted_f1', value: metrics.weighted.f1, baseline: base.weighted_f1, interval: iv?.weighted_f1 },
+    { name: `top-${metrics.top_k} accuracy`, key: 'top_k_accuracy', value: metrics.top_k_accuracy, baseline: base.top_k_accuracy, interval: iv?.top_k_accuracy },
   ];
 }
 
@@ -105,13 +107,50 @@ export function markdownText(text: string): string {
     .replace(/([\\`*_[\]()!|#~])/g, '\\$1');
 }
 
+/**
+ * The headline metric's figure in the previous build of this run and in the gate baseline, on the
+ * same split: what "did this retrain change anything" is answered by.
+ */
+export interface Deltas {
+  previous?: { id: string; metrics: Metrics };
+  baseline?: { path: string; values: Partial<Record<Headline['key'], { value: number; tolerance: number }>> };
+}
+
+const HEADLINE_READ: Record<Headline['key'], (m: Metrics) => number> = {
+  accuracy: (m) => m.accuracy,
+  macro_f1: (m) => m.macro.f1,
+  weighted_f1: (m) => m.weighted.f1,
+  top_k_accuracy: (m) => m.top_k_accuracy,
+};
+
+/** "vs previous build a2d55038 +0.004 · vs gate baseline 0.905 +0.000", per headline metric. */
+function deltaParts(h: Headline, deltas: Deltas): { previous?: number; baseline?: { value: number; tolerance: number } } {
+  return {
+    previous: deltas.previous ? h.value - HEADLINE_READ[h.key](deltas.previous.metrics) : undefined,
+    baseline: deltas.baseline?.values[h.key],
+  };
+}
+
 /** The CI job summary: the headline against the baseline, and the five best and worst genres. */
-export function summaryMarkdown(options: { run: string; split: string; metrics: Metrics; trainCounts: Record<string, number>; randomModel: boolean; featurizer?: string; references?: ReferenceColumn[] }): string {
+export function summaryMarkdown(options: { run: string; split: string; metrics: Metrics; trainCounts: Record<string, number>; randomModel: boolean; featurizer?: string; references?: ReferenceColumn[]; deltas?: Deltas }): string {
   const { metrics } = options;
   const lines = [`## Genre classifier: run \`${options.run}\` (${options.split} split, ${formatCount(metrics.rows)} movies)`, ''];
   if (options.randomModel) lines.push('> **Random-weight demo model**: these figures show the pipeline works, not what BERT can do.', '');
   lines.push('| metric | model (95% interval) | majority baseline | difference |', '|---|---:|---:|---:|');
   for (const h of headline(metrics, options.trainCounts)) lines.push(`| ${h.name} | ${withInterval(h.value, h.interval)} | ${h.baseline.toFixed(3)} | ${h.value - h.baseline >= 0 ? '+' : ''}${(h.value - h.baseline).toFixed(3)} |`);
+  const deltas = options.deltas ?? {};
+  const signed3 = (x: number) => `${x >= 0 ? '+' : ''}${x.toFixed(3)}`;
+  if (deltas.previous) {
+    const parts = headline(metrics, options.trainCounts).map((h) => `${h.name} ${signed3(deltaParts(h, deltas).previous!)}`);
+    lines.push('', `**Against the previous build** (\`${deltas.previous.id}\`, \`make diff A=${deltas.previous.id.slice(-8)} B=${options.run}\` for the paired test): ${parts.join(' · ')}`);
+  }
+  if (deltas.baseline) {
+    const parts = headline(metrics, options.trainCounts).flatMap((h) => {
+      const b = deltaParts(h, deltas).baseline;
+      return b ? [`${h.name} ${signed3(h.value - b.value)} (baseline ${b.value.toFixed(3)}, tolerance ${b.tolerance})`] : [];
+    });
+    if (parts.length) lines.push('', `**Against the gate baseline** (\`${markdownText(basename(deltas.baseline.path))}\`): ${parts.join(' · ')}`);
+  }
   if (options.references?.length) {
     const figures = (m: Metrics) => `${m.accuracy.toFixed(3)} / ${m.macro.f1.toFixed(3)}`;
     const others = options.references.map((r) => `\`${r.run}\` (${markdownText(r.featurizer)}) ${figures(r.metrics)}`);
@@ -211,7 +250,7 @@ function topConfusions(metrics: Metrics, count = 8): string {
  * This run beside the reference runs and the majority baseline on the same split: one line a
  * reader quotes ("TF-IDF 0.490 vs random-weight BERT 0.367 vs majority 0.264"), then the table.
  */
-function referenceTable(split: string, metrics: Metrics, featurizer: string, run: string, references: ReferenceColumn[]): string {
+function referenceTable(split: string, metrics: Metrics, featurizer: string, run: string, references: ReferenceColumn[], chosen: 'named' | 'same data' = 'named'): string {
   const rows = [{ run, featurizer, metrics, self: true }, ...references.map((r) => ({ ...r, self: false }))];
   const line = [...rows.map((r) => `${escapeHtml(r.featurizer)} ${fixed(r.metrics.accuracy)}`), `majority ${fixed(metrics.majority_baseline.accuracy)}`].join(' vs ');
   const body = rows
@@ -224,7 +263,12 @@ function referenceTable(split: string, metrics: Metrics, featurizer: string, run
   const majority = `<tr data-run="majority baseline"><td>majority baseline</td><td>always ${escapeHtml(metrics.majority_baseline.label)}</td><td>${fixed(metrics.majority_baseline.accuracy)}</td><td></td><td></td><td>${formatCount(metrics.rows)}</td></tr>`;
   return (
     `<h3>Beside other runs (${escapeHtml(split)} split)</h3><p class="versus">Accuracy: ${line}</p>` +
-    `<table class="references"><thead><tr><th>run</th><th>vectors</th><th>accuracy</th><th>macro-F1</th><th>top-k accuracy</th><th>movies</th></tr></thead><tbody>${body}${majority}</tbody></table>`
+    `<table class="references"><thead><tr><th>run</th><th>vectors</th><th>accuracy</th><th>macro-F1</th><th>top-k accuracy</th><th>movies</th></tr></thead><tbody>${body}${majority}</tbody></table>` +
+    `<p class="note" data-context="${chosen}">${
+      chosen === 'named'
+        ? 'The runs <code>report.reference_runs</code> names.'
+        : 'Every other run in this store evaluated on the same data (the same movies and genres), by name; <code>report.reference_runs</code> names the ones to show instead.'
+    } <code>make diff A=${escapeHtml(run)} B=&lt;run&gt;</code> tests a difference row by row.</p>`
   );
 }
 
@@ -241,7 +285,18 @@ function splitTable(all: Partial<Record<'train' | 'validation' | 'test', Metrics
   return `<h3>Every split</h3><table class="splits"><thead><tr><th>split</th><th>movies</th><th>accuracy</th><th>macro-F1</th><th>log loss</th></tr></thead><tbody>${rows}</tbody></table>`;
 }
 
-function headlineCards(metrics: Metrics, trainCounts: Record<string, number>): string {
+function headlineCards(metrics: Metrics, trainCounts: Record<string, number>, deltas: Deltas = {}, run = ''): string {
+  const versus = (h: Headline) => {
+    const { previous, baseline } = deltaParts(h, deltas);
+    return (
+      (previous !== undefined ? `<div class="versus" data-versus="previous">previous build ${delta(previous)}</div>` : '') +
+      (baseline ? `<div class="versus" data-versus="gate" title="the gate baseline's value and tolerance">gate ${fixed(baseline.value)} ${delta(h.value - baseline.value)}</div>` : '')
+    );
+  };
+  const notes = [
+    deltas.previous ? `“previous build” is this run's build ${escapeHtml(deltas.previous.id)} (<code>make diff A=${escapeHtml(deltas.previous.id.slice(-8))} B=${escapeHtml(run)}</code> tests the change row by row)` : '',
+    deltas.baseline ? `“gate” is the committed baseline ${escapeHtml(basename(deltas.baseline.path))} that <code>make gate</code> checks` : '',
+  ].filter(Boolean);
   return (
     `<div class="headline">` +
     headline(metrics, trainCounts)
@@ -249,12 +304,24 @@ function headlineCards(metrics: Metrics, trainCounts: Record<string, number>): s
         (h) =>
           `<div class="metric" data-metric="${escapeHtml(h.name)}"><div class="label">${escapeHtml(h.name)}</div><div class="value">${fixed(h.value)}</div>` +
           (h.interval ? `<div class="interval" title="95% interval, bootstrap over the split's rows">95% ${fixed(h.interval[0])}-${fixed(h.interval[1])}</div>` : '') +
-          `<div class="baseline">majority baseline ${fixed(h.baseline)} ${delta(h.value - h.baseline)}</div></div>`,
+          `<div class="baseline">majority baseline ${fixed(h.baseline)} ${delta(h.value - h.baseline)}</div>${versus(h)}</div>`,
       )
       .join('') +
     `</div><p class="note">The baseline always answers the most frequent training genre (<b>${escapeHtml(metrics.majority_baseline.label)}</b>). ` +
-    `Log loss ${fixed(metrics.log_loss)}, expected calibration error ${fixed(metrics.expected_calibration_error)}, ${formatCount(metrics.rows)} movies.</p>`
+    `Log loss ${fixed(metrics.log_loss)}, expected calibration error ${fixed(metrics.expected_calibration_error)}, ${formatCount(metrics.rows)} movies.${notes.length ? ` ${notes.join('; ')}.` : ''}</p>`
   );
+}
+
+/** The previous build's and the gate baseline's figures on the report's split, when there are any. */
+function deltasOf({ context, split }: ReportInputs): Deltas {
+  const deltas: Deltas = {};
+  const previous = context.previous?.metrics[split];
+  if (context.previous && previous) deltas.previous = { id: context.previous.id, metrics: previous };
+  if (context.baseline && context.baseline.split === split) {
+    const values = Object.fromEntries(Object.entries(context.baseline.metrics).filter(([k, v]) => k in HEADLINE_READ && typeof v?.value === 'number'));
+    if (Object.keys(values).length) deltas.baseline = { path: context.baseline.path, values };
+  }
+  return deltas;
 }
 
 function timingsTable(manifests: Record<string, Manifest>): string {
@@ -307,7 +374,7 @@ export async function buildReport(run: ReportRun): Promise<ManifestBody> {
   const html = page({ title: 'Movie genre classifier', subtitle, banner, nav: report.nav, body: report.sections.join('\n') });
   writeFileSync(join(run.dir, REPORT_FILE), html);
   const summary = metrics
-    ? summaryMarkdown({ run: runName, split, metrics, trainCounts: inputs.trainCounts, randomModel: inputs.randomModel, featurizer: inputs.featurizer, references: referenceColumns(inputs) })
+    ? summaryMarkdown({ run: runName, split, metrics, trainCounts: inputs.trainCounts, randomModel: inputs.randomModel, featurizer: inputs.featurizer, references: referenceColumns(inputs), deltas: deltasOf(inputs) })
     : `## Genre classifier: run \`${runName}\`\n\nNo genres in the validation or test split: nothing to score.\n`;
   writeFileSync(join(run.dir, SUMMARY_FILE), summary);
   info(`report: ${report.charts.length} charts, ${gallery.cards} gallery cards (${gallery.posters} with posters), ${(html.length / 1024).toFixed(0)} KiB`);
@@ -340,7 +407,8 @@ async function readReportInputs(run: ReportRun) {
     randomModel: Boolean(manifests.embed!.details.random_model),
     run: run.params.run,
     featurizer: featurizerLabel(manifests.embed!),
-    references: run.sources.references,
+    references: run.sources.references.references,
+    context: run.sources.references,
   };
 }
 type ReportInputs = Awaited<ReturnType<typeof readReportInputs>>;
@@ -363,8 +431,10 @@ class ReportSections {
 }
 
 /** The reference runs' figures on this run's split; one without that split's metrics (no genres there) has nothing to compare. */
-function referenceColumns({ references, split }: ReportInputs): ReferenceColumn[] {
-  return references.flatMap((r) => (r.metrics[split] ? [{ run: r.run, featurizer: r.featurizer, metrics: r.metrics[split]! }] : []));
+function referenceColumns({ references, split, context }: ReportInputs): ReferenceColumn[] {
+  // Validation rows are drawn by the seed: a run chosen by its data, on another split, scored other rows.
+  const comparable = references.filter((r) => split !== 'validation' || r.sameSplits || context.chosen === 'named');
+  return comparable.flatMap((r) => (r.metrics[split] ? [{ run: r.run, featurizer: r.featurizer, metrics: r.metrics[split]! }] : []));
 }
 
 /** Headline, per-genre table and confusion matrix; or a note when no split has genres. */
@@ -375,8 +445,8 @@ async function scoreSections(report: ReportSections, inputs: ReportInputs, norma
     return;
   }
   const references = referenceColumns(inputs);
-  const versus = references.length ? referenceTable(split, metrics, inputs.featurizer, inputs.run, references) : '';
-  report.add('headline', `Headline (${split} split)`, headlineCards(metrics, trainCounts) + versus + splitTable(allMetrics));
+  const versus = references.length ? referenceTable(split, metrics, inputs.featurizer, inputs.run, references, inputs.context.chosen) : '';
+  report.add('headline', `Headline (${split} split)`, headlineCards(metrics, trainCounts, deltasOf(inputs), inputs.run) + versus + splitTable(allMetrics));
   const referenceNote = references.length ? ' The last columns are the reference runs\' F1 on the same rows.' : '';
   report.add('per-class', 'Per genre', perClassTable(metrics, references, trainCounts), `Sorted by F1; up to three best and worst genres are marked (never through a tie). Train rows: the genre's rows in the training split; predicted: how many ${split} rows the model named it.${referenceNote}`);
   const how = { true: 'Each row is one true genre and its colours sum to 100%', pred: 'Each column is one predicted genre and its colours sum to 100%', all: 'Colours are shares of all test movies', none: 'Colours are counts' }[normalize];

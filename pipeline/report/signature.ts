@@ -6,7 +6,7 @@ import { METRICS, PREDICTIONS } from '../evaluate/artifact.js';
 import { embedSignature } from '../embed/signature.js';
 import { resolveConfigPath } from '../config/index.js';
 import { reportArtifact } from './artifact.js';
-import { referenceSources, readReferenceRuns, type ReferenceRun } from './references.js';
+import { referenceSources, readReferenceRuns, type ReportContext } from './references.js';
 import { imageSources } from './sources.js';
 
 /** The posters folder (report.images), by its images' content, not its path. */
@@ -15,10 +15,10 @@ const postersSource: Source<string | null> = {
   open: async (loaded) => (loaded.config.report.images ? resolveConfigPath(loaded, loaded.config.report.images) : null),
 };
 
-/** The runs shown beside this one (report.reference_runs), by the evaluate artifact each points at. */
-const referencesSource: Source<ReferenceRun[]> = {
-  hash: async (loaded, store) => referenceSources(loaded, store),
-  open: async (loaded, store) => readReferenceRuns(loaded, store),
+/** What the report shows beside this run (other runs, its previous build, the gate baseline), by the artifacts and file each is. */
+const referencesSource: Source<ReportContext> = {
+  hash: async (loaded, store, upstream) => referenceSources(loaded, store, upstream),
+  open: async (loaded, store, upstream) => readReferenceRuns(loaded, store, upstream),
 };
 
 export const reportSignature = signature({
