@@ -387,6 +387,8 @@ test('posters from the data\'s image column: a path resolved at ingest, a URL fe
     const page = readFileSync(join(posterWs.artifacts, 'runs', 'config', 'report', 'report.html'), 'utf8');
     assert.equal((page.match(/<img src="data:image\/webp;base64,/g) ?? []).length, 2);
     assert.equal((page.match(/<svg class="placeholder"/g) ?? []).length, 7);
+    const tiles = page.match(/<svg class="placeholder".*?<\/svg>/g)!;
+    assert.ok(tiles.every((t) => (t.match(/<text /g) ?? []).length === 1), 'a tile shows the initials only, no genre that could read as a label');
     const fetched = requests;
     assert.equal((await runProgramAsync(posterWs, 'stages/report', ['--set', 'report.excerpt_chars=100'])).code, 0);
     assert.equal(requests, fetched + 2, 'the poster that was found comes from the cache; only the 404 and the oversized one are asked again');

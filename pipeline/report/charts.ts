@@ -103,7 +103,8 @@ export function learningCurveSpec(history: EpochRecord[], keptEpoch: number | nu
     ...(h.val_macro_f1 !== null && h.val_macro_f1 !== undefined ? [{ epoch: h.epoch, panel: 'validation macro-F1', series: 'validation', value: h.val_macro_f1 }] : []),
   ]);
   const panel = (name: string) => ({
-    width: 220,
+    // Three panels across the section's width at 1366 px.
+    width: 330,
     height: 160,
     title: name,
     layer: [
@@ -140,7 +141,7 @@ export function reliabilitySpec(metrics: Metrics): TopLevelSpec {
   }));
   // Below the diagram, how many movies each bin holds: one movie at 0.9 confidence is no evidence.
   const histogram = {
-    width: 260,
+    width: 360,
     height: 70,
     data: { values: bins },
     layer: [
@@ -160,7 +161,7 @@ export function reliabilitySpec(metrics: Metrics): TopLevelSpec {
     ],
   };
   const diagram = {
-    width: 260,
+    width: 360,
     height: 220,
     title: `expected calibration error ${metrics.expected_calibration_error.toFixed(3)}`,
     layer: [
@@ -190,11 +191,16 @@ export function reliabilitySpec(metrics: Metrics): TopLevelSpec {
   return { vconcat: [diagram, histogram] } as TopLevelSpec;
 }
 
-/** Share of each genre in train and test, side by side. */
+/**
+ * Share of each genre in train and test, side by side, genres ordered by their training rows
+ * (most first), each train bar labelled with its count: the genres with a handful of rows, which
+ * usually score 0, are the ones at the right.
+ */
 export function classDistributionSpec(counts: Record<string, Record<string, number>>, labels: string[]): TopLevelSpec {
   const totals: Record<string, number> = {};
   for (const label of labels) for (const [split, n] of Object.entries(counts[label] ?? {})) totals[split] = (totals[split] ?? 0) + n;
-  const values = labels.flatMap((genre) =>
+  const bySupport = [...labels].sort((a, b) => (counts[b]?.train ?? 0) - (counts[a]?.train ?? 0) || a.localeCompare(b));
+  const values = bySupport.flatMap((genre) =>
     ['train', 'test']
       .filter((split) => totals[split])
       .map((split) => {
@@ -202,18 +208,33 @@ export function classDistributionSpec(counts: Record<string, Record<string, numb
         return { genre, split, n, share: n / totals[split]!, hover: `${genre} in ${split}: ${n} rows (${percent(n / totals[split]!)})` };
       }),
   );
+  // Headroom above the tallest bar, so that its count label stays inside the chart.
+  const top = Math.max(0, ...values.map((v) => v.share)) * 1.15;
+  const x = { field: 'genre', type: 'nominal', sort: bySupport, title: null, axis: { labelAngle: -50 } };
+  const y = { field: 'share', type: 'quantitative', axis: { format: '%' }, title: 'share of split', scale: { domain: [0, top || 1] } };
+  // The same two slots per genre in both layers, so that a count sits over its train bar.
+  const xOffset = { field: 'split', type: 'nominal', sort: ['train', 'test'], scale: { domain: ['train', 'test'] } };
   return {
     data: { values },
-    width: Math.max(260, labels.length * 22),
+    width: Math.max(260, labels.length * 24),
     height: 180,
-    mark: { type: 'bar' },
-    encoding: {
-      x: { field: 'genre', type: 'nominal', sort: labels, title: null, axis: { labelAngle: -50 } },
-      xOffset: { field: 'split', type: 'nominal', sort: ['train', 'test'] },
-      y: { field: 'share', type: 'quantitative', axis: { format: '%' }, title: 'share of split' },
-      color: { field: 'split', type: 'nominal', title: null, sort: ['train', 'test'], scale: { domain: ['train', 'test'], range: [PALETTE.train, PALETTE.test] } },
-      description: { field: 'hover' },
-    },
+    layer: [
+      {
+        mark: { type: 'bar' },
+        encoding: {
+          x,
+          xOffset,
+          y,
+          color: { field: 'split', type: 'nominal', title: null, sort: ['train', 'test'], scale: { domain: ['train', 'test'], range: [PALETTE.train, PALETTE.test] } },
+          description: { field: 'hover' },
+        },
+      },
+      {
+        transform: [{ filter: "datum.split === 'train'" }],
+        mark: { type: 'text', dy: -4, fontSize: 8, color: '#495057' },
+        encoding: { x, xOffset, y, text: { field: 'n', type: 'quantitative' } },
+      },
+    ],
   } as TopLevelSpec;
 }
 

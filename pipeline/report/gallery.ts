@@ -125,7 +125,7 @@ export async function posterDataUri(movie: { id: string; image?: string | null }
   }
 }
 
-/** A poster-shaped tile in a colour of the true genre, with the title's initials. */
+/** A poster-shaped tile in a colour of the true genre (the colour only hints; no genre is written), with the title's initials. */
 export function placeholderTile(id: string, title: string, genre: string | null): string {
   let hash = 0;
   for (const c of genre ?? title) hash = (Math.imul(hash, 31) + c.charCodeAt(0)) >>> 0;
@@ -136,8 +136,8 @@ export function placeholderTile(id: string, title: string, genre: string | null)
     `<svg class="placeholder" viewBox="0 0 84 120" role="img" aria-label="no poster for ${escapeHtml(title)}">` +
     `<defs><linearGradient id="${gradient}" x1="0" y1="0" x2="1" y2="1"><stop offset="0" stop-color="hsl(${hue},55%,62%)"/><stop offset="1" stop-color="hsl(${(hue + 40) % 360},55%,38%)"/></linearGradient></defs>` +
     `<rect width="84" height="120" fill="url(#${gradient})"/>` +
-    `<text x="42" y="66" text-anchor="middle" font-size="28" font-family="system-ui,sans-serif" font-weight="700" fill="white" fill-opacity="0.92">${escapeHtml(initials)}</text>` +
-    `<text x="42" y="108" text-anchor="middle" font-size="9" font-family="system-ui,sans-serif" fill="white" fill-opacity="0.85">${escapeHtml(genre ?? '')}</text></svg>`
+    // Initials only: a genre written on the tile of a wrong prediction would read as a third label.
+    `<text x="42" y="66" text-anchor="middle" font-size="28" font-family="system-ui,sans-serif" font-weight="700" fill="white" fill-opacity="0.92">${escapeHtml(initials)}</text></svg>`
   );
 }
 

@@ -463,7 +463,7 @@ async function trainingSection(report: ReportSections, { manifests, history }: R
 
 async function dataSection(report: ReportSections, { metrics, labelsFile, tokenStats }: ReportInputs): Promise<void> {
   const calibration = metrics ? await report.chart('reliability', reliabilitySpec(metrics), 'Bars: accuracy per confidence bin, with the number of movies in it; dashed: perfect calibration. Below: how many movies fall in each bin.') : '';
-  const classes = await report.chart('class-distribution', classDistributionSpec(labelsFile.counts as Record<string, Record<string, number>>, labelsFile.labels), 'Share of each genre per split.');
+  const classes = await report.chart('class-distribution', classDistributionSpec(labelsFile.counts as Record<string, Record<string, number>>, labelsFile.labels), 'Share of each genre per split, most training rows first; the number over each train bar is its rows.');
   // Only encoders that read token ids cut descriptions; TF-IDF reads every word.
   const lengths = tokenStats ? await report.chart('token-lengths', tokenLengthSpec(tokenStats), 'Longer descriptions are cut at max_length.') : '';
   report.add('data', 'Data and calibration', `<div class="charts">${classes}${lengths}${calibration}</div>`);
