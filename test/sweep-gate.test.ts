@@ -109,6 +109,36 @@ test('a 4-variant sweep over train.* embeds once, trains four times and ranks th
   assert.match(readFileSync(join(ws.artifacts, 'sweeps', 'sweep', 'logs', firstLogs[0]!, 'sweep-01.log'), 'utf8'), /train: built/);
 });
 
+test('a list-sweep leaderboard: metrics in view at 1366x768 and 1280x900, one short column per setting, no confounded per-setting charts', async () => {
+  ws.write('list.yaml', 'base: config.yaml\nreport: false\nvariants:\n  - train.layers: [{ units: 24, dropout: 0.1, batch_norm: true }, { units: 12, dropout: 0.2 }]\n    train.optimizer.lr: 0.003\n  - train.layers: [{ units: 40 }]\n    embed.pooling: cls\n');
+  const result = runProgram(ws, 'scripts/sweep', [join(ws.dir, 'list.yaml')]);
+  assert.equal(result.code, 0, result.stderr);
+  const path = join(ws.artifacts, 'sweeps', 'list', 'leaderboard.html');
+  const html = readFileSync(path, 'utf8');
+  assert.doesNotMatch(html, /data-chart="param-/, 'a list of variants gets no per-setting charts');
+  assert.match(html, /No per-setting charts: this sweep is a list of variants/);
+  for (const setting of ['train.layers', 'train.optimizer.lr', 'embed.pooling']) assert.match(html, new RegExp(`<th class="param" title="${setting.replace(/[.[\]]/g, '\\$&')}">`));
+  const { chromium } = await import('playwright-core');
+  const { CHROMIUM_ARGS } = await import('./helpers/report-page.js');
+  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: CHROMIUM_ARGS });
+  try {
+    for (const [width, height] of [[1366, 768], [1280, 900]] as const) {
+      const page = await browser.newPage({ viewport: { width, height } });
+      await page.goto(`file://${path}`, { waitUntil: 'load' });
+      const headers = await page.$$eval('table.leaderboard thead th', (ths) => ths.map((th) => ({ text: th.getAttribute('title') ?? th.textContent ?? '', right: th.getBoundingClientRect().right })));
+      const metricHeaders = headers.filter((h) => /^(validation|test)\.|^vs best$/.test(h.text));
+      assert.ok(metricHeaders.length >= 4, JSON.stringify(headers));
+      for (const h of metricHeaders) assert.ok(h.right <= width, `${h.text} ends at ${h.right} px, past the ${width} px window`);
+      const cells = await page.$$eval('table.leaderboard td.param', (tds) => tds.map((td) => td.textContent ?? ''));
+      assert.ok(cells.every((c) => c.length <= 18), `setting cells are short: ${cells.join(' | ')}`);
+      await page.screenshot({ path: join(REPO, 'artifacts', 'test', `leaderboard-list-${width}x${height}.png`) });
+      await page.close();
+    }
+  } finally {
+    await browser.close();
+  }
+});
+
 test('a failed variant is reported and the others finish; the sweep exits 1', () => {
   ws.write('broken.yaml', 'base: config.yaml\nreport: false\nvariants:\n  - train.optimizer.lr: 0.002\n  - train.layers[0].units: -5\n  - train.backend: tensorflow\n');
   const result = runProgram(ws, 'scripts/sweep', [join(ws.dir, 'broken.yaml')]);

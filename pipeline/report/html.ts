@@ -78,6 +78,10 @@ table.references + .note { margin-top:8px; }
 .metric .interval { color:var(--muted); font-size:12px; font-variant-numeric:tabular-nums; }
 table.splits .interval, table.leaderboard .interval { color:var(--muted); font-size:11px; white-space:nowrap; }
 table.leaderboard .verdict { font-size:11px; white-space:nowrap; }
+table.leaderboard td.param { font-family:ui-monospace,monospace; font-size:12px; }
+table.leaderboard td.param.base { color:var(--muted); }
+table.leaderboard th.param { white-space:nowrap; }
+.scroll { overflow-x:auto; }
 table.per-class td.never { color:var(--muted); font-style:italic; font-size:12px; }
 ol.confusions { margin:4px 0 0 1.2em; padding:0; columns:2 320px; font-size:13px; }
 .delta { font-variant-numeric:tabular-nums; color:var(--muted); }

@@ -67,6 +67,8 @@ export interface Sweep {
   metric: string;
   maxParallel: number;
   report: boolean;
+  /** How the variants were made: a grid varies each setting across the others; a list changes settings together. */
+  kind: 'grid' | 'variants' | 'random';
   variants: Variant[];
 }
 
@@ -111,6 +113,7 @@ export function loadSweep(path: string, base?: string): Sweep {
     metric: sweep.metric,
     maxParallel: sweep.max_parallel,
     report: sweep.report,
+    kind: sweep.grid ? 'grid' : sweep.variants ? 'variants' : 'random',
     variants: sets.map((overrides, i) => ({ run: `${name}-${String(i + 1).padStart(width, '0')}`, overrides })),
   };
 }

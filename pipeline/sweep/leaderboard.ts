@@ -165,6 +165,12 @@ export async function writeLeaderboard(sweep: Sweep, outcome: SweepRun, store: A
   return { dir, rows };
 }
 
+/** A setting's value in a few characters: numbers as they are, text unquoted, anything longer cut (the cell's title has it whole). */
+function shortValue(value: unknown): string {
+  const text = value === undefined ? '(unset)' : typeof value === 'string' ? value : JSON.stringify(value);
+  return text.length > 18 ? `${text.slice(0, 17)}…` : text;
+}
+
 const cell = (v: unknown) => (typeof v === 'number' ? fixed(v) : v === null || v === undefined ? '–' : escapeHtml(v));
 
 async function leaderboardHtml(sweep: Sweep, outcome: SweepRun, rows: LeaderboardRow[], dir: string, store: ArtifactStore): Promise<string> {
@@ -172,19 +178,35 @@ async function leaderboardHtml(sweep: Sweep, outcome: SweepRun, rows: Leaderboar
   const best = rows.find((r) => r.value !== null)?.value ?? null;
   // The ranking metric has its own column; it is not repeated among the others.
   const shown = SHOWN.filter(([s, n]) => s !== ref.split || n !== ref.name);
-  const head = `<tr><th>rank</th><th style="text-align:left">run</th><th style="text-align:left">changes from the base config</th><th>${escapeHtml(sweep.metric)}</th><th>vs best</th>${shown.map(([s, n]) => `<th>${s}.${n}</th>`).join('')}<th>epochs</th><th>train s</th></tr>`;
+  // The metrics first, so that they are in view at 1366 px; then one short column per swept setting.
+  const params = sweptParams(outcome);
+  const base = loadConfig(sweep.basePath).config;
+  const baseValue = (param: string) => getPath(base, parseKeyPath(param, param));
+  const paramHead = params
+    .map((p) => `<th class="param" title="${escapeHtml(p)}">${escapeHtml(p.split('.').slice(-2).join('.'))}<br><span class="interval">base ${escapeHtml(shortValue(baseValue(p)))}</span></th>`)
+    .join('');
+  // split above metric: two short lines rather than one long one, so that every metric fits at 1280 px.
+  const twoLines = (ref: string) => escapeHtml(ref).replace('.', '<br>');
+  const head = `<tr><th>rank</th><th style="text-align:left">run</th><th title="${escapeHtml(sweep.metric)}">${twoLines(sweep.metric)}</th><th>vs best</th>${shown.map(([s, n]) => `<th title="${s}.${n}">${s}<br>${n}</th>`).join('')}${paramHead}<th>epochs</th><th>train s</th></tr>`;
+  const paramCells = (r: LeaderboardRow) =>
+    params
+      .map((p) => {
+        const raw = p in (outcome.results.find((v) => v.run === r.run)?.overrides ?? {}) ? outcome.results.find((v) => v.run === r.run)!.overrides[p] : baseValue(p);
+        const same = JSON.stringify(raw) === JSON.stringify(baseValue(p));
+        return `<td class="param${same ? ' base' : ''}" title="${escapeHtml(`${p} = ${JSON.stringify(raw)}`)}">${escapeHtml(shortValue(raw))}</td>`;
+      })
+      .join('');
   const body = rows
     .map((r) => {
       const report = r.status === 'ok' && sweep.report ? relative(dir, join(store.root, 'runs', r.run, 'report', 'report.html')) : null;
       const name = report ? `<a href="${escapeHtml(report)}">${escapeHtml(r.run)}</a>` : escapeHtml(r.run);
       const gap = r.value !== null && best !== null ? delta(METRICS[ref.name].higherIsBetter ? r.value - best : best - r.value) : '–';
-      const paired = r.vs_best_low !== null ? ` <span class="interval">${fixed(r.vs_best_low as number)} to ${fixed(r.vs_best_high as number)}</span>` : '';
-      const versus = r.vs_best && r.vs_best !== 'best' ? `${gap}${paired} <span class="verdict">${escapeHtml(r.vs_best)}</span>` : gap;
-      const changes = `<td style="text-align:left"><code>${escapeHtml(r.changes)}</code></td>`;
-      if (r.status !== 'ok') return `<tr class="worst" data-run="${escapeHtml(r.run)}"><td>–</td><td style="text-align:left">${name}</td>${changes}<td colspan="${shown.length + 4}" style="text-align:left">failed: ${escapeHtml(r.error)}</td></tr>`;
+      const paired = r.vs_best_low !== null ? `<br><span class="interval">${fixed(r.vs_best_low as number)} to ${fixed(r.vs_best_high as number)}</span>` : '';
+      const versus = r.vs_best && r.vs_best !== 'best' ? `${gap} <span class="verdict">${escapeHtml(r.vs_best)}</span>${paired}` : gap;
+      if (r.status !== 'ok') return `<tr class="worst" data-run="${escapeHtml(r.run)}"><td>–</td><td style="text-align:left">${name}</td><td colspan="${shown.length + 2}" style="text-align:left">failed: ${escapeHtml(r.error)}</td>${paramCells(r)}<td></td><td></td></tr>`;
       return (
-        `<tr class="${r.rank === 1 ? 'best' : ''}" data-run="${escapeHtml(r.run)}"><td>${r.rank ?? '–'}</td><td style="text-align:left">${name}</td>${changes}<td><b>${cell(r.value)}</b></td><td>${versus}</td>` +
-        `${shown.map(([s, n]) => `<td>${cell(r[`${s}_${n}`])}</td>`).join('')}<td>${cell(r.epochs === null ? null : String(r.epochs))}</td><td>${r.train_seconds === null ? '–' : fixed(r.train_seconds as number, 1)}</td></tr>`
+        `<tr class="${r.rank === 1 ? 'best' : ''}" data-run="${escapeHtml(r.run)}"><td>${r.rank ?? '–'}</td><td style="text-align:left">${name}</td><td><b>${cell(r.value)}</b></td><td>${versus}</td>` +
+        `${shown.map(([s, n]) => `<td>${cell(r[`${s}_${n}`])}</td>`).join('')}${paramCells(r)}<td>${cell(r.epochs === null ? null : String(r.epochs))}</td><td>${r.train_seconds === null ? '–' : fixed(r.train_seconds as number, 1)}</td></tr>`
       );
     })
     .join('');
@@ -194,8 +216,12 @@ async function leaderboardHtml(sweep: Sweep, outcome: SweepRun, rows: Leaderboar
     subtitle: `${rows.length} variants of ${escapeHtml(relative(process.cwd(), sweep.basePath))} ranked by <b>${escapeHtml(sweep.metric)}</b> · ${outcome.seconds.toFixed(0)} s · built: ${escapeHtml(builds)}`,
     nav: [['leaderboard', 'Leaderboard']],
     body:
-      section('leaderboard', 'Leaderboard', `<table class="leaderboard"><thead>${head}</thead><tbody>${body}</tbody></table>`, `Ranked by ${escapeHtml(sweep.metric)}; the table scrolls sideways.${sweep.report ? ' Run names open their reports.' : ' With <code>report: true</code> in the sweep file, run names link to their reports.'}`) +
-      (await paramCharts(sweep, rows, sweptParams(outcome), store)),
+      section(
+        'leaderboard',
+        'Leaderboard',
+        `<div class="scroll"><table class="leaderboard"><thead>${head}</thead><tbody>${body}</tbody></table></div>`,
+        `Ranked by ${escapeHtml(sweep.metric)}; the metrics come first, then each swept setting (grey: the base config's value; hover for the full key and value).${sweep.report ? ' Run names open their reports.' : ' With <code>report: true</code> in the sweep file, run names link to their reports.'}`,
+      ) + (await paramCharts(sweep, rows, params, store)),
   });
 }
 
@@ -228,6 +254,10 @@ async function seedNoise(sweep: Sweep, rows: LeaderboardRow[], store: ArtifactSt
 async function paramCharts(sweep: Sweep, rows: LeaderboardRow[], params: string[], store: ArtifactStore): Promise<string> {
   const scored = rows.filter((r) => r.value !== null);
   if (!scored.length || !params.length) return '';
+  // A list of variants changes settings together: a chart per setting would credit one with what another did.
+  if (sweep.kind === 'variants') {
+    return section('by-param', `${sweep.metric} by swept setting`, '<p>No per-setting charts: this sweep is a list of variants, which change settings together, so a chart of one setting would mix in the others. A <code>grid:</code> sweep varies each setting across all values of the others and gets one chart per setting.</p>');
+  }
   const noise = await seedNoise(sweep, rows, store);
   const figures = [];
   for (const param of params) {
