@@ -22,9 +22,15 @@ COPY pipeline pipeline
 COPY stages stages
 COPY scripts scripts
 COPY test test
+COPY configs configs
+COPY models models
+# /app becomes the runtime's tree: compiled code without the tests, no dev dependencies. The
+# sources stay (make's rules name them, e.g. the demo data's generator); the stamps touched
+# last make make's install and build steps up to date, so `make all` in the container only runs stages.
 RUN npx tsc -p tsconfig.json \
  && npm prune --omit=dev --no-audit --no-fund \
- && rm -rf dist/test
+ && rm -rf test dist/test \
+ && touch "node_modules/.installed-$(sha256sum package-lock.json | cut -c1-16)-skip" dist/.built
 
 # The CUDA 12 provider is not in the npm package: onnxruntime-node's install script fetches it
 # (network at image build time; the running container downloads nothing).
@@ -35,48 +41,25 @@ FROM node:${NODE_VERSION}-bookworm-slim AS cpu
 # make drives the stages; libvulkan1 is the loader the WebGPU provider needs on a GPU host.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends make libvulkan1 ca-certificates \
- && rm -rf /var/lib/apt/lists/*
-RUN useradd --create-home --uid 10001 pipeline
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --create-home --uid 10001 pipeline \
+ && mkdir -p /cache && chown pipeline:pipeline /cache
+COPY --from=build --chown=pipeline:pipeline /app /app
 WORKDIR /app
-COPY --chown=pipeline:pipeline Makefile package.json package-lock.json tsconfig.json ./
-COPY --chown=pipeline:pipeline configs configs
-COPY --chown=pipeline:pipeline models models
-# The sources too (make's rules name them, e.g. the demo data's generator); dist/.built, touched
-# below, is newer, so nothing is compiled in the container.
-COPY --chown=pipeline:pipeline types types
-COPY --chown=pipeline:pipeline pipeline pipeline
-COPY --chown=pipeline:pipeline stages stages
-COPY --chown=pipeline:pipeline scripts scripts
-COPY --from=build --chown=pipeline:pipeline /app/node_modules node_modules
-COPY --from=build --chown=pipeline:pipeline /app/dist dist
-# Built: make's install and build steps are up to date, so `make all` in the container only runs stages.
-RUN touch "node_modules/.installed-$(sha256sum package-lock.json | cut -c1-16)-skip" dist/.built && chown pipeline:pipeline node_modules/.installed-* dist/.built
 ENV PIPELINE_CACHE=/cache NODE_ENV=production
-RUN mkdir -p /cache && chown pipeline:pipeline /cache
 USER pipeline
 CMD ["make", "all"]
 
 FROM ${CUDA_IMAGE} AS cuda
 RUN apt-get update \
  && apt-get install -y --no-install-recommends make libvulkan1 ca-certificates \
- && rm -rf /var/lib/apt/lists/*
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --create-home --uid 10001 pipeline \
+ && mkdir -p /cache && chown pipeline:pipeline /cache
 # Node from the same pinned image the build used: one runtime, one ABI for the native addons.
 COPY --from=build /usr/local/bin/node /usr/local/bin/node
-RUN useradd --create-home --uid 10001 pipeline
+COPY --from=build-cuda --chown=pipeline:pipeline /app /app
 WORKDIR /app
-COPY --chown=pipeline:pipeline Makefile package.json package-lock.json tsconfig.json ./
-COPY --chown=pipeline:pipeline configs configs
-COPY --chown=pipeline:pipeline models models
-# The sources too (make's rules name them, e.g. the demo data's generator); dist/.built, touched
-# below, is newer, so nothing is compiled in the container.
-COPY --chown=pipeline:pipeline types types
-COPY --chown=pipeline:pipeline pipeline pipeline
-COPY --chown=pipeline:pipeline stages stages
-COPY --chown=pipeline:pipeline scripts scripts
-COPY --from=build-cuda --chown=pipeline:pipeline /app/node_modules node_modules
-COPY --from=build-cuda --chown=pipeline:pipeline /app/dist dist
-RUN touch "node_modules/.installed-$(sha256sum package-lock.json | cut -c1-16)-skip" dist/.built && chown pipeline:pipeline node_modules/.installed-* dist/.built
 ENV PIPELINE_CACHE=/cache NODE_ENV=production
-RUN mkdir -p /cache && chown pipeline:pipeline /cache
 USER pipeline
 CMD ["make", "all"]

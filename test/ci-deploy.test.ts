@@ -301,15 +301,17 @@ test('the Dockerfile: pinned multi-stage build, CPU and CUDA targets, non-root, 
     assert.ok(existsSync(join(REPO, path)), `COPY ${path}: not in the repository`);
     assert.ok(!ignored.includes(path), `COPY ${path}: excluded by .dockerignore`);
   }
-  // The runtime's layout (what the cpu stage copies, and its stamps): make all must not install or compile.
+  // The runtime's layout (the build stage's /app: what it copies, less what it removes, and its
+  // stamps), rebuilt in a folder: make all must not install or compile there.
   const runtime = mkdtempSync(join(tmpdir(), 'image-'));
-  const cpu = stages.find((s) => / AS cpu$/m.test(s.split('\n')[0]!))!;
-  for (const path of [...cpu.matchAll(/^COPY (?!--from)(?:--chown=\S+ )?(.+) \S+$/gm)].flatMap((m) => m[1]!.split(/\s+/))) {
+  const build = stages.find((s) => / AS build$/m.test(s.split('\n')[0]!))!;
+  for (const path of [...build.matchAll(/^COPY (?!--from)(?:--chown=\S+ )?(.+) \S+$/gm)].flatMap((m) => m[1]!.split(/\s+/))) {
     spawnSync('cp', ['-a', join(REPO, path), join(runtime, path)]);
   }
   spawnSync('mkdir', ['-p', join(runtime, 'node_modules'), join(runtime, 'dist')]);
-  const stamp = /^RUN (touch "node_modules\/\.installed-.*dist\/\.built) &&/m.exec(cpu)![1]!;
-  assert.equal(spawnSync('sh', ['-c', stamp], { cwd: runtime }).status, 0);
+  const prepare = /^RUN npx tsc[^]*?(rm -rf test dist\/test[^]*?dist\/\.built)$/m.exec(build)![1]!.replace(/\\\n\s*&&/g, '&&');
+  assert.equal(spawnSync('sh', ['-c', prepare], { cwd: runtime }).status, 0, prepare);
+  for (const stage of ['cpu', 'cuda']) assert.match(stages.find((s) => new RegExp(` AS ${stage}$`, 'm').test(s.split('\n')[0]!))!, new RegExp(`^COPY --from=build${stage === 'cuda' ? '-cuda' : ''} --chown=pipeline:pipeline /app /app$`, 'm'), `the ${stage} image runs the build stage's tree`);
   const dry = spawnSync('make', ['-n', '--no-print-directory', 'all'], { cwd: runtime, encoding: 'utf8' });
   assert.equal(dry.status, 0, dry.stderr);
   assert.doesNotMatch(dry.stdout, /install\.sh|npm ci|tsc/, 'the image is installed and built');
