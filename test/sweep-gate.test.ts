@@ -89,7 +89,8 @@ test('a 4-variant sweep over train.* embeds once, trains four times and ranks th
   // the same rows and vectors beside it (and only then), the charts show the seed noise as error bars.
   assert.match(html, /make sweep SWEEP=configs\/sweeps\/seeds\.yaml BASE=config\.yaml<\/code> draws it here/);
   // Each variant against the best on the validation rows, by a paired bootstrap.
-  const verdicts = (await db.runAndReadAll(`select run, vs_best, vs_best_low, vs_best_high from '${join(ws.artifacts, 'sweeps', 'sweep', 'leaderboard.parquet')}' order by rank`)).getRowObjects();
+  const verdicts = (await db.runAndReadAll(`select run, value, value_low, value_high, vs_best, vs_best_low, vs_best_high from '${join(ws.artifacts, 'sweeps', 'sweep', 'leaderboard.parquet')}' order by rank`)).getRowObjects();
+  for (const v of verdicts) assert.ok(Number(v.value_low) <= Number(v.value) && Number(v.value) <= Number(v.value_high), `${v.run}: the ranking value sits inside its own 95% interval`);
   assert.equal(verdicts[0]!.vs_best, 'best');
   for (const v of verdicts.slice(1)) {
     assert.ok(['within noise', 'worse'].includes(String(v.vs_best)), String(v.vs_best));

@@ -2,7 +2,7 @@ import { existsSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { readParquet, writeParquet, type TableSchema } from '../parquet/index.js';
 import { getPath, loadConfig, parseKeyPath } from '../config/index.js';
-import { METRICS, pairedRows, parseMetricRef, readMetrics, type MetricName, type MetricSplit } from '../compare/metrics.js';
+import { METRICS, pairedRows, parseMetricRef, readIntervals, readMetrics, type MetricName, type MetricSplit } from '../compare/metrics.js';
 import { INTERVAL_METRICS, pairedDifference, type IntervalMetric } from '../metrics/bootstrap.js';
 import { readPredictions, type PredictionRow } from '../evaluate/artifact.js';
 import { writeFileAtomically, type ArtifactStore, type Manifest } from '../artifacts/store.js';
@@ -71,6 +71,10 @@ export async function leaderboardRows(sweep: Sweep, outcome: SweepRun, store: Ar
       metric: sweep.metric,
       value: metrics[ref.split]?.[ref.name] ?? null,
     };
+    // The ranking figure's own 95% interval (evaluate's bootstrap over the split's rows).
+    const interval = r.status === 'ok' ? readIntervals(store.keyDir('evaluate', r.keys.evaluate!))[ref.split]?.[ref.name] : undefined;
+    row.value_low = interval?.[0] ?? null;
+    row.value_high = interval?.[1] ?? null;
     for (const param of params) {
       const value = param in r.overrides ? r.overrides[param] : getPath(base, parseKeyPath(param, param));
       row[param] = value === undefined || value === null ? null : typeof value === 'number' ? value : JSON.stringify(value);
@@ -131,6 +135,9 @@ const SCHEMA: TableSchema = {
   changes: { type: 'UTF8' },
   metric: { type: 'UTF8' },
   value: { type: 'DOUBLE', optional: true },
+  /** The ranking value's 95% interval (bootstrap over the ranking split's rows). */
+  value_low: { type: 'DOUBLE', optional: true },
+  value_high: { type: 'DOUBLE', optional: true },
   ...Object.fromEntries(SHOWN.map(([s, n]) => [`${s}_${n}`, { type: 'DOUBLE' as const, optional: true }])),
   epochs: { type: 'INT32', optional: true },
   train_seconds: { type: 'DOUBLE', optional: true },
@@ -205,7 +212,7 @@ async function leaderboardHtml(sweep: Sweep, outcome: SweepRun, rows: Leaderboar
       const versus = r.vs_best && r.vs_best !== 'best' ? `${gap} <span class="verdict">${escapeHtml(r.vs_best)}</span>${paired}` : gap;
       if (r.status !== 'ok') return `<tr class="worst" data-run="${escapeHtml(r.run)}"><td>–</td><td style="text-align:left">${name}</td><td colspan="${shown.length + 2}" style="text-align:left">failed: ${escapeHtml(r.error)}</td>${paramCells(r)}<td></td><td></td></tr>`;
       return (
-        `<tr class="${r.rank === 1 ? 'best' : ''}" data-run="${escapeHtml(r.run)}"><td>${r.rank ?? '–'}</td><td style="text-align:left">${name}</td><td><b>${cell(r.value)}</b></td><td>${versus}</td>` +
+        `<tr class="${r.rank === 1 ? 'best' : ''}" data-run="${escapeHtml(r.run)}"><td>${r.rank ?? '–'}</td><td style="text-align:left">${name}</td><td><b>${cell(r.value)}</b>${r.value_low !== null && r.value_low !== undefined ? `<br><span class="interval">${fixed(r.value_low as number)}-${fixed(r.value_high as number)}</span>` : ''}</td><td>${versus}</td>` +
         `${shown.map(([s, n]) => `<td>${cell(r[`${s}_${n}`])}</td>`).join('')}${paramCells(r)}<td>${cell(r.epochs === null ? null : String(r.epochs))}</td><td>${r.train_seconds === null ? '–' : fixed(r.train_seconds as number, 1)}</td></tr>`
       );
     })
