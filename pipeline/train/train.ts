@@ -191,8 +191,8 @@ function sparseTrainer(model: tf.LayersModel, optimizer: tf.Optimizer, data: Tra
   const rows = data.train.x as SparseRows;
   const [first, ...rest] = model.layers;
   const [kernel, bias] = first!.getWeights();
-  // The optimizer's pass over every kernel weight is most of a step: split across the cores
-  // (each weight's update is its own, so the result does not depend on how many).
+  // Where the optimizer passes over every kernel weight (all but Adam without L2, which is lazy)
+  // that pass is most of a step: split across the cores (each weight's update is its own).
   const threads = availableParallelism();
   const layer = new SparseDenseLayer(kernel!.dataSync() as Float32Array, bias!.dataSync() as Float32Array, train.optimizer, train.layers[0]?.l2 ?? 0, { threads });
   // The first layer's activation (linear before a batch norm; softmax when it is the output layer).
@@ -223,6 +223,7 @@ function sparseTrainer(model: tf.LayersModel, optimizer: tf.Optimizer, data: Tra
     },
     close: () => layer.close(),
     sync() {
+      layer.flush();
       tf.tidy(() => first!.setWeights([tf.tensor2d(layer.kernel, kernel!.shape as [number, number]), tf.tensor1d(layer.bias)]));
     },
   };
