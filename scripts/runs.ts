@@ -37,7 +37,7 @@ runMain(async () => {
   // The files hold every run and column; the filters and columns shape only what is printed.
   await writeParquet(join(store.root, 'runs.parquet'), full.schema, full.rows);
   writeFileAtomically(join(store.root, 'runs.csv'), toCsv(full.rows.map(csvRow), Object.keys(full.schema)));
-  let shown = filterRuns(store, full, args.filter, args.all);
+  let shown = filterRuns(full, args.filter);
   if (args.sort) shown = sortRuns(shown, args.sort);
   let params = args['only-changed'] ? full.changed : full.params;
   let metrics = full.metrics;

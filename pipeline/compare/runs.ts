@@ -23,6 +23,8 @@ export interface RunsTable {
   changed: string[];
   metrics: string[];
   schema: TableSchema;
+  /** Every setting of each row's config (aligned with `rows`), for --filter on any of them. */
+  settings: Record<string, unknown>[];
 }
 
 const METRIC_COLUMNS = [
@@ -142,7 +144,7 @@ export async function runsTable(store: ArtifactStore, options: { all?: boolean }
     note: { type: 'UTF8', optional: true },
   };
   for (const row of rows) for (const [name, column] of Object.entries(schema)) if (column.type === 'UTF8' && row[name] !== null && typeof row[name] !== 'string') row[name] = String(row[name]);
-  return { rows, params, changed, metrics, schema };
+  return { rows, params, changed, metrics, schema, settings };
 }
 
 /** Integers as INT64, booleans as BOOLEAN, other numbers as DOUBLE, the rest as text: what pandas and DuckDB should see. */
@@ -164,24 +166,22 @@ function shortPath(path: string): string {
 }
 
 /** `--filter key=value`: a setting (any, not only the differing ones), or run, id, config; every filter must hold. */
-export function filterRuns(store: ArtifactStore, table: RunsTable, filters: string[], all: boolean): RunsTable {
+export function filterRuns(table: RunsTable, filters: string[]): RunsTable {
   if (!filters.length) return table;
-  const runs = sources(store, all);
   const parsed = filters.map((f) => {
     const at = f.indexOf('=');
     if (at < 1) throw new UserError(`--filter ${f}: expected key=value (a setting such as train.epochs=5, or run=, id=, config=)`);
     return { key: f.slice(0, at), value: f.slice(at + 1) };
   });
-  const keep = table.rows.filter((row, i) => {
-    const settings = settingColumns(runs[i]!.config);
-    return parsed.every(({ key, value }) => {
+  const kept = table.rows.map((row, i) => ({ row, settings: table.settings[i]! })).filter(({ row, settings }) =>
+    parsed.every(({ key, value }) => {
       if (key === 'run' || key === 'config' || key === 'id') return String(row[key] ?? '').includes(value);
       if (!(key in settings)) throw new UserError(`--filter ${key}=${value}: no run has a setting ${key} (settings look like train.epochs, embed.method, seed)`);
       const actual = displayValue(settings[key]);
       return String(actual) === value;
-    });
-  });
-  return { ...table, rows: keep };
+    }),
+  );
+  return { ...table, rows: kept.map((k) => k.row), settings: kept.map((k) => k.settings) };
 }
 
 /** `--sort METRIC`: best first, by the metric's direction (log loss: lowest first); runs without it last. */

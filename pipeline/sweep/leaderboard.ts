@@ -195,14 +195,16 @@ async function leaderboardHtml(sweep: Sweep, outcome: SweepRun, rows: Leaderboar
   // split above metric: two short lines rather than one long one, so that every metric fits at 1280 px.
   const twoLines = (ref: string) => escapeHtml(ref).replace('.', '<br>');
   const head = `<tr><th>rank</th><th style="text-align:left">run</th><th title="${escapeHtml(sweep.metric)}">${twoLines(sweep.metric)}</th><th>vs best</th>${shown.map(([s, n]) => `<th title="${s}.${n}">${s}<br>${n}</th>`).join('')}${paramHead}<th>epochs</th><th>train s</th></tr>`;
-  const paramCells = (r: LeaderboardRow) =>
-    params
+  const paramCells = (r: LeaderboardRow) => {
+    const overrides = outcome.results.find((v) => v.run === r.run)?.overrides ?? {};
+    return params
       .map((p) => {
-        const raw = p in (outcome.results.find((v) => v.run === r.run)?.overrides ?? {}) ? outcome.results.find((v) => v.run === r.run)!.overrides[p] : baseValue(p);
+        const raw = p in overrides ? overrides[p] : baseValue(p);
         const same = JSON.stringify(raw) === JSON.stringify(baseValue(p));
         return `<td class="param${same ? ' base' : ''}" title="${escapeHtml(`${p} = ${JSON.stringify(raw)}`)}">${escapeHtml(shortValue(raw))}</td>`;
       })
       .join('');
+  };
   const body = rows
     .map((r) => {
       const report = r.status === 'ok' && sweep.report ? relative(dir, join(store.root, 'runs', r.run, 'report', 'report.html')) : null;
