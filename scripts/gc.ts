@@ -39,7 +39,9 @@ runMain(async () => {
     throw new UserError(`gc: nothing removed: ${process.stdin.isTTY ? 'not confirmed' : 'no terminal to ask on'}; \`make gc YES=1\` (gc --yes) removes the above, \`make gc DRY_RUN=1\` only lists`);
   }
   for (const r of forget) removeRecord(store, r.id);
-  const removed = [...collectGarbage(store, false, stages, forgetIds, new Set(shown.map((r) => r.path))), ...cacheDebris(false)];
+  // Only what was shown and agreed to; anything that turned into debris since waits for the next gc.
+  const agreed = new Set(shown.map((r) => r.path));
+  const removed = [...collectGarbage(store, false, stages, forgetIds, agreed), ...cacheDebris(false, agreed)];
   info(`gc: ${removed.length} removed, ${formatBytes(removed.reduce((a, r) => a + r.bytes, 0))}${forget.length ? `; ${forget.length} run record(s) forgotten` : ''}`);
 });
 

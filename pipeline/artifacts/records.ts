@@ -96,10 +96,12 @@ export function writeRecord(
 ): { record: RunRecord; replaced?: RunRecord } {
   const latest = latestRecords(store).get(name);
   const now = new Date().toISOString();
+  const sameBuild = latest && same(latest.config, config) && Object.entries(latest.keys).every(([stage, key]) => keys[stage] === key);
+  // A build that changed nothing (every no-op `make all`) reads and writes nothing more.
+  if (sameBuild && same(latest.keys, keys) && same(latest.not_built, notBuilt)) return { record: latest };
   const metrics = keys.evaluate ? headlineMetrics(join(store.keyDir('evaluate', keys.evaluate), 'metrics.json')) : null;
-  if (latest && same(latest.config, config) && Object.entries(latest.keys).every(([stage, key]) => keys[stage] === key)) {
-    // The same build, as far as it went, and maybe further now: one record, extended.
-    if (same(latest.keys, keys) && same(latest.not_built, notBuilt)) return { record: latest };
+  if (sameBuild) {
+    // The same build, as far as it went, and further now: one record, extended.
     const record: RunRecord = { ...latest, updated_at: now, keys, not_built: notBuilt, metrics };
     writeFileAtomically(recordPath(store, record.id), `${JSON.stringify(record, null, 2)}\n`);
     return { record };

@@ -130,14 +130,14 @@ async function fetchIntoCache(url: string, options: DownloadOptions): Promise<Do
  * `extracted/` or `derived/` `<name>.partial-<pid>` folders. They hold disk and no work; each use
  * of the cache, and `make gc`, removes those whose process is gone.
  */
-export function cacheDebris(dryRun = false): { path: string; bytes: number }[] {
+export function cacheDebris(dryRun = false, only?: ReadonlySet<string>): { path: string; bytes: number }[] {
   const root = cacheRoot();
   const found: { path: string; bytes: number }[] = [];
   const sweep = (dir: string, pattern: RegExp) => {
     if (!existsSync(dir)) return;
     for (const name of readdirSync(dir)) {
       const pid = pattern.exec(name)?.[1];
-      if (!pid || pidRuns(Number(pid))) continue;
+      if (!pid || pidRuns(Number(pid)) || (only && !only.has(join(dir, name)))) continue;
       found.push({ path: join(dir, name), bytes: sizeOf(join(dir, name)) });
       if (!dryRun) rmSync(join(dir, name), { recursive: true, force: true });
     }

@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { readParquet, writeParquet, type TableSchema } from '../parquet/index.js';
-import { getPath, loadConfig, parseKeyPath } from '../config/index.js';
+import { getPath, loadConfig, parseKeyPath, type Config } from '../config/index.js';
 import { METRICS, pairedRows, parseMetricRef, readIntervals, readMetrics, type MetricName, type MetricSplit } from '../compare/metrics.js';
 import { INTERVAL_METRICS, pairedDifference, type IntervalMetric } from '../metrics/bootstrap.js';
 import { readPredictions, type PredictionRow } from '../evaluate/artifact.js';
@@ -49,9 +49,8 @@ function paramColumns(rows: LeaderboardRow[], params: string[]): TableSchema {
   return Object.fromEntries(params.map((p) => [p, { type: rows.every((r) => typeof r[p] === 'number' || r[p] === null) ? ('DOUBLE' as const) : ('UTF8' as const), optional: true }]));
 }
 
-export async function leaderboardRows(sweep: Sweep, outcome: SweepRun, store: ArtifactStore): Promise<LeaderboardRow[]> {
+export async function leaderboardRows(sweep: Sweep, outcome: SweepRun, store: ArtifactStore, base: Config = loadConfig(sweep.basePath).config): Promise<LeaderboardRow[]> {
   const ref = parseMetricRef(sweep.metric) as { split: MetricSplit; name: MetricName };
-  const base = loadConfig(sweep.basePath).config;
   const params = sweptParams(outcome);
   const rows: LeaderboardRow[] = outcome.results.map((r) => {
     const metrics = r.status === 'ok' ? readMetrics(store.keyDir('evaluate', r.keys.evaluate!)) : {};
@@ -153,7 +152,9 @@ const SCHEMA: TableSchema = {
 
 export async function writeLeaderboard(sweep: Sweep, outcome: SweepRun, store: ArtifactStore): Promise<{ dir: string; rows: LeaderboardRow[] }> {
   const dir = join(store.root, 'sweeps', sweep.name);
-  const rows = await leaderboardRows(sweep, outcome, store);
+  // The base config once, for the rows' changes and the table's base values.
+  const base = loadConfig(sweep.basePath).config;
+  const rows = await leaderboardRows(sweep, outcome, store, base);
   // Per process: two sweeps writing at once never share a temporary file.
   const parquetTmp = join(dir, `.leaderboard.parquet.${process.pid}.tmp`);
   rmSync(parquetTmp, { force: true });
@@ -163,7 +164,7 @@ export async function writeLeaderboard(sweep: Sweep, outcome: SweepRun, store: A
   const schema: TableSchema = { ...Object.fromEntries([first!]), ...paramColumns(rows, params), ...Object.fromEntries(rest) };
   await writeParquet(parquetTmp, schema, rows.map((r) => Object.fromEntries(Object.keys(schema).map((k) => [k, typeof r[k] === 'number' && schema[k]!.type === 'UTF8' ? String(r[k]) : r[k]]))));
   renameSync(parquetTmp, join(dir, 'leaderboard.parquet'));
-  writeFileAtomically(join(dir, 'leaderboard.html'), await leaderboardHtml(sweep, outcome, rows, dir, store));
+  writeFileAtomically(join(dir, 'leaderboard.html'), await leaderboardHtml(sweep, outcome, rows, dir, store, base));
   writeFileAtomically(join(dir, 'leaderboard.md'), leaderboardMarkdown(sweep, rows));
   writeFileAtomically(
     join(dir, 'sweep.json'),
@@ -180,14 +181,13 @@ function shortValue(value: unknown): string {
 
 const cell = (v: unknown) => (typeof v === 'number' ? fixed(v) : v === null || v === undefined ? '–' : escapeHtml(v));
 
-async function leaderboardHtml(sweep: Sweep, outcome: SweepRun, rows: LeaderboardRow[], dir: string, store: ArtifactStore): Promise<string> {
+async function leaderboardHtml(sweep: Sweep, outcome: SweepRun, rows: LeaderboardRow[], dir: string, store: ArtifactStore, base: Config): Promise<string> {
   const ref = parseMetricRef(sweep.metric) as { split: MetricSplit; name: MetricName };
   const best = rows.find((r) => r.value !== null)?.value ?? null;
   // The ranking metric has its own column; it is not repeated among the others.
   const shown = SHOWN.filter(([s, n]) => s !== ref.split || n !== ref.name);
   // The metrics first, so that they are in view at 1366 px; then one short column per swept setting.
   const params = sweptParams(outcome);
-  const base = loadConfig(sweep.basePath).config;
   const baseValue = (param: string) => getPath(base, parseKeyPath(param, param));
   const paramHead = params
     .map((p) => `<th class="param" title="${escapeHtml(p)}">${escapeHtml(p.split('.').slice(-2).join('.'))}<br><span class="interval">base ${escapeHtml(shortValue(baseValue(p)))}</span></th>`)
