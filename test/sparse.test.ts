@@ -44,8 +44,8 @@ test('the sparse first layer equals a TF.js dense layer: outputs, gradients and 
   const outGrad = Float32Array.from({ length: picks.length * units }, () => rng.next() - 0.5);
   const x = tf.tensor2d(denseSlice(pickRows(rows, width, picks), width, 0, picks.length), [picks.length, width]);
   const r = tf.tensor2d(outGrad, [picks.length, units]);
-  for (const [name, l2, threads] of [['adam', 0, 1], ['sgd', 0, 1], ['rmsprop', 0, 1], ['adam', 0.01, 1], ['adam', 0.01, 3], ['rmsprop', 0, 2]] as const) {
-    // threads > 1: the kernel's update split across worker threads sharing its memory.
+  for (const [name, l2, threads] of [['adam', 0, 1], ['adam', 0, 2], ['sgd', 0, 1], ['rmsprop', 0, 1], ['adam', 0.01, 1], ['adam', 0.01, 3], ['rmsprop', 0, 2]] as const) {
+    // threads > 1: the layer's loops split across worker threads sharing its memory.
     const layer = new SparseDenseLayer(kernel, bias, { name, momentum: 0.9 }, l2, { threads, parallelFrom: 0 });
     const w = tf.variable(tf.tensor2d(kernel, [width, units]));
     const b = tf.variable(tf.tensor1d(bias));
@@ -56,21 +56,23 @@ test('the sparse first layer equals a TF.js dense layer: outputs, gradients and 
     for (let step = 0; step < 3; step++) {
       const scale = [1, -0.5, 2][step]!;
       const stepGrad = outGrad.map((g) => g * scale);
-      const out = layer.forward(rows, picks);
+      const out = await layer.forward(rows, picks);
       close(out, tf.tidy(() => tf.matMul(x, w).add(b).dataSync()), 1e-5, `${name} step ${step}: outputs`);
       const { grads } = tf.variableGrads(() => tf.matMul(x, w).add(b).mul(r).mul(scale).sum().add(w.square().sum().mul(l2)) as tf.Scalar, [w, b]);
       if (step === 0) {
         // The gradients the layer applies: read them back through an SGD step without momentum.
         const probe = new SparseDenseLayer(layer.kernel, layer.bias, { name: 'sgd', momentum: 0 }, l2);
-        probe.backward(rows, picks, stepGrad);
+        await probe.forward(rows, picks);
+        await probe.backward(stepGrad);
         await probe.step(1);
         close(Array.from(layer.kernel, (v, i) => v - probe.kernel[i]!), grads[w.name]!.dataSync(), 1e-5, `${name}: kernel gradient`);
         close(Array.from(layer.bias, (v, i) => v - probe.bias[i]!), grads[b.name]!.dataSync(), 1e-5, `${name}: bias gradient`);
       }
       optimizer.applyGradients(grads as tf.NamedTensorMap as never);
       tf.dispose(Object.values(grads));
-      layer.backward(rows, picks, stepGrad);
+      await layer.backward(stepGrad);
       await layer.step(lr);
+      await layer.flush();
       close(layer.kernel, w.dataSync(), 1e-5, `${name} (l2 ${l2}, ${threads} threads) step ${step}: kernel after the step`);
       close(layer.bias, b.dataSync(), 1e-5, `${name} (l2 ${l2}) step ${step}: bias after the step`);
     }
@@ -92,18 +94,25 @@ test('lazy Adam (only the rows a batch reads, the steps they sat out caught up) 
   const bias = Float32Array.from({ length: units }, () => rng.next() - 0.5);
   const lazy = new SparseDenseLayer(kernel, bias, { name: 'adam', momentum: 0 }, 0);
   const dense = new SparseDenseLayer(kernel, bias, { name: 'adam', momentum: 0 }, 0, { dense: true });
+  // The same lazy layer with its loops split across two threads: the same bits.
+  const split = new SparseDenseLayer(kernel, bias, { name: 'adam', momentum: 0 }, 0, { threads: 2, parallelFrom: 0 });
   for (let step = 0; step < 60; step++) {
     const picks = Array.from({ length: 8 }, () => rng.int(200));
     const outGrad = Float32Array.from({ length: picks.length * units }, () => rng.next() - 0.5);
     // The outputs read the caught-up rows: the dense layer's at every step, not only at the end.
-    close(lazy.forward(rows, picks), dense.forward(rows, picks), 1e-5, `step ${step}: outputs`);
-    lazy.backward(rows, picks, outGrad);
-    dense.backward(rows, picks, outGrad);
+    const outputs = await lazy.forward(rows, picks);
+    close(outputs, await dense.forward(rows, picks), 1e-5, `step ${step}: outputs`);
+    assert.deepEqual(await split.forward(rows, picks), outputs, `step ${step}: outputs on two threads`);
     const lr = step < 30 ? 0.01 : 0.003;
-    await lazy.step(lr);
-    await dense.step(lr);
+    for (const layer of [lazy, dense, split]) {
+      await layer.backward(outGrad);
+      await layer.step(lr);
+    }
   }
-  lazy.flush();
+  await lazy.flush();
+  await split.flush();
+  assert.deepEqual(split.kernel, lazy.kernel, 'two threads give the kernel one does');
+  await split.close();
   close(lazy.kernel, dense.kernel, 1e-5, 'the kernel after 60 steps and a flush');
   close(lazy.bias, dense.bias, 1e-6, 'the bias');
   assert.ok(Array.from(dense.kernel, (v, i) => Math.abs(v - kernel[i]!)).filter((m) => m > 1e-3).length > width, 'the weights moved');

@@ -225,8 +225,12 @@ export const trainSchema = z.strictObject({
   class_weights: z.union([z.enum(['none', 'balanced']), z.record(z.string(), z.number().positive())]).default('none'),
   label_smoothing: z.number().min(0).max(0.5).default(0),
   standardize: z.boolean().default(true),
-  /** auto: tfjs-node-gpu, then tfjs-node when installed, else wasm, else cpu. Not part of the key. */
-  backend: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),
+  /**
+   * What computes the training steps. auto: ONNX Runtime on the CPU where it can train the net
+   * (every net but one with batch_norm), else TF.js on tfjs-node-gpu, then tfjs-node when
+   * installed, else wasm, else cpu. Not part of the key: results differ in float rounding only.
+   */
+  backend: z.enum(['auto', 'onnxruntime', 'tensorflow', 'wasm', 'cpu']).default('auto'),
 });
 
 export const evaluateSchema = z.strictObject({

@@ -4,14 +4,16 @@ import * as tf from '@tensorflow/tfjs';
 import { UserError } from '../errors.js';
 import { detail } from '../log.js';
 
-export type BackendSetting = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
+/** train.backend; `onnxruntime` trains through ONNX Runtime (train/trainers.ts) and leaves TF.js (the model, scoring) on `auto`. */
+export type BackendSetting = 'auto' | 'onnxruntime' | 'tensorflow' | 'wasm' | 'cpu';
 
 /**
  * Picks the TF.js backend. `auto` takes native TensorFlow (tfjs-node-gpu, then tfjs-node) when
  * one is installed and loads, else WebAssembly, else plain JavaScript. The native packages are
  * optional: their install downloads libtensorflow, which needs network this project may not have.
  */
-export async function selectBackend(setting: BackendSetting, stage = 'train'): Promise<string> {
+export async function selectBackend(requested: BackendSetting, stage = 'train'): Promise<string> {
+  const setting = requested === 'onnxruntime' ? 'auto' : requested;
   const tried: string[] = [];
   if (setting === 'auto' || setting === 'tensorflow') {
     for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {

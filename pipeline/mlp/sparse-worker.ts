@@ -1,10 +1,16 @@
 import { parentPort, workerData } from 'node:worker_threads';
-import { applyUpdate, type UpdateRule } from './sparse.js';
+import { runJob, type BatchArrays, type Job, type LayerArrays, type StepHistory } from './sparse-kernels.js';
 
-// One of sparse.ts's update threads: the layer's kernel, gradient and optimizer slots, shared with
-// the training thread; each message names a slice to update, the reply says it is done.
-const [w, g, s1, s2] = (workerData as { buffers: SharedArrayBuffer[] }).buffers.map((b) => new Float32Array(b));
-parentPort!.on('message', ({ rule, start, end }: { rule: UpdateRule; start: number; end: number }) => {
-  applyUpdate(rule, w!, g!, s1!, s2!, start, end);
-  parentPort!.postMessage('done');
+// One of sparse.ts's worker threads: the layer's arrays are shared with the training thread (they
+// come once, in workerData); the batch's and the step history's come again whenever they are
+// reallocated; each job names a loop and a range, and the reply says it is done.
+const layer = workerData as LayerArrays;
+let batch: BatchArrays | undefined;
+let history: StepHistory | undefined;
+parentPort!.on('message', (message: { arrays?: { batch: BatchArrays; history: StepHistory }; job?: Job }) => {
+  if (message.arrays) ({ batch, history } = message.arrays);
+  if (message.job) {
+    runJob(layer, batch!, history!, message.job);
+    parentPort!.postMessage('done');
+  }
 });

@@ -1,15 +1,16 @@
 import { availableParallelism } from 'node:os';
 import { UserError } from '../errors.js';
-import { formatCount, info, warn } from '../log.js';
+import { detail, formatCount, info, warn } from '../log.js';
 import { Rng } from '../random.js';
 import { validationScores as scoresOf } from '../metrics/index.js';
 import type { TrainConfig } from '../config/index.js';
 import type { ManifestBody } from '../artifacts/store.js';
 import { selectBackend, tf } from '../mlp/backend.js';
-import { buildModel, fitStandardization, predictProbabilities, standardize, type Standardization } from '../mlp/model.js';
+import { buildModel, fitStandardization, standardize, type Standardization } from '../mlp/model.js';
 import { featuresBySplit } from '../embed/artifact.js';
-import { denseSlice, isSparse, pickRows, type FeatureRows, type SparseRows } from '../mlp/rows.js';
-import { SparseDenseLayer } from '../mlp/sparse.js';
+import { denseSlice, isSparse, type FeatureRows } from '../mlp/rows.js';
+import { ort, unsupportedBy } from '../mlp/onnx-net.js';
+import { onnxTrainer, tfjsDenseTrainer, tfjsSparseTrainer, type Trainer } from './trainers.js';
 import { writeClassifier, type EpochRecord } from './artifact.js';
 import type { TrainRun } from './signature.js';
 
@@ -32,15 +33,6 @@ function makeOptimizer(train: TrainParams): tf.Optimizer {
   if (name === 'sgd') return tf.train.momentum(lr, momentum);
   if (name === 'rmsprop') return tf.train.rmsprop(lr, 0.9, momentum);
   return tf.train.adam(lr);
-}
-
-/** Categorical cross-entropy on softmax outputs, with label smoothing. */
-function smoothedCrossEntropy(smoothing: number, labels: number) {
-  return (yTrue: tf.Tensor, yPred: tf.Tensor): tf.Tensor =>
-    tf.tidy(() => {
-      const target = smoothing > 0 ? yTrue.mul(1 - smoothing).add(smoothing / labels) : yTrue;
-      return target.mul(yPred.clipByValue(1e-7, 1).log()).sum(-1).neg();
-    });
 }
 
 /** Class weights as model.fit takes them: `balanced` is n / (classes * count), as scikit-learn computes it. */
@@ -71,9 +63,9 @@ export async function trainClassifier(run: TrainRun): Promise<ManifestBody> {
   const { train } = run.params;
   const seed = ('seed' in train ? train.seed : null) ?? run.params.seed;
   seedMathRandom(seed);
-  const backend = await selectBackend(run.settings.backend);
+  const engine = await selectEngine(run.settings.backend, train);
   const data = trainingData(run, train);
-  const { model, history, bestEpoch } = await fitClassifier(data, train, seed);
+  const { model, history, bestEpoch } = await fitClassifier(data, train, seed, engine);
   await writeClassifier(run.dir, { model, stats: data.stats, genres: data.labels }, history);
   // The model holds the best epoch's weights only when they were restored; otherwise the last epoch's.
   const kept = train.early_stopping?.restore_best && bestEpoch ? bestEpoch : history.length;
@@ -81,9 +73,9 @@ export async function trainClassifier(run: TrainRun): Promise<ManifestBody> {
   return {
     rows: { train: data.train.y.length, validation: data.validation?.y.length ?? 0, epochs: history.length },
     timings: { rows_per_second: Math.round(history.reduce((a, h) => a + h.rows_per_second, 0) / history.length) },
-    versions: { tfjs: tf.version.tfjs },
+    versions: { tfjs: tf.version.tfjs, ...(engine === 'onnxruntime' ? { onnxruntime: ort.env.versions.common } : {}) },
     details: {
-      backend,
+      backend: engine,
       parameters: model.countParams(),
       input_dim: data.dim,
       labels: data.labels.length,
@@ -97,10 +89,32 @@ export async function trainClassifier(run: TrainRun): Promise<ManifestBody> {
   };
 }
 
+/**
+ * What computes the training steps: ONNX Runtime (`onnxruntime`) or TF.js on the backend named
+ * (`tensorflow`, `wasm`, `cpu`). `auto` takes ONNX Runtime where it can train the net (all but
+ * batch norm), else TF.js's best backend. TF.js is loaded either way: the model is a TF.js model.
+ */
+export type Engine = 'onnxruntime' | Awaited<ReturnType<typeof selectBackend>>;
+
+export async function selectEngine(setting: TrainConfig['backend'], train: Pick<TrainParams, 'layers'>): Promise<Engine> {
+  const unsupported = unsupportedBy(train.layers);
+  if (setting === 'onnxruntime' && unsupported) throw new UserError(`train.backend: onnxruntime cannot train this net (${unsupported}); use auto, wasm, cpu or tensorflow`);
+  const backend = await selectBackend(setting);
+  if (setting === 'onnxruntime' || (setting === 'auto' && !unsupported)) {
+    info(`train: ONNX Runtime ${ort.env.versions.common} on cpu with ${availableParallelism()} threads (one graph per step: forward, loss, backward)`);
+    return 'onnxruntime';
+  }
+  if (setting === 'auto') detail(`train: not ONNX Runtime: ${unsupported}`);
+  return backend;
+}
+
 /** The model trained on `data` (the seed also drives dropout: seed Math.random first, as trainClassifier does). */
-export async function fitClassifier(data: TrainingData, train: TrainParams, seed: number) {
+export async function fitClassifier(data: TrainingData, train: TrainParams, seed: number, engine: Engine = 'onnxruntime') {
   const { model, optimizer } = compiledModel(data, train, seed);
-  return { model, ...(await fitEpochs(model, optimizer, data, train, seed)) };
+  const weights = classWeights(train.class_weights, data.train.y, data.labels);
+  const trainer =
+    engine === 'onnxruntime' ? await onnxTrainer(model, data, train, weights) : (isSparse(data.train.x) ? tfjsSparseTrainer : tfjsDenseTrainer)(model, optimizer, data, train, weights);
+  return { model, ...(await fitEpochs(model, optimizer, trainer, data, train, seed)) };
 }
 
 /** The training and validation rows, standardized with statistics of the training rows only. */
@@ -140,118 +154,9 @@ function compiledModel(data: TrainingData, train: TrainParams, seed: number) {
   return { model, optimizer };
 }
 
-/** One batch's optimizer step: the mean loss and the correct count, as tensors not yet read. */
-interface Trainer {
-  step(picks: number[]): Promise<{ loss: tf.Scalar; correct: tf.Scalar }>;
-  /** Brings the model's weights up to date (before it scores validation rows or is saved). */
-  sync(): void;
-  close(): Promise<void>;
-}
-
-/**
- * Dense rows: one optimizer step per batch on the whole model in training mode (dropout on), the
- * loss as tfjs-layers' fit computes it (the mean of each row's loss times its class weight, plus
- * the L2 penalties). Nothing is read back from the backend until the epoch ends: the loss and the
- * correct count stay tensors, summed across batches.
- */
-function denseTrainer(model: tf.LayersModel, optimizer: tf.Optimizer, data: TrainingData, train: TrainParams, weights: Record<number, number> | undefined): Trainer {
-  const x = data.train.x as Float32Array;
-  const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
-  const lossOf = batchLoss(data, train, weights);
-  return {
-    async step(picks) {
-      const input = tf.tensor2d(pickRows(x, data.dim, picks) as Float32Array, [picks.length, data.dim]);
-      const batch = lossOf(picks);
-      let correct: tf.Scalar | undefined;
-      const cost = optimizer.minimize(
-        () => {
-          const probs = model.apply(input, { training: true }) as tf.Tensor;
-          correct = tf.keep(batch.correct(probs));
-          return model.calculateLosses().reduce((total, penalty) => total.add(penalty), batch.loss(probs));
-        },
-        true,
-        variables,
-      )!;
-      tf.dispose([input, ...batch.tensors]);
-      return { loss: cost, correct: correct! };
-    },
-    sync() {},
-    async close() {},
-  };
-}
-
-/**
- * Sparse rows: the first dense layer is a SparseDenseLayer (typed arrays, only the rows' non-zeros
- * computed, mlp/sparse.ts), the rest of the model TF.js. Per batch: the layer's outputs become a
- * tensor, TF.js gives the loss's gradients for its own weights and for those outputs, and the
- * layer takes the latter back. Its weights go into the model's first layer before the model scores
- * or is saved, so the classifier artifact is the same dense model either way.
- */
-function sparseTrainer(model: tf.LayersModel, optimizer: tf.Optimizer, data: TrainingData, train: TrainParams, weights: Record<number, number> | undefined): Trainer {
-  const rows = data.train.x as SparseRows;
-  const [first, ...rest] = model.layers;
-  const [kernel, bias] = first!.getWeights();
-  // Where the optimizer passes over every kernel weight (all but Adam without L2, which is lazy)
-  // that pass is most of a step: split across the cores (each weight's update is its own).
-  const threads = availableParallelism();
-  const layer = new SparseDenseLayer(kernel!.dataSync() as Float32Array, bias!.dataSync() as Float32Array, train.optimizer, train.layers[0]?.l2 ?? 0, { threads });
-  // The first layer's activation (linear before a batch norm; softmax when it is the output layer).
-  const activation = tf.layers.activation({ activation: (train.layers[0] ? (train.layers[0].batch_norm ? 'linear' : train.layers[0].activation) : 'softmax') as never });
-  const variables = rest.flatMap((l) => l.trainableWeights.map((w) => w.read() as tf.Variable));
-  const lossOf = batchLoss(data, train, weights);
-  const optimizerLr = optimizer as unknown as { learningRate: number };
-  return {
-    async step(picks) {
-      const outputs = tf.variable(tf.tensor2d(layer.forward(rows, picks), [picks.length, layer.units]), true);
-      const batch = lossOf(picks);
-      let correct: tf.Scalar | undefined;
-      const { value, grads } = tf.variableGrads(() => {
-        let h = activation.apply(outputs) as tf.Tensor;
-        for (const l of rest) h = l.apply(h, { training: true }) as tf.Tensor;
-        correct = tf.keep(batch.correct(h));
-        return rest.flatMap((l) => l.calculateLosses()).reduce((total, penalty) => total.add(penalty), batch.loss(h));
-      }, [...variables, outputs]);
-      const outputGrad = grads[outputs.name]!.dataSync() as Float32Array;
-      optimizer.applyGradients(Object.fromEntries(variables.map((v) => [v.name, grads[v.name]!])));
-      layer.backward(rows, picks, outputGrad);
-      const penalty = layer.penalty();
-      await layer.step(optimizerLr.learningRate);
-      tf.dispose([outputs, ...Object.values(grads), ...batch.tensors]);
-      const loss = penalty ? (value.add(penalty) as tf.Scalar) : value;
-      if (penalty) value.dispose();
-      return { loss, correct: correct! };
-    },
-    close: () => layer.close(),
-    sync() {
-      layer.flush();
-      tf.tidy(() => first!.setWeights([tf.tensor2d(layer.kernel, kernel!.shape as [number, number]), tf.tensor1d(layer.bias)]));
-    },
-  };
-}
-
-/** A batch's labels (and class weights) as tensors, its loss and its correct count given the probabilities. */
-function batchLoss(data: TrainingData, train: TrainParams, weights: Record<number, number> | undefined) {
-  const loss = smoothedCrossEntropy(train.label_smoothing, data.labels.length);
-  return (picks: number[]) => {
-    const truth = tf.tensor1d(Int32Array.from(picks, (r) => data.train.y[r]!), 'int32');
-    const target = tf.oneHot(truth, data.labels.length);
-    const rowWeights = weights && tf.tensor1d(Float32Array.from(picks, (r) => weights[data.train.y[r]!]!));
-    return {
-      tensors: [truth, target, ...(rowWeights ? [rowWeights] : [])],
-      loss: (probs: tf.Tensor) => {
-        const perRow = loss(target, probs);
-        return (rowWeights ? perRow.mul(rowWeights) : perRow).mean() as tf.Scalar;
-      },
-      correct: (probs: tf.Tensor) => probs.argMax(-1).equal(truth).sum().cast('float32') as tf.Scalar,
-    };
-  };
-}
-
 /** The epoch loop: a seeded shuffle, one pass, the validation scores, one line; early stopping. */
-async function fitEpochs(model: tf.LayersModel, optimizer: tf.Optimizer, data: TrainingData, train: TrainParams, seed: number) {
-  const weights = classWeights(train.class_weights, data.train.y, data.labels);
+async function fitEpochs(model: tf.LayersModel, optimizer: tf.Optimizer, trainer: Trainer, data: TrainingData, train: TrainParams, seed: number) {
   const rows = data.train.y.length;
-  const trainer = (isSparse(data.train.x) ? sparseTrainer : denseTrainer)(model, optimizer, data, train, weights);
   const order = new Rng(seed, 'epoch-order');
   const stopping = new EarlyStopping(model, train.early_stopping);
   const history: EpochRecord[] = [];
@@ -261,19 +166,10 @@ async function fitEpochs(model: tf.LayersModel, optimizer: tf.Optimizer, data: T
     (optimizer as unknown as { learningRate: number }).learningRate = lr;
     const started = performance.now();
     const permutation = order.shuffle(Array.from({ length: rows }, (_, i) => i));
-    let lossSum: tf.Scalar = tf.scalar(0);
-    let correctSum: tf.Scalar = tf.scalar(0);
-    for (let start = 0; start < rows; start += train.batch_size) {
-      const picks = permutation.slice(start, start + train.batch_size);
-      const { loss, correct } = await trainer.step(picks);
-      const [nextLoss, nextCorrect] = [lossSum.add(loss.mul(picks.length)) as tf.Scalar, correctSum.add(correct) as tf.Scalar];
-      tf.dispose([lossSum, correctSum, loss, correct]);
-      [lossSum, correctSum] = [nextLoss, nextCorrect];
-    }
-    const [lossTotal, correctTotal] = [(await lossSum.data())[0]!, (await correctSum.data())[0]!];
-    tf.dispose([lossSum, correctSum]);
-    trainer.sync();
-    const val = data.validation && validationScores(model, data.validation, data);
+    for (let start = 0; start < rows; start += train.batch_size) await trainer.step(permutation.slice(start, start + train.batch_size), lr);
+    const { loss: lossTotal, correct: correctTotal } = await trainer.epochTotals();
+    await trainer.sync();
+    const val = data.validation && (await validationScores(trainer, data.validation, data));
     const seconds = (performance.now() - started) / 1000;
     const record: EpochRecord = {
       epoch,
@@ -295,8 +191,8 @@ async function fitEpochs(model: tf.LayersModel, optimizer: tf.Optimizer, data: T
   return { history, bestEpoch: stopping.best.epoch };
 }
 
-function validationScores(model: tf.LayersModel, validation: { x: FeatureRows; y: Int32Array }, data: TrainingData) {
-  const m = scoresOf(validation.y, predictProbabilities(model, validation.x, data.dim), data.labels);
+async function validationScores(trainer: Trainer, validation: { x: FeatureRows; y: Int32Array }, data: TrainingData) {
+  const m = scoresOf(validation.y, await trainer.probabilities(validation.x), data.labels);
   return { loss: m.log_loss, accuracy: m.accuracy, macroF1: m.macro_f1 };
 }
 
