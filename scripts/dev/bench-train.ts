@@ -8,13 +8,16 @@
  *       imdb-sample-tfidf.yaml's ingest and embed, built in a scratch store): the pipeline on
  *       sparse rows and on the same rows dense, PyTorch on dense rows.
  *
- * Each figure is whole epochs (shuffle, every step, the validation pass) after one warm-up epoch.
- * The final validation loss of each run is reported beside a dense run of the same seed (the
- * pipeline's sparse path must match its dense one). PyTorch is Debian's python3-torch
+ * `pipeline` is the train stage as configured (train.backend auto: ONNX Runtime), `pipeline_tfjs`
+ * the same loop on TF.js's wasm backend (train.backend: wasm). Each figure is whole epochs
+ * (shuffle, every step, the validation pass) after one warm-up epoch. The final validation loss
+ * of each run is reported beside a dense run of the same seed (the pipeline's sparse path must
+ * match its dense one). PyTorch is Debian's python3-torch
  * (`apt-get install python3-torch`; its speed depends on the BLAS behind it: with
  * libopenblas0-pthread it is several times faster than with the reference BLAS); when no python
- * with torch is found the bench says so and reports the pipeline alone. Also: a per-kernel profile
- * of one training step of each net on the TF.js backend, with GFLOP/s for the matmuls.
+ * with torch is found the bench says so and reports the pipeline alone. Also: ONNX Runtime's
+ * training graph alone on one batch (ms and GFLOP/s), and a per-kernel profile of one training
+ * step of each net on the TF.js backend, with GFLOP/s for the matmuls.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -31,7 +34,8 @@ import { denseSlice, isSparse, type FeatureRows } from '../../pipeline/mlp/rows.
 import { Rng } from '../../pipeline/random.js';
 import { featuresBySplit, vectorsView } from '../../pipeline/embed/artifact.js';
 import { genresView, splitsView } from '../../pipeline/ingest/artifact.js';
-import { fitClassifier, seedMathRandom, type TrainingData, type TrainParams } from '../../pipeline/train/train.js';
+import { fitClassifier, seedMathRandom, type Engine, type TrainingData, type TrainParams } from '../../pipeline/train/train.js';
+import { maskName, openNetSession, ort, trainingGraph, weightName, type NetSpec } from '../../pipeline/mlp/onnx-net.js';
 
 interface Shape {
   name: string;
@@ -54,8 +58,9 @@ runMain(async () => {
   for (const shape of shapes) {
     info(`bench-train: ${shape.name} …`);
     const runs: Record<string, Figures> = {};
-    runs.pipeline = await pipelineRun(shape.data, shape.train);
-    if (isSparse(shape.data.train.x)) runs.pipeline_dense_rows = await pipelineRun(densified(shape.data), shape.train);
+    runs.pipeline = await pipelineRun(shape.data, shape.train, 'onnxruntime');
+    runs.pipeline_tfjs = await pipelineRun(shape.data, shape.train, backend);
+    if (isSparse(shape.data.train.x)) runs.pipeline_dense_rows = await pipelineRun(densified(shape.data), shape.train, 'onnxruntime');
     if (python) runs.pytorch = torchRun(python.path, shape, work);
     const dense = runs.pipeline_dense_rows ?? runs.pipeline;
     results[shape.name] = {
@@ -65,8 +70,10 @@ runMain(async () => {
       train_rows: shape.data.train.y.length,
       ...runs,
       pipeline_over_pytorch: runs.pytorch ? round(runs.pipeline.rows_per_second / runs.pytorch.rows_per_second) : 'pytorch not found',
+      pipeline_tfjs_over_pytorch: runs.pytorch ? round(runs.pipeline_tfjs.rows_per_second / runs.pytorch.rows_per_second) : 'pytorch not found',
       pipeline_val_loss_vs_dense_run: round(runs.pipeline.final_val_loss / dense!.final_val_loss - 1, 6),
-      profile: await profileStep(shape),
+      onnxruntime_step: await onnxStep(shape),
+      tfjs_profile: await profileStep(shape),
     };
   }
   if (!python) results.pytorch_note = 'no python3 with torch found (Debian: apt-get install python3-torch libopenblas0-pthread); only the pipeline was measured';
@@ -78,7 +85,7 @@ runMain(async () => {
       .filter(([, v]) => typeof v === 'object' && v && 'rows_per_second' in v)
       .map(([k, v]) => `${k} ${Math.round((v as Figures).rows_per_second)} rows/s`)
       .join(', ');
-    info(`bench-train: ${shape.name}: ${line}; pipeline/pytorch ${r.pipeline_over_pytorch}`);
+    info(`bench-train: ${shape.name}: ${line}; pipeline/pytorch ${r.pipeline_over_pytorch} (TF.js alone: ${r.pipeline_tfjs_over_pytorch})`);
   }
 });
 
@@ -122,10 +129,10 @@ function densified(data: TrainingData): TrainingData {
   return { ...data, train: { x: dense(data.train.x, data.train.y.length), y: data.train.y }, validation: data.validation && { x: dense(data.validation.x, data.validation.y.length), y: data.validation.y } };
 }
 
-/** The pipeline's own loop (train.ts), epochs after the first timed. */
-async function pipelineRun(data: TrainingData, train: TrainParams): Promise<Figures> {
+/** The pipeline's own loop (train.ts) on `engine`, epochs after the first timed. */
+async function pipelineRun(data: TrainingData, train: TrainParams, engine: Engine): Promise<Figures> {
   seedMathRandom(7);
-  const { history, model } = await fitClassifier(data, train, 7);
+  const { history, model } = await fitClassifier(data, train, 7, engine);
   model.dispose();
   const timed = history.slice(1);
   const seconds = timed.reduce((a, h) => a + h.seconds, 0) / timed.length;
@@ -182,6 +189,39 @@ print(json.dumps({'seconds': seconds, 'val_loss': val}))
   const timed = seconds.slice(1);
   const perEpoch = timed.reduce((a, b) => a + b, 0) / timed.length;
   return { rows_per_second: round(data.train.y.length / perEpoch), seconds_per_epoch: round(perEpoch), final_val_loss: round(val_loss, 6) };
+}
+
+/**
+ * ONNX Runtime's training graph alone (forward, loss, backward; no optimizer) on one batch of the
+ * shape's dense net, as the dense trainer runs it: milliseconds a run and GFLOP/s of its matmuls
+ * (2 x batch x weights for the forward pass, twice that backward).
+ */
+async function onnxStep(shape: Shape): Promise<{ ms: number; gflops_per_second: number }> {
+  const { data, train } = shape;
+  const batch = train.batch_size;
+  const spec: NetSpec = { inputWidth: data.dim, labels: data.labels.length, layers: train.layers, firstOutside: false };
+  const session = await openNetSession(trainingGraph(spec));
+  const widths = [data.dim, ...train.layers.map((l) => l.units), data.labels.length];
+  const rng = new Rng(3, 'bench-onnx-step');
+  const random = (n: number, scale: number) => Float32Array.from({ length: n }, () => (rng.next() - 0.5) * scale);
+  const feeds: Record<string, ort.Tensor> = {
+    x: new ort.Tensor('float32', denseSlice(data.train.x, data.dim, 0, batch).slice(), [batch, data.dim]),
+    target: new ort.Tensor('float32', new Float32Array(batch * data.labels.length).fill(1 / data.labels.length / batch), [batch, data.labels.length]),
+  };
+  let weights = 0;
+  for (let i = 0; i + 1 < widths.length; i++) {
+    feeds[weightName(i, 'kernel')] = new ort.Tensor('float32', random(widths[i]! * widths[i + 1]!, 0.1), [widths[i]!, widths[i + 1]!]);
+    feeds[weightName(i, 'bias')] = new ort.Tensor('float32', new Float32Array(widths[i + 1]!), [widths[i + 1]!]);
+    if (train.layers[i] && train.layers[i]!.dropout > 0) feeds[maskName(i)] = new ort.Tensor('float32', new Float32Array(batch * widths[i + 1]!).fill(1), [batch, widths[i + 1]!]);
+    weights += widths[i]! * widths[i + 1]!;
+  }
+  for (let i = 0; i < 10; i++) await session.run(feeds);
+  const runs = 100;
+  const started = performance.now();
+  for (let i = 0; i < runs; i++) await session.run(feeds);
+  const ms = (performance.now() - started) / runs;
+  await session.release();
+  return { ms: round(ms), gflops_per_second: round((3 * 2 * batch * weights) / (ms / 1000) / 1e9) };
 }
 
 /** TF.js kernels of one dense training step of the net (time per kernel, GFLOP/s of the matmuls). */
