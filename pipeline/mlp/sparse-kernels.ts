@@ -52,14 +52,18 @@ const SQRT_BETA2_POWERS = Float64Array.from({ length: CATCH_UP_STEPS + 1 }, (_, 
 
 /** Outputs of batch rows `start` to `end`: the bias plus each non-zero's value times its kernel row. */
 export function gatherOutputs(layer: LayerArrays, batch: BatchArrays, start: number, end: number): void {
+  sparseTimesKernel(layer, batch.batchPtr, batch.batchCols, batch.batchValues, start, end, batch.out);
+}
+
+/** Rows `start` to `end` of compressed rows times the kernel, plus the bias, into `out` from its row `start - outStart`. */
+export function sparseTimesKernel(layer: Pick<LayerArrays, 'units' | 'kernel' | 'bias'>, indptr: Int32Array, cols: Int32Array, values: Float32Array, start: number, end: number, out: Float32Array, outStart = 0): void {
   const { units, kernel, bias } = layer;
-  const { batchPtr, batchCols, batchValues, out } = batch;
-  for (let b = start; b < end; b++) {
-    const o = b * units;
+  for (let r = start; r < end; r++) {
+    const o = (r - outStart) * units;
     out.set(bias, o);
-    for (let k = batchPtr[b]!; k < batchPtr[b + 1]!; k++) {
-      const value = batchValues[k]!;
-      const w = batchCols[k]! * units;
+    for (let k = indptr[r]!; k < indptr[r + 1]!; k++) {
+      const value = values[k]!;
+      const w = cols[k]! * units;
       for (let u = 0; u < units; u++) out[o + u]! += value * kernel[w + u]!;
     }
   }

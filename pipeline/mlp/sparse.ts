@@ -1,7 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import type { SparseRows } from './rows.js';
 import { applyUpdate, StepRules, type OptimizerSettings } from './optimizer.js';
-import { runJob, type BatchArrays, type Job, type LayerArrays, type StepHistory } from './sparse-kernels.js';
+import { runJob, sparseTimesKernel, type BatchArrays, type Job, type LayerArrays, type StepHistory } from './sparse-kernels.js';
 
 /**
  * The MLP's first dense layer on sparse rows, computing only their non-zeros: a row's output is
@@ -81,6 +81,8 @@ export class SparseDenseLayer {
   /** Per kernel row: 1 + its index in the batch's row list, 0 when the batch does not read it. */
   private readonly slotOf: Int32Array;
   private steps = 0;
+  /** How many kernel rows the current batch reads. */
+  private readCount = 0;
 
   constructor(
     kernel: Float32Array,
@@ -178,17 +180,8 @@ export class SparseDenseLayer {
 
   /** Outputs of rows `start` to `end` for scoring (no step under way: after `flush`). */
   outputs(rows: SparseRows, start: number, end: number): Float32Array {
-    const { units, kernel, bias } = this;
-    const out = new Float32Array((end - start) * units);
-    for (let r = start; r < end; r++) {
-      const o = (r - start) * units;
-      out.set(bias, o);
-      for (let k = rows.indptr[r]!; k < rows.indptr[r + 1]!; k++) {
-        const value = rows.values[k]!;
-        const w = rows.indices[k]! * units;
-        for (let u = 0; u < units; u++) out[o + u]! += value * kernel[w + u]!;
-      }
-    }
+    const out = new Float32Array((end - start) * this.units);
+    sparseTimesKernel(this.arrays, rows.indptr, rows.indices, rows.values, start, end, out, start);
     return out;
   }
 
@@ -204,9 +197,6 @@ export class SparseDenseLayer {
     await Promise.all((this.pool ?? []).map((w) => w.close()));
     this.pool = undefined;
   }
-
-  /** How many kernel rows the current batch reads. */
-  private readCount = 0;
 
   /** The batch of rows `picks`: its non-zeros in batch order, and grouped by kernel row. */
   private setBatch(rows: SparseRows, picks: ArrayLike<number>): void {
