@@ -16,7 +16,7 @@ WORKDIR /app
 COPY package.json package-lock.json Makefile ./
 # The CPU binaries ship in onnxruntime-node's npm package: its install script downloads nothing.
 RUN ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund
-COPY tsconfig.json ./
+COPY tsconfig.json asconfig.json ./
 COPY types types
 COPY pipeline pipeline
 COPY stages stages
@@ -28,6 +28,7 @@ COPY models models
 # sources stay (make's rules name them, e.g. the demo data's generator); the stamps touched
 # last make make's install and build steps up to date, so `make all` in the container only runs stages.
 RUN npx tsc -p tsconfig.json \
+ && npx asc --config asconfig.json \
  && npm prune --omit=dev --no-audit --no-fund \
  && rm -rf test dist/test \
  && touch "node_modules/.installed-$(sha256sum package-lock.json | cut -c1-16)-skip" dist/.built

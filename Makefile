@@ -70,8 +70,9 @@ $(INSTALLED):
 	sh scripts/install.sh $(ORT_INSTALL) $@
 
 build: $(BUILT)
-$(BUILT): $(INSTALLED) $(SOURCES)
+$(BUILT): $(INSTALLED) $(SOURCES) asconfig.json
 	npx tsc -p tsconfig.json
+	npx asc --config asconfig.json
 	@touch $@
 
 demo-data: $(DEMO_DATA)

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { applyUpdate, BETA1, BETA2, EPSILON, type UpdateRule } from './optimizer.js';
 
 /**
@@ -9,6 +10,8 @@ import { applyUpdate, BETA1, BETA2, EPSILON, type UpdateRule } from './optimizer
 
 /** The layer's weights and optimizer state (row-major [width, units]). */
 export interface LayerArrays {
+  /** Holds every array of the layer and of its batches (the WebAssembly loops read only it). */
+  memory: WebAssembly.Memory;
   units: number;
   kernel: Float32Array;
   bias: Float32Array;
@@ -50,37 +53,88 @@ const CATCH_UP_STEPS = 400;
 const RATIO_POWERS = Float64Array.from({ length: CATCH_UP_STEPS + 1 }, (_, k) => (BETA1 / Math.sqrt(BETA2)) ** k);
 const SQRT_BETA2_POWERS = Float64Array.from({ length: CATCH_UP_STEPS + 1 }, (_, k) => BETA2 ** (k / 2));
 
-/** Outputs of batch rows `start` to `end`: the bias plus each non-zero's value times its kernel row. */
-export function gatherOutputs(layer: LayerArrays, batch: BatchArrays, start: number, end: number): void {
-  sparseTimesKernel(layer, batch.batchPtr, batch.batchCols, batch.batchValues, start, end, batch.out);
+/** The WebAssembly loops (assembly/sparse-kernels.ts), instantiated on a thread over the layer's memory. */
+export interface SimdLoops {
+  sparseTimesKernel(units: number, kernel: number, bias: number, indptr: number, cols: number, values: number, start: number, end: number, out: number, outStart: number): void;
+  accumulateGrads(units: number, kernelGrad: number, rows: number, rowPtr: number, entryBatch: number, entryValues: number, dOut: number, start: number, end: number): void;
+  catchUpRow(
+    units: number, kernel: number, kernelGrad: number, slot1: number, slot2: number, first: number,
+    pending: number, step: number, unbias: number,
+    center: number, a: number, b: number, c: number, d: number, spread: number, terms: number, decay1: number, decay2: number,
+    stepAt: number, unbiasAt: number, from: number,
+  ): void;
 }
 
-/** Rows `start` to `end` of compressed rows times the kernel, plus the bias, into `out` from its row `start - outStart`. */
-export function sparseTimesKernel(layer: Pick<LayerArrays, 'units' | 'kernel' | 'bias'>, indptr: Int32Array, cols: Int32Array, values: Float32Array, start: number, end: number, out: Float32Array, outStart = 0): void {
-  const { units, kernel, bias } = layer;
-  for (let r = start; r < end; r++) {
-    const o = (r - outStart) * units;
-    out.set(bias, o);
-    for (let k = indptr[r]!; k < indptr[r + 1]!; k++) {
-      const value = values[k]!;
-      const w = cols[k]! * units;
-      for (let u = 0; u < units; u++) out[o + u]! += value * kernel[w + u]!;
-    }
+let compiledLoops: WebAssembly.Module | undefined;
+
+/** The loops on this thread, over `memory` (every array they are given must lie in it). */
+export function instantiateLoops(memory: WebAssembly.Memory): SimdLoops {
+  // `make build` compiles the AssemblyScript next to this file's JavaScript.
+  compiledLoops ??= new WebAssembly.Module(readFileSync(new URL('./assembly/sparse-kernels.wasm', import.meta.url)));
+  return new WebAssembly.Instance(compiledLoops, { env: { memory } }).exports as unknown as SimdLoops;
+}
+
+/**
+ * Typed arrays carved out of one shared WebAssembly memory, which grows as they are asked for
+ * (growing keeps every array already given out where it is). Nothing is freed: the layer's
+ * arrays live as long as it does, and the batch's are reallocated only when a batch outgrows them.
+ */
+export class SharedArena {
+  readonly memory: WebAssembly.Memory;
+  /** The first page is left to the module (it has no data now, but a static segment would go there). */
+  private next = PAGE;
+
+  constructor(bytes: number) {
+    const initial = Math.ceil((PAGE + bytes) / PAGE) + 1;
+    if (initial > MAX_PAGES) throw new Error(`sparse layer: its weights and optimizer state need ${(bytes / 2 ** 30).toFixed(1)} GiB, more than WebAssembly's 4 GiB; lower embed.max_features or the first layer's units`);
+    this.memory = new WebAssembly.Memory({ initial, maximum: MAX_PAGES, shared: true });
   }
+
+  floats(n: number): Float32Array {
+    return new Float32Array(this.memory.buffer, this.take(n * 4), n);
+  }
+
+  ints(n: number): Int32Array {
+    return new Int32Array(this.memory.buffer, this.take(n * 4), n);
+  }
+
+  doubles(n: number): Float64Array {
+    return new Float64Array(this.memory.buffer, this.take(n * 8), n);
+  }
+
+  bytes(n: number): Uint8Array {
+    return new Uint8Array(this.memory.buffer, this.take(n), n);
+  }
+
+  private take(bytes: number): number {
+    const at = this.next;
+    this.next = at + Math.ceil(bytes / 16) * 16;
+    const have = this.memory.buffer.byteLength;
+    if (this.next > have) {
+      const pages = Math.max(Math.ceil((this.next - have) / PAGE), Math.ceil(have / PAGE / 4));
+      if (have / PAGE + pages > MAX_PAGES) throw new Error(`sparse layer: the batch needs more than WebAssembly's 4 GiB of memory; lower train.batch_size`);
+      this.memory.grow(pages);
+    }
+    return at;
+  }
+}
+const PAGE = 65536;
+const MAX_PAGES = 65536;
+
+/** Outputs of batch rows `start` to `end`: the bias plus each non-zero's value times its kernel row. */
+export function gatherOutputs(loops: SimdLoops, layer: LayerArrays, batch: BatchArrays, start: number, end: number): void {
+  sparseTimesKernel(loops, layer, batch.batchPtr, batch.batchCols, batch.batchValues, start, end, batch.out);
+}
+
+/** Rows `start` to `end` of compressed rows times the kernel, plus the bias, into `out` from its row `start - outStart` (every array in the layer's memory). */
+export function sparseTimesKernel(loops: SimdLoops, layer: Pick<LayerArrays, 'units' | 'kernel' | 'bias'>, indptr: Int32Array, cols: Int32Array, values: Float32Array, start: number, end: number, out: Float32Array, outStart = 0): void {
+  loops.sparseTimesKernel(layer.units, layer.kernel.byteOffset, layer.bias.byteOffset, indptr.byteOffset, cols.byteOffset, values.byteOffset, start, end, out.byteOffset, outStart);
 }
 
 /** Adds each read kernel row's gradient (value times its batch row's output gradient) for rows `rows[start]` to `rows[end - 1]`. */
-export function accumulateGrads(layer: LayerArrays, batch: BatchArrays, start: number, end: number): void {
-  const { units, kernelGrad } = layer;
+export function accumulateGrads(loops: SimdLoops, layer: LayerArrays, batch: BatchArrays, start: number, end: number): void {
   const { rows, rowPtr, entryBatch, entryValues, dOut } = batch;
-  for (let j = start; j < end; j++) {
-    const w = rows[j]! * units;
-    for (let e = rowPtr[j]!; e < rowPtr[j + 1]!; e++) {
-      const value = entryValues[e]!;
-      const o = entryBatch[e]! * units;
-      for (let u = 0; u < units; u++) kernelGrad[w + u]! += value * dOut[o + u]!;
-    }
-  }
+  loops.accumulateGrads(layer.units, layer.kernelGrad.byteOffset, rows.byteOffset, rowPtr.byteOffset, entryBatch.byteOffset, entryValues.byteOffset, dOut.byteOffset, start, end);
 }
 
 /** An eager optimizer's step over kernel weights `start` to `end` (every weight moves, sparse.ts). */
@@ -142,10 +196,10 @@ function satOut(history: StepHistory, from: number, to: number): SatOut {
  * C t^3 - D t^4) with per-row scalars A to D: a few multiplications a weight whatever the gap,
  * epsilon included. And t is what the waiting update divides by anyway (1 / (s + epsilon /
  * unbias) = unbias / (s unbias + epsilon)): one square root and one division a weight in all.
- * The divider is what a weight costs here (3.6 ns for Adam's one square root and one division,
- * 6 ns with a second division), so that counts.
+ * The divider is what a weight costs (four lanes at a time in the WebAssembly loop), so that counts.
+ * This function finds the row's scalars; assembly/sparse-kernels.ts's catchUpRow moves its weights.
  */
-export function catchUpRow(layer: LayerArrays, history: StepHistory, row: number, to: number): void {
+export function catchUpRow(loops: SimdLoops, layer: LayerArrays, history: StepHistory, row: number, to: number): void {
   const pending = layer.pending[row] === 1;
   // The step the row's weights will be at once the waiting gradient is applied.
   const from = layer.rowStep[row]! + (pending ? 1 : 0);
@@ -155,52 +209,17 @@ export function catchUpRow(layer: LayerArrays, history: StepHistory, row: number
   const { stepAt, unbiasAt } = history;
   const gap = Math.max(0, to - from);
   const { terms, center, a, b, c, d, spread } = satOut(history, from, to);
-  const decay1 = BETA1 ** gap;
-  const decay2 = BETA2 ** gap;
-  const [b1, c1, b2, c2, eps] = [BETA1, 1 - BETA1, BETA2, 1 - BETA2, EPSILON];
   const unbias = unbiasAt[from]!;
   const step = pending ? stepAt[from]! : 0;
   const { kernel, kernelGrad, slot1, slot2, units } = layer;
-  for (let i = row * units; i < (row + 1) * units; i++) {
-    let m = slot1[i]!;
-    let v = slot2[i]!;
-    let w = kernel[i]!;
-    let t: number;
-    if (pending) {
-      const g = kernelGrad[i]!;
-      kernelGrad[i] = 0;
-      m = b1 * m + c1 * g;
-      v = b2 * v + c2 * g * g;
-      const inverse = 1 / (Math.sqrt(v) * unbias + eps);
-      w -= step * m * inverse;
-      t = unbias * inverse;
-    } else t = 1 / (Math.sqrt(v) + center);
-    // The first term the series leaves out is at most (spread t)^4 of the move: where that is
-    // not small (s near 0 while unbias still changes fast, in the first hundred steps or so) the
-    // steps are taken one by one instead.
-    if (m !== 0 && terms && spread * t < 0.1) {
-      const t2 = t * t;
-      w -= m * t * (a - b * t + c * t2 - d * t2 * t);
-    } else if (m !== 0 && terms) {
-      let [mk, vk, move] = [m, v, 0];
-      for (let k = 1; k <= terms; k++) {
-        mk *= BETA1;
-        vk *= BETA2;
-        move += (stepAt[from + k]! * mk) / (Math.sqrt(vk) * unbiasAt[from + k]! + EPSILON);
-      }
-      w -= move;
-    }
-    kernel[i] = w;
-    slot1[i] = m * decay1;
-    slot2[i] = v * decay2;
-  }
+  loops.catchUpRow(units, kernel.byteOffset, kernelGrad.byteOffset, slot1.byteOffset, slot2.byteOffset, row * units, pending ? 1 : 0, step, unbias, center, a, b, c, d, spread, terms, BETA1 ** gap, BETA2 ** gap, stepAt.byteOffset, unbiasAt.byteOffset, from);
   layer.rowStep[row] = to;
   layer.pending[row] = 0;
 }
 
 /** Catches up kernel rows `list[start]` to `list[end - 1]` (or, without a list, rows `start` to `end`). */
-export function catchUpRows(layer: LayerArrays, history: StepHistory, list: Int32Array | undefined, start: number, end: number, to: number): void {
-  for (let j = start; j < end; j++) catchUpRow(layer, history, list ? list[j]! : j, to);
+export function catchUpRows(loops: SimdLoops, layer: LayerArrays, history: StepHistory, list: Int32Array | undefined, start: number, end: number, to: number): void {
+  for (let j = start; j < end; j++) catchUpRow(loops, layer, history, list ? list[j]! : j, to);
 }
 
 /** The work a worker thread is given: one of the loops above on a range. */
@@ -210,9 +229,9 @@ export type Job =
   | { kind: 'accumulate'; start: number; end: number }
   | { kind: 'update'; start: number; end: number; rule: UpdateRule };
 
-export function runJob(layer: LayerArrays, batch: BatchArrays, history: StepHistory, job: Job): void {
-  if (job.kind === 'catch-up') catchUpRows(layer, history, job.all ? undefined : batch.rows, job.start, job.end, job.to);
-  else if (job.kind === 'gather') gatherOutputs(layer, batch, job.start, job.end);
-  else if (job.kind === 'accumulate') accumulateGrads(layer, batch, job.start, job.end);
+export function runJob(loops: SimdLoops, layer: LayerArrays, batch: BatchArrays, history: StepHistory, job: Job): void {
+  if (job.kind === 'catch-up') catchUpRows(loops, layer, history, job.all ? undefined : batch.rows, job.start, job.end, job.to);
+  else if (job.kind === 'gather') gatherOutputs(loops, layer, batch, job.start, job.end);
+  else if (job.kind === 'accumulate') accumulateGrads(loops, layer, batch, job.start, job.end);
   else updateRange(layer, job.rule, job.start, job.end);
 }

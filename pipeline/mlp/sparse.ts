@@ -1,7 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import type { SparseRows } from './rows.js';
 import { applyUpdate, StepRules, type OptimizerSettings } from './optimizer.js';
-import { runJob, sparseTimesKernel, type BatchArrays, type Job, type LayerArrays, type StepHistory } from './sparse-kernels.js';
+import { instantiateLoops, runJob, SharedArena, sparseTimesKernel, type BatchArrays, type Job, type LayerArrays, type SimdLoops, type StepHistory } from './sparse-kernels.js';
 
 /**
  * The MLP's first dense layer on sparse rows, computing only their non-zeros: a row's output is
@@ -10,8 +10,9 @@ import { runJob, sparseTimesKernel, type BatchArrays, type Job, type LayerArrays
  *
  * Why not TF.js: it has no sparse tensors; tf.gather's gradient needs UnsortedSegmentSum, which
  * its wasm backend lacks; and its wasm GatherV2 copies a batch's 2,700 kernel rows of 512 in about
- * 60 ms, longer than the dense matmul it would replace. Written against typed arrays, the gather
- * takes about 4 ms. The rest of the network runs in ONNX Runtime or TF.js (train/trainers.ts).
+ * 60 ms, longer than the dense matmul it would replace. The loops are WebAssembly with SIMD
+ * (assembly/sparse-kernels.ts, AssemblyScript) over one shared memory that holds the layer's
+ * arrays. The rest of the network runs in ONNX Runtime or TF.js (train/trainers.ts).
  *
  * The optimizer is the one configured, with TF.js's own update rules and constants. A dense
  * layer's optimizer moves every weight at every step (a weight whose gradient is 0 still moves by
@@ -27,10 +28,6 @@ import { runJob, sparseTimesKernel, type BatchArrays, type Job, type LayerArrays
  * ranges that no two threads write: kernel rows for the catch-up and the gradients, batch rows
  * for the outputs. Each value is computed as one thread would compute it, in the same order.
  */
-/** A typed array over shared memory, so worker threads update it in place. */
-const sharedFloats = (n: number) => new Float32Array(new SharedArrayBuffer(n * 4));
-const sharedInts = (n: number) => new Int32Array(new SharedArrayBuffer(n * 4));
-
 /** A worker thread running the layer's loops on ranges it is given (sparse-worker.ts). */
 class LayerWorker {
   private readonly worker: Worker;
@@ -67,6 +64,8 @@ class LayerWorker {
 
 export class SparseDenseLayer {
   private readonly arrays: LayerArrays;
+  private readonly arena: SharedArena;
+  private readonly loops: SimdLoops;
   private readonly biasGrad: Float32Array;
   private readonly biasSlot1: Float32Array;
   private readonly biasSlot2: Float32Array;
@@ -76,7 +75,7 @@ export class SparseDenseLayer {
   private readonly parallelFrom: number;
   /** Lazy Adam (no L2): each row's gradient waits until the row is next read. */
   private readonly lazy: boolean;
-  private history: StepHistory = { stepAt: new Float64Array(new SharedArrayBuffer(8 * 1024)), unbiasAt: new Float64Array(new SharedArrayBuffer(8 * 1024)) };
+  private history: StepHistory;
   private batch: BatchArrays;
   /** Per kernel row: 1 + its index in the batch's row list, 0 when the batch does not read it. */
   private readonly slotOf: Int32Array;
@@ -93,16 +92,20 @@ export class SparseDenseLayer {
   ) {
     const units = bias.length;
     const width = kernel.length / units;
+    const arena = (this.arena = new SharedArena(16 * kernel.length + 5 * width + (1 << 20)));
     this.arrays = {
+      memory: arena.memory,
       units,
-      kernel: sharedFloats(kernel.length),
-      bias: sharedFloats(units),
-      kernelGrad: sharedFloats(kernel.length),
-      slot1: sharedFloats(kernel.length),
-      slot2: sharedFloats(kernel.length),
-      rowStep: sharedInts(width),
-      pending: new Uint8Array(new SharedArrayBuffer(width)),
+      kernel: arena.floats(kernel.length),
+      bias: arena.floats(units),
+      kernelGrad: arena.floats(kernel.length),
+      slot1: arena.floats(kernel.length),
+      slot2: arena.floats(kernel.length),
+      rowStep: arena.ints(width),
+      pending: arena.bytes(width),
     };
+    this.loops = instantiateLoops(arena.memory);
+    this.history = { stepAt: arena.doubles(1024), unbiasAt: arena.doubles(1024) };
     this.arrays.kernel.set(kernel);
     this.arrays.bias.set(bias);
     this.biasGrad = new Float32Array(units);
@@ -180,9 +183,14 @@ export class SparseDenseLayer {
 
   /** Outputs of rows `start` to `end` for scoring (no step under way: after `flush`). */
   outputs(rows: SparseRows, start: number, end: number): Float32Array {
-    const out = new Float32Array((end - start) * this.units);
-    sparseTimesKernel(this.arrays, rows.indptr, rows.indices, rows.values, start, end, out, start);
-    return out;
+    // The rows go into the layer's memory first (the loop reads nothing else).
+    const [first, last] = [rows.indptr[start]!, rows.indptr[end]!];
+    const scratch = this.scratchFor(end - start, last - first);
+    for (let r = start; r <= end; r++) scratch.indptr[r - start] = rows.indptr[r]! - first;
+    scratch.cols.set(rows.indices.subarray(first, last));
+    scratch.values.set(rows.values.subarray(first, last));
+    sparseTimesKernel(this.loops, this.arrays, scratch.indptr, scratch.cols, scratch.values, 0, end - start, scratch.out);
+    return scratch.out.slice(0, (end - start) * this.units);
   }
 
   /** Every kernel row up to date with the last step (before the weights are read: a validation pass, saving). */
@@ -234,18 +242,29 @@ export class SparseDenseLayer {
     this.readCount = count;
   }
 
+  /** Room in the layer's memory for scoring `rows` rows with `entries` non-zeros (kept for the next call). */
+  private scratchFor(rows: number, entries: number) {
+    const have = this.scratch;
+    if (have && have.indptr.length > rows && have.cols.length >= entries) return have;
+    const arena = this.arena;
+    const [r, e] = [Math.max(rows + 1, have?.indptr.length ?? 0), Math.max(entries, 2 * (have?.cols.length ?? 0))];
+    return (this.scratch = { indptr: arena.ints(r), cols: arena.ints(e), values: arena.floats(e), out: arena.floats(r * this.units) });
+  }
+  private scratch: { indptr: Int32Array; cols: Int32Array; values: Float32Array; out: Float32Array } | undefined;
+
   private batchArrays(rows: number, entries: number): BatchArrays {
-    const units = this.arrays.units;
+    const { units } = this.arrays;
+    const arena = this.arena;
     const batch = {
-      batchPtr: sharedInts(rows + 1),
-      batchCols: sharedInts(entries),
-      batchValues: sharedFloats(entries),
-      rows: sharedInts(entries),
-      rowPtr: sharedInts(entries + 1),
-      entryBatch: sharedInts(entries),
-      entryValues: sharedFloats(entries),
-      out: sharedFloats(rows * units),
-      dOut: sharedFloats(rows * units),
+      batchPtr: arena.ints(rows + 1),
+      batchCols: arena.ints(entries),
+      batchValues: arena.floats(entries),
+      rows: arena.ints(entries),
+      rowPtr: arena.ints(entries + 1),
+      entryBatch: arena.ints(entries),
+      entryValues: arena.floats(entries),
+      out: arena.floats(rows * units),
+      dOut: arena.floats(rows * units),
     };
     for (const worker of this.pool ?? []) worker.share({ batch, history: this.history });
     return batch;
@@ -255,7 +274,7 @@ export class SparseDenseLayer {
   private record(step: number, unbias: number): void {
     if (this.steps >= this.history.stepAt.length) {
       const grow = (old: Float64Array) => {
-        const next = new Float64Array(new SharedArrayBuffer(old.length * 16));
+        const next = this.arena.doubles(old.length * 2);
         next.set(old);
         return next;
       };
@@ -274,7 +293,7 @@ export class SparseDenseLayer {
     const threads = this.pool && weights >= this.parallelFrom ? this.pool.length + 1 : 1;
     const bounds = this.bounds(kind, count, threads);
     const others = this.pool && threads > 1 ? this.pool.map((worker, i) => worker.run(job(bounds[i + 1]!, bounds[i + 2]!))) : [];
-    runJob(this.arrays, this.batch, this.history, job(bounds[0]!, bounds[1]!));
+    runJob(this.loops, this.arrays, this.batch, this.history, job(bounds[0]!, bounds[1]!));
     await Promise.all(others);
   }
 
