@@ -83,6 +83,29 @@ test('the sparse first layer equals a TF.js dense layer: outputs, gradients and 
   tf.dispose([x, r]);
 });
 
+test('scoring more rows than the layer\'s memory holds grows it, and the outputs stay the dense product', () => {
+  const width = 40;
+  const units = 7;
+  // 60,000 rows of outputs are 1.7 MB, more than the memory the layer starts with beyond its weights.
+  const rows = randomRows(60_000, width, 4);
+  const rng = new Rng(2, 'grow');
+  const kernel = Float32Array.from({ length: width * units }, () => rng.next() - 0.5);
+  const bias = Float32Array.from({ length: units }, () => rng.next() - 0.5);
+  const layer = new SparseDenseLayer(kernel, bias, { name: 'adam', momentum: 0 }, 0);
+  const few = layer.outputs(rows, 100, 120);
+  const all = layer.outputs(rows, 0, 60_000);
+  assert.deepEqual(all.subarray(100 * units, 120 * units), few, 'rows 100-120 alike either way');
+  const expected = new Float32Array(all.length);
+  for (let r = 0; r < 60_000; r++) {
+    for (let u = 0; u < units; u++) {
+      let sum = bias[u]!;
+      for (let k = rows.indptr[r]!; k < rows.indptr[r + 1]!; k++) sum += rows.values[k]! * kernel[rows.indices[k]! * units + u]!;
+      expected[r * units + u] = sum;
+    }
+  }
+  close(all, expected, 1e-5, 'outputs of 60,000 rows');
+});
+
 test('lazy Adam (only the rows a batch reads, the steps they sat out caught up) equals Adam over every weight at every step', async () => {
   const width = 300;
   const units = 18; // four lanes at a time and a scalar tail of two (assembly/sparse-kernels.ts)

@@ -91,21 +91,26 @@ export class SharedArena {
   }
 
   floats(n: number): Float32Array {
-    return new Float32Array(this.memory.buffer, this.take(n * 4), n);
+    const at = this.take(n * 4);
+    return new Float32Array(this.memory.buffer, at, n);
   }
 
   ints(n: number): Int32Array {
-    return new Int32Array(this.memory.buffer, this.take(n * 4), n);
+    const at = this.take(n * 4);
+    return new Int32Array(this.memory.buffer, at, n);
   }
 
   doubles(n: number): Float64Array {
-    return new Float64Array(this.memory.buffer, this.take(n * 8), n);
+    const at = this.take(n * 8);
+    return new Float64Array(this.memory.buffer, at, n);
   }
 
   bytes(n: number): Uint8Array {
-    return new Uint8Array(this.memory.buffer, this.take(n), n);
+    const at = this.take(n);
+    return new Uint8Array(this.memory.buffer, at, n);
   }
 
+  /** Where the next `bytes` go, the memory grown first if they do not fit (read `memory.buffer` after: growing replaces it). */
   private take(bytes: number): number {
     const at = this.next;
     this.next = at + Math.ceil(bytes / 16) * 16;
