@@ -28,7 +28,7 @@ COPY models models
 # sources stay (make's rules name them, e.g. the demo data's generator); the stamps touched
 # last make make's install and build steps up to date, so `make all` in the container only runs stages.
 RUN npx tsc -p tsconfig.json \
- && npx asc --config asconfig.json \
+ && npm run build:wasm \
  && npm prune --omit=dev --no-audit --no-fund \
  && rm -rf test dist/test \
  && touch "node_modules/.installed-$(sha256sum package-lock.json | cut -c1-16)-skip" dist/.built

@@ -69,10 +69,12 @@ install: $(INSTALLED)
 $(INSTALLED):
 	sh scripts/install.sh $(ORT_INSTALL) $@
 
+# tsc, then the WebAssembly loops (AssemblyScript in pipeline/mlp/assembly/, asconfig.json): the
+# sparse layer's, over shared memory, and the optimizer's, over its own.
 build: $(BUILT)
 $(BUILT): $(INSTALLED) $(SOURCES) asconfig.json
 	npx tsc -p tsconfig.json
-	npx asc --config asconfig.json
+	npm run --silent build:wasm
 	@touch $@
 
 demo-data: $(DEMO_DATA)

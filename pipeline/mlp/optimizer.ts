@@ -1,10 +1,12 @@
+import { readFileSync } from 'node:fs';
 import type { TrainConfig } from '../config/index.js';
 
 /**
  * The optimizers' update rules on plain typed arrays, as TF.js's optimizers of the same name
  * compute them (tfjs-core's adam, momentum and rmsprop optimizers, their constants included), for
  * the weights TF.js does not hold: the sparse first layer's (sparse.ts) and those of a net trained
- * through ONNX Runtime (onnx-net.ts).
+ * through ONNX Runtime (onnx-net.ts). The loops are WebAssembly with SIMD (assembly/update-rules.ts);
+ * this file has their constants and the arrays they run on.
  */
 export type OptimizerSettings = Pick<TrainConfig['optimizer'], 'name' | 'momentum'>;
 
@@ -12,7 +14,7 @@ export type OptimizerSettings = Pick<TrainConfig['optimizer'], 'name' | 'momentu
 export const EPSILON = 1e-7;
 export const BETA1 = 0.9;
 export const BETA2 = 0.999;
-const RMSPROP_DECAY = 0.9;
+// RMSprop's decay (0.9) is in assembly/update-rules.ts, the one place that uses it.
 /** One step's update, as plain data (a worker thread takes it in a message). */
 export interface UpdateRule {
   name: OptimizerSettings['name'];
@@ -25,69 +27,22 @@ export interface UpdateRule {
   unbias: number;
 }
 
+/** The update rules' loops (assembly/update-rules.ts), on an instance over the memory the arrays lie in. */
+export interface UpdateLoops {
+  update(rule: number, w: number, g: number, s1: number, s2: number, start: number, end: number, lr: number, momentum: number, l2: number, step: number, unbias: number): void;
+}
+
+/** assembly/update-rules.ts's numbers for the rules. */
+const RULE_CODE = { adam: 0, adamL2: 1, sgd: 2, rmsprop: 3 } as const;
+
 /**
  * The update of TF.js's optimizer of the same name (tfjs-core's adam, momentum and rmsprop
- * optimizers) on weights `start` to `end`. Each gradient is set back to 0 once used, except by
- * Adam without L2, whose caller clears the rows it wrote.
+ * optimizers) on weights `start` to `end`, computed by `loops` (every array in its memory). Each
+ * gradient is set back to 0 once used, except by Adam without L2, whose caller clears the rows it wrote.
  */
-export function applyUpdate(rule: UpdateRule, w: Float32Array, g: Float32Array, s1: Float32Array, s2: Float32Array, start: number, end: number): void {
-  const { lr, momentum, l2, step, unbias } = rule;
-  // One small function per rule: V8 compiles each hot loop on its own (in one function with all
-  // four the lean Adam loop ran 1.7x slower).
-  if (rule.name === 'sgd') momentumUpdate(w, g, s1, start, end, lr, momentum, l2);
-  else if (rule.name === 'rmsprop') rmspropUpdate(w, g, s1, s2, start, end, lr, momentum, l2);
-  else if (l2) adamL2Update(w, g, s1, s2, start, end, step, unbias, l2);
-  else adamUpdate(w, g, s1, s2, start, end, step, unbias);
-}
-
-function momentumUpdate(w: Float32Array, g: Float32Array, s1: Float32Array, start: number, end: number, lr: number, momentum: number, l2: number): void {
-  for (let i = start; i < end; i++) {
-    const a = momentum * s1[i]! + g[i]! + 2 * l2 * w[i]!;
-    s1[i] = a;
-    w[i] = w[i]! - lr * a;
-    g[i] = 0;
-  }
-}
-
-function rmspropUpdate(w: Float32Array, g: Float32Array, s1: Float32Array, s2: Float32Array, start: number, end: number, lr: number, momentum: number, l2: number): void {
-  const [decay, keep, eps] = [RMSPROP_DECAY, 1 - RMSPROP_DECAY, EPSILON];
-  for (let i = start; i < end; i++) {
-    const gi = g[i]! + 2 * l2 * w[i]!;
-    const ms = decay * s1[i]! + keep * gi * gi;
-    const mo = momentum * s2[i]! + (lr * gi) / Math.sqrt(ms + eps);
-    s1[i] = ms;
-    s2[i] = mo;
-    w[i] = w[i]! - mo;
-    g[i] = 0;
-  }
-}
-
-function adamL2Update(w: Float32Array, g: Float32Array, s1: Float32Array, s2: Float32Array, start: number, end: number, step: number, unbias: number, l2: number): void {
-  const [b1, c1, b2, c2, eps] = [BETA1, 1 - BETA1, BETA2, 1 - BETA2, EPSILON];
-  for (let i = start; i < end; i++) {
-    const wi = w[i]!;
-    const gi = g[i]! + 2 * l2 * wi;
-    const mi = b1 * s1[i]! + c1 * gi;
-    const vi = b2 * s2[i]! + c2 * gi * gi;
-    s1[i] = mi;
-    s2[i] = vi;
-    w[i] = wi - (step * mi) / (Math.sqrt(vi) * unbias + eps);
-    g[i] = 0;
-  }
-}
-
-/** The common case, kept lean (the loop is most of a sparse step): the gradient is cleared by the caller where it was written. */
-function adamUpdate(w: Float32Array, g: Float32Array, s1: Float32Array, s2: Float32Array, start: number, end: number, step: number, unbias: number): void {
-  // Constants as locals: module-level ones are loaded (and 1 - beta computed) at every iteration.
-  const [b1, c1, b2, c2, eps] = [BETA1, 1 - BETA1, BETA2, 1 - BETA2, EPSILON];
-  for (let i = start; i < end; i++) {
-    const gi = g[i]!;
-    const mi = b1 * s1[i]! + c1 * gi;
-    const vi = b2 * s2[i]! + c2 * gi * gi;
-    s1[i] = mi;
-    s2[i] = vi;
-    w[i] = w[i]! - (step * mi) / (Math.sqrt(vi) * unbias + eps);
-  }
+export function applyUpdate(loops: UpdateLoops, rule: UpdateRule, w: Float32Array, g: Float32Array, s1: Float32Array, s2: Float32Array, start: number, end: number): void {
+  const code = rule.name === 'adam' ? (rule.l2 ? RULE_CODE.adamL2 : RULE_CODE.adam) : RULE_CODE[rule.name];
+  loops.update(code, w.byteOffset, g.byteOffset, s1.byteOffset, s2.byteOffset, start, end, rule.lr, rule.momentum, rule.l2, rule.step, rule.unbias);
 }
 
 /**
@@ -116,29 +71,50 @@ export class StepRules {
   }
 }
 
-/** Weights, the gradient written for them each step, and their L2 factor. */
+/** A weight array of the net and its L2 factor. */
 export interface Parameter {
   weights: Float32Array;
-  grads: Float32Array;
   l2: number;
 }
 
-/** The configured optimizer over plain arrays: each parameter with its own slots, one step for all. */
+let compiledRules: WebAssembly.Module | undefined;
+
+/**
+ * The configured optimizer over plain arrays: each parameter's weights, its gradient and its two
+ * slots in one WebAssembly memory that the update rules run on. The memory is not shared (ONNX
+ * Runtime refuses tensors over a SharedArrayBuffer) and never grows (growing would detach the
+ * arrays ONNX Runtime reads and writes): its size is known from the start.
+ */
 export class ArrayOptimizer {
   private readonly rules: StepRules;
-  private readonly slots: [Float32Array, Float32Array][];
+  private readonly loops: UpdateLoops;
+  /** Per parameter: its weights (the initial ones copied in) and the gradient a step writes for them, in the optimizer's memory. */
+  readonly arrays: { weights: Float32Array; grads: Float32Array; slot1: Float32Array; slot2: Float32Array; l2: number }[];
 
-  constructor(
-    settings: OptimizerSettings,
-    private readonly params: Parameter[],
-  ) {
+  constructor(settings: OptimizerSettings, params: Parameter[]) {
     this.rules = new StepRules(settings);
-    this.slots = params.map((p) => [new Float32Array(p.weights.length), new Float32Array(p.weights.length)]);
+    // Each array 16-byte aligned, so that the loops' groups of four line up.
+    const sizes = params.map((p) => Math.ceil(p.weights.length / 4) * 16);
+    const bytes = 4 * sizes.reduce((sum, n) => sum + n, 0);
+    const memory = new WebAssembly.Memory({ initial: Math.ceil(bytes / 65536) + 1 });
+    compiledRules ??= new WebAssembly.Module(readFileSync(new URL('./assembly/update-rules.wasm', import.meta.url)));
+    this.loops = new WebAssembly.Instance(compiledRules, { env: { memory } }).exports as unknown as UpdateLoops;
+    let at = 0;
+    const take = (i: number) => {
+      const array = new Float32Array(memory.buffer, at, params[i]!.weights.length);
+      at += sizes[i]!;
+      return array;
+    };
+    this.arrays = params.map((p, i) => {
+      const weights = take(i);
+      weights.set(p.weights);
+      return { weights, grads: take(i), slot1: take(i), slot2: take(i), l2: p.l2 };
+    });
   }
 
   step(lr: number): void {
     const rule = this.rules.current(lr);
-    this.params.forEach((p, i) => applyUpdate({ ...rule, l2: p.l2 }, p.weights, p.grads, this.slots[i]![0], this.slots[i]![1], 0, p.weights.length));
+    for (const a of this.arrays) applyUpdate(this.loops, { ...rule, l2: a.l2 }, a.weights, a.grads, a.slot1, a.slot2, 0, a.weights.length);
     this.rules.advance();
   }
 }

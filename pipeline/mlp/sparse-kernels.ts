@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { applyUpdate, BETA1, BETA2, EPSILON, type UpdateRule } from './optimizer.js';
+import { applyUpdate, BETA1, BETA2, EPSILON, type UpdateLoops, type UpdateRule } from './optimizer.js';
 
 /**
  * The loops of the sparse first layer (sparse.ts), over memory the training thread shares with
@@ -53,8 +53,8 @@ const CATCH_UP_STEPS = 400;
 const RATIO_POWERS = Float64Array.from({ length: CATCH_UP_STEPS + 1 }, (_, k) => (BETA1 / Math.sqrt(BETA2)) ** k);
 const SQRT_BETA2_POWERS = Float64Array.from({ length: CATCH_UP_STEPS + 1 }, (_, k) => BETA2 ** (k / 2));
 
-/** The WebAssembly loops (assembly/sparse-kernels.ts), instantiated on a thread over the layer's memory. */
-export interface SimdLoops {
+/** The WebAssembly loops (assembly/sparse-kernels.ts, with the update rules), instantiated on a thread over the layer's memory. */
+export interface SimdLoops extends UpdateLoops {
   sparseTimesKernel(units: number, kernel: number, bias: number, indptr: number, cols: number, values: number, start: number, end: number, out: number, outStart: number): void;
   accumulateGrads(units: number, kernelGrad: number, rows: number, rowPtr: number, entryBatch: number, entryValues: number, dOut: number, start: number, end: number): void;
   catchUpRow(
@@ -143,8 +143,8 @@ export function accumulateGrads(loops: SimdLoops, layer: LayerArrays, batch: Bat
 }
 
 /** An eager optimizer's step over kernel weights `start` to `end` (every weight moves, sparse.ts). */
-export function updateRange(layer: LayerArrays, rule: UpdateRule, start: number, end: number): void {
-  applyUpdate(rule, layer.kernel, layer.kernelGrad, layer.slot1, layer.slot2, start, end);
+export function updateRange(loops: SimdLoops, layer: LayerArrays, rule: UpdateRule, start: number, end: number): void {
+  applyUpdate(loops, rule, layer.kernel, layer.kernelGrad, layer.slot1, layer.slot2, start, end);
 }
 
 /**
@@ -238,5 +238,5 @@ export function runJob(loops: SimdLoops, layer: LayerArrays, batch: BatchArrays,
   if (job.kind === 'catch-up') catchUpRows(loops, layer, history, job.all ? undefined : batch.rows, job.start, job.end, job.to);
   else if (job.kind === 'gather') gatherOutputs(loops, layer, batch, job.start, job.end);
   else if (job.kind === 'accumulate') accumulateGrads(loops, layer, batch, job.start, job.end);
-  else updateRange(layer, job.rule, job.start, job.end);
+  else updateRange(loops, layer, job.rule, job.start, job.end);
 }

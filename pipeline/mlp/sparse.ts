@@ -108,9 +108,9 @@ export class SparseDenseLayer {
     this.history = { stepAt: arena.doubles(1024), unbiasAt: arena.doubles(1024) };
     this.arrays.kernel.set(kernel);
     this.arrays.bias.set(bias);
-    this.biasGrad = new Float32Array(units);
-    this.biasSlot1 = new Float32Array(units);
-    this.biasSlot2 = new Float32Array(units);
+    this.biasGrad = arena.floats(units);
+    this.biasSlot1 = arena.floats(units);
+    this.biasSlot2 = arena.floats(units);
     this.parallelFrom = options.parallelFrom ?? 1 << 16;
     this.rules = new StepRules(optimizer);
     this.lazy = optimizer.name === 'adam' && !l2 && !options.dense;
@@ -176,7 +176,7 @@ export class SparseDenseLayer {
       await this.split('update', n / units, (start, end) => ({ kind: 'update', start: start * units, end: end * units, rule }), n);
       for (const row of read) kernelGrad.fill(0, row * units, (row + 1) * units);
     }
-    applyUpdate({ ...rule, l2: 0 }, this.bias, this.biasGrad, this.biasSlot1, this.biasSlot2, 0, units);
+    applyUpdate(this.loops, { ...rule, l2: 0 }, this.bias, this.biasGrad, this.biasSlot1, this.biasSlot2, 0, units);
     this.biasGrad.fill(0);
     this.rules.advance();
   }

@@ -203,27 +203,30 @@ export async function onnxTrainer(model: tf.LayersModel, data: TrainingData, tra
   const sparseLayer = sparse ? sparseFirstLayer(model, train) : undefined;
   const spec: NetSpec = { inputWidth: sparse ? (dense[0]!.getWeights()[1]!.shape[0] as number) : data.dim, labels: data.labels.length, layers: train.layers, firstOutside: sparse };
   const [session, scoring] = await Promise.all([openNetSession(trainingGraph(spec)), openNetSession(scoringGraph(spec))]);
-  // Weights and gradients of the layers the graph holds, as arrays ONNX Runtime reads and writes in place.
-  const layers = dense.slice(first).map((layer, j) => {
-    const i = j + first;
-    const [kernel, bias] = layer.getWeights().map((w) => Float32Array.from(w.dataSync() as Float32Array));
-    const dims = layer.getWeights().map((w) => w.shape as number[]);
-    const l2 = train.layers[i]?.l2 ?? 0;
-    const kernelGrad = new Float32Array(kernel!.length);
-    const biasGrad = new Float32Array(bias!.length);
+  // Weights and gradients of the layers the graph holds, in the optimizer's memory: ONNX Runtime
+  // reads the weights and writes the gradients in place, the optimizer's loops update them there.
+  const held = dense.slice(first).map((layer, j) => ({ layer, index: j + first, dims: layer.getWeights().map((w) => w.shape as number[]) }));
+  const optimizer = new ArrayOptimizer(
+    train.optimizer,
+    held.flatMap(({ layer, index }) => {
+      const [kernel, bias] = layer.getWeights().map((w) => w.dataSync() as Float32Array);
+      return [
+        { weights: kernel!, l2: train.layers[index]?.l2 ?? 0 },
+        { weights: bias!, l2: 0 },
+      ] as Parameter[];
+    }),
+  );
+  const layers = held.map(({ layer, index, dims }, j) => {
+    const [kernel, bias] = [optimizer.arrays[2 * j]!, optimizer.arrays[2 * j + 1]!];
     return {
       layer,
-      params: [
-        { weights: kernel!, grads: kernelGrad, l2 },
-        { weights: bias!, grads: biasGrad, l2: 0 },
-      ] as Parameter[],
-      feeds: { [weightName(i, 'kernel')]: new ort.Tensor('float32', kernel!, dims[0]), [weightName(i, 'bias')]: new ort.Tensor('float32', bias!, dims[1]) },
-      fetches: { [gradName(i, 'kernel')]: new ort.Tensor('float32', kernelGrad, dims[0]), [gradName(i, 'bias')]: new ort.Tensor('float32', biasGrad, dims[1]) },
+      params: [kernel, bias],
+      feeds: { [weightName(index, 'kernel')]: new ort.Tensor('float32', kernel.weights, dims[0]), [weightName(index, 'bias')]: new ort.Tensor('float32', bias.weights, dims[1]) },
+      fetches: { [gradName(index, 'kernel')]: new ort.Tensor('float32', kernel.grads, dims[0]), [gradName(index, 'bias')]: new ort.Tensor('float32', bias.grads, dims[1]) },
     };
   });
   const weightFeeds = Object.assign({}, ...layers.map((l) => l.feeds)) as Record<string, ort.Tensor>;
   const gradFetches = Object.assign({}, ...layers.map((l) => l.fetches)) as Record<string, ort.Tensor>;
-  const optimizer = new ArrayOptimizer(train.optimizer, layers.flatMap((l) => l.params));
   const labels = data.labels.length;
   const smoothing = train.label_smoothing;
   let [lossSum, correctSum] = [0, 0];

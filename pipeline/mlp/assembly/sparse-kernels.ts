@@ -10,6 +10,9 @@
 // IEEE float32 addition, multiplication, division and square root round the same in a lane and
 // in a scalar, so the scalar tails compute what a lane would.
 
+// The eager optimizers' step over the layer's kernel (sparse.ts's `update` job) runs on this memory too.
+export { update } from './update-rules';
+
 /** Rows `start` to `end` of compressed rows times the kernel, plus the bias, into `out` (row r at `(r - outStart) * units`). */
 export function sparseTimesKernel(units: i32, kernel: usize, bias: usize, indptr: usize, cols: usize, values: usize, start: i32, end: i32, out: usize, outStart: i32): void {
   const bytes = <usize>units << 2;
