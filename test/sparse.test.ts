@@ -7,6 +7,7 @@ import { MessageReader, MessageHeader, tableFromIPC as arrowJsRead } from 'apach
 import { tableFromIPC as flechetteRead } from '@uwdata/flechette';
 import { selectBackend, tf } from '../pipeline/mlp/backend.js';
 import { SparseDenseLayer } from '../pipeline/mlp/sparse.js';
+import { buildModel, predictProbabilities } from '../pipeline/mlp/model.js';
 import { denseSlice, pickRows, sparseFromDense, type SparseRows } from '../pipeline/mlp/rows.js';
 import { readTokens, readVectorFile, writeEmbeddings, writeSparseEmbeddings, writeTokens } from '../pipeline/arrow/index.js';
 import { Rng } from '../pipeline/random.js';
@@ -104,6 +105,30 @@ test('scoring more rows than the layer\'s memory holds grows it, and the outputs
     }
   }
   close(all, expected, 1e-5, 'outputs of 60,000 rows');
+});
+
+test('scoring sparse rows through the first layer\'s non-zeros gives the dense model\'s probabilities, for every kind of net', async () => {
+  await selectBackend('wasm');
+  const width = 50;
+  const rows = randomRows(300, width, 8);
+  const dense = denseSlice(rows, width, 0, 300);
+  const hidden = (activation: string, extra = {}) => ({ units: 9, activation, dropout: 0.2, batch_norm: false, l2: 0, ...extra });
+  const nets = {
+    'two hidden layers, relu then gelu': [hidden('relu'), hidden('gelu', { dropout: 0 })],
+    'batch norm after the first layer': [hidden('tanh', { batch_norm: true })],
+    'no hidden layer (the first layer is the softmax)': [],
+  };
+  for (const [what, layers] of Object.entries(nets)) {
+    const model = buildModel(width, 5, { layers: layers as never }, 3);
+    // Batch norm with moving statistics that are not the identity, so that it counts.
+    for (const layer of model.layers.filter((l) => l.getClassName() === 'BatchNormalization')) layer.setWeights(layer.getWeights().map((w, i) => tf.fill(w.shape, [1.5, 0.2, -0.3, 2][i]!)));
+    // Batches of 64 so that a batch boundary falls inside the rows.
+    const fromSparse = predictProbabilities(model, rows, width, null, 64);
+    const fromDense = predictProbabilities(model, dense, width, null, 64);
+    close(fromSparse, fromDense, 1e-6, what);
+    assert.ok(Math.max(...fromSparse) - Math.min(...fromSparse) > 0.05, `${what}: the probabilities vary`);
+    model.dispose();
+  }
 });
 
 test('lazy Adam (only the rows a batch reads, the steps they sat out caught up) equals Adam over every weight at every step', async () => {

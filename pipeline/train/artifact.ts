@@ -1,8 +1,9 @@
 import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readParquet, writeParquet } from '../parquet/index.js';
-import { loadModel, predictProbabilities, saveModel, type Standardization } from '../mlp/model.js';
-import type { FeatureRows } from '../mlp/rows.js';
+import { loadModel, predictProbabilities, saveModel, sparseProductOf, type Standardization } from '../mlp/model.js';
+import type { SparseProduct } from '../mlp/sparse.js';
+import { isSparse, type FeatureRows } from '../mlp/rows.js';
 import type { tf } from '../mlp/backend.js';
 import { contract, port, type View } from '../artifacts/contract.js';
 
@@ -77,11 +78,15 @@ export const CLASSIFIER = port<Classifier>('classifier');
 export function openClassifier(dir: string): Classifier {
   const stats = JSON.parse(readFileSync(standardizePath(dir), 'utf8')) as Standardization | null;
   let model: Promise<tf.LayersModel> | undefined;
+  // On sparse rows, the first layer's weights as a SparseProduct, made once (the model does not change).
+  let sparseFirst: SparseProduct | undefined;
   return {
     genres: (JSON.parse(readFileSync(genresPath(dir), 'utf8')) as { genres: string[] }).genres,
     async predict(vectors, dim) {
       model ??= loadModel(modelDir(dir));
-      return predictProbabilities(await model, vectors, dim, stats);
+      const loaded = await model;
+      if (isSparse(vectors) && !stats) sparseFirst ??= sparseProductOf(loaded);
+      return predictProbabilities(loaded, vectors, dim, stats, undefined, sparseFirst);
     },
     save(to) {
       cpSync(modelDir(dir), modelDir(to), { recursive: true });
