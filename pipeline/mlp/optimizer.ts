@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
 import type { TrainConfig } from '../config/index.js';
+import { assemblyModule } from './wasm.js';
 
 /**
  * The optimizers' update rules on plain typed arrays, as TF.js's optimizers of the same name
@@ -77,8 +77,6 @@ export interface Parameter {
   l2: number;
 }
 
-let compiledRules: WebAssembly.Module | undefined;
-
 /**
  * The configured optimizer over plain arrays: each parameter's weights, its gradient and its two
  * slots in one WebAssembly memory that the update rules run on. The memory is not shared (ONNX
@@ -97,8 +95,7 @@ export class ArrayOptimizer {
     const sizes = params.map((p) => Math.ceil(p.weights.length / 4) * 16);
     const bytes = 4 * sizes.reduce((sum, n) => sum + n, 0);
     const memory = new WebAssembly.Memory({ initial: Math.ceil(bytes / 65536) + 1 });
-    compiledRules ??= new WebAssembly.Module(readFileSync(new URL('./assembly/update-rules.wasm', import.meta.url)));
-    this.loops = new WebAssembly.Instance(compiledRules, { env: { memory } }).exports as unknown as UpdateLoops;
+    this.loops = new WebAssembly.Instance(assemblyModule('update-rules'), { env: { memory } }).exports as unknown as UpdateLoops;
     let at = 0;
     const take = (i: number) => {
       const array = new Float32Array(memory.buffer, at, params[i]!.weights.length);

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { assemblyModule } from './wasm.js';
 import { applyUpdate, BETA1, BETA2, EPSILON, type UpdateLoops, type UpdateRule } from './optimizer.js';
 
 /**
@@ -65,13 +65,9 @@ export interface SimdLoops extends UpdateLoops {
   ): void;
 }
 
-let compiledLoops: WebAssembly.Module | undefined;
-
 /** The loops on this thread, over `memory` (every array they are given must lie in it). */
 export function instantiateLoops(memory: WebAssembly.Memory): SimdLoops {
-  // `make build` compiles the AssemblyScript next to this file's JavaScript.
-  compiledLoops ??= new WebAssembly.Module(readFileSync(new URL('./assembly/sparse-kernels.wasm', import.meta.url)));
-  return new WebAssembly.Instance(compiledLoops, { env: { memory } }).exports as unknown as SimdLoops;
+  return new WebAssembly.Instance(assemblyModule('sparse-kernels'), { env: { memory } }).exports as unknown as SimdLoops;
 }
 
 /**
