@@ -12,6 +12,7 @@
 
 // The eager optimizers' step over the layer's kernel (sparse.ts's `update` job) runs on this memory too.
 export { update } from './update-rules';
+import { BETA1, BETA2, EPSILON } from './update-rules';
 
 /** Rows `start` to `end` of compressed rows times the kernel, plus the bias, into `out` (row r at `(r - outStart) * units`). */
 export function sparseTimesKernel(units: i32, kernel: usize, bias: usize, indptr: usize, cols: usize, values: usize, start: i32, end: i32, out: usize, outStart: i32): void {
@@ -55,11 +56,6 @@ function addScaled(to: usize, from: usize, scale: f32, bytes: usize): void {
   for (; i < whole; i += 16) v128.store(to + i, f32x4.add(v128.load(to + i), f32x4.mul(lanes, v128.load(from + i))));
   for (; i < bytes; i += 4) store<f32>(to + i, load<f32>(to + i) + scale * load<f32>(from + i));
 }
-
-// Adam's constants, as TF.js has them.
-const BETA1: f32 = 0.9;
-const BETA2: f32 = 0.999;
-const EPSILON: f32 = 1e-7;
 
 /**
  * Lazy Adam's catch-up of one kernel row (`units` weights from `first`, a weight index): the

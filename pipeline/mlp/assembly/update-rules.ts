@@ -4,9 +4,10 @@
 // (JavaScript's scalar float64 loop took 3.6 ns a weight for Adam; a net trained through ONNX
 // Runtime spent as long in it as in the graph's whole step).
 
-const BETA1: f32 = 0.9;
-const BETA2: f32 = 0.999;
-const EPSILON: f32 = 1e-7;
+// Adam's constants, as TF.js has them (sparse-kernels.ts's catch-up uses them too).
+export const BETA1: f32 = 0.9;
+export const BETA2: f32 = 0.999;
+export const EPSILON: f32 = 1e-7;
 const RMSPROP_DECAY: f32 = 0.9;
 
 /** Which rule `update` applies (optimizer.ts numbers them the same). */
@@ -23,8 +24,9 @@ const RMSPROP = 3;
 export function update(rule: i32, w: usize, g: usize, s1: usize, s2: usize, start: i32, end: i32, lr: f32, momentum: f32, l2: f32, step: f32, unbias: f32): void {
   const from = <usize>start << 2;
   const to = <usize>end << 2;
-  if (rule == ADAM) adam(w, g, s1, s2, from, to, step, unbias);
-  else if (rule == ADAM_L2) adamL2(w, g, s1, s2, from, to, step, unbias, l2);
+  // Adam without L2 leaves the gradients to its caller: the sparse layer clears the rows it read, ONNX Runtime writes every one each step.
+  if (rule == ADAM) adam(w, g, s1, s2, from, to, step, unbias, 0, false);
+  else if (rule == ADAM_L2) adam(w, g, s1, s2, from, to, step, unbias, l2, true);
   else if (rule == MOMENTUM) momentumRule(w, g, s1, from, to, lr, momentum, l2);
   else if (rule == RMSPROP) rmsprop(w, g, s1, s2, from, to, lr, momentum, l2);
   else unreachable();
@@ -32,34 +34,8 @@ export function update(rule: i32, w: usize, g: usize, s1: usize, s2: usize, star
 
 // Each loop: whole groups of four from `from` (a multiple of four weights is not required), then the rest one by one.
 
-function adam(w: usize, g: usize, s1: usize, s2: usize, from: usize, to: usize, step: f32, unbias: f32): void {
-  const b1 = f32x4.splat(BETA1);
-  const c1 = f32x4.splat(1 - BETA1);
-  const b2 = f32x4.splat(BETA2);
-  const c2 = f32x4.splat(1 - BETA2);
-  const eps = f32x4.splat(EPSILON);
-  const stepLanes = f32x4.splat(step);
-  const unbiasLanes = f32x4.splat(unbias);
-  let i = from;
-  for (; i + 16 <= to; i += 16) {
-    const gi = v128.load(g + i);
-    const m = f32x4.add(f32x4.mul(b1, v128.load(s1 + i)), f32x4.mul(c1, gi));
-    const v = f32x4.add(f32x4.mul(b2, v128.load(s2 + i)), f32x4.mul(c2, f32x4.mul(gi, gi)));
-    v128.store(s1 + i, m);
-    v128.store(s2 + i, v);
-    v128.store(w + i, f32x4.sub(v128.load(w + i), f32x4.div(f32x4.mul(stepLanes, m), f32x4.add(f32x4.mul(f32x4.sqrt(v), unbiasLanes), eps))));
-  }
-  for (; i < to; i += 4) {
-    const gi = load<f32>(g + i);
-    const m = BETA1 * load<f32>(s1 + i) + (1 - BETA1) * gi;
-    const v = BETA2 * load<f32>(s2 + i) + (1 - BETA2) * (gi * gi);
-    store<f32>(s1 + i, m);
-    store<f32>(s2 + i, v);
-    store<f32>(w + i, load<f32>(w + i) - (step * m) / (Mathf.sqrt(v) * unbias + EPSILON));
-  }
-}
-
-function adamL2(w: usize, g: usize, s1: usize, s2: usize, from: usize, to: usize, step: f32, unbias: f32, l2: f32): void {
+/** Adam, with L2's gradient (2 l2 w) added to each weight's; `clear` sets each used gradient back to 0. */
+function adam(w: usize, g: usize, s1: usize, s2: usize, from: usize, to: usize, step: f32, unbias: f32, l2: f32, clear: bool): void {
   const b1 = f32x4.splat(BETA1);
   const c1 = f32x4.splat(1 - BETA1);
   const b2 = f32x4.splat(BETA2);
@@ -78,7 +54,7 @@ function adamL2(w: usize, g: usize, s1: usize, s2: usize, from: usize, to: usize
     v128.store(s1 + i, m);
     v128.store(s2 + i, v);
     v128.store(w + i, f32x4.sub(wi, f32x4.div(f32x4.mul(stepLanes, m), f32x4.add(f32x4.mul(f32x4.sqrt(v), unbiasLanes), eps))));
-    v128.store(g + i, zero);
+    if (clear) v128.store(g + i, zero);
   }
   for (; i < to; i += 4) {
     const wi = load<f32>(w + i);
@@ -88,7 +64,7 @@ function adamL2(w: usize, g: usize, s1: usize, s2: usize, from: usize, to: usize
     store<f32>(s1 + i, m);
     store<f32>(s2 + i, v);
     store<f32>(w + i, wi - (step * m) / (Mathf.sqrt(v) * unbias + EPSILON));
-    store<f32>(g + i, 0);
+    if (clear) store<f32>(g + i, 0);
   }
 }
 
