@@ -87,6 +87,40 @@ test('best and worst genres are marked only among genres with support, never thr
   assert.deepEqual(bestAndWorst([g('x', 0), g('y', 0)], 3).best, [], 'F1 0 is never best');
 });
 
+test('the precision-recall curve equals the one from sorting rows by score, ties and all', async () => {
+  const { curve } = await import('../pipeline/metrics/precision-recall.js');
+  const { Rng } = await import('../pipeline/random.js');
+  // The textbook walk: rows by score, highest first; rows that tie end one threshold together.
+  const byRows = (scores: number[], positive: number[]) => {
+    const order = scores.map((_, i) => i).sort((a, b) => scores[b]! - scores[a]!);
+    const positives = positive.reduce((a, b) => a + b, 0);
+    const recall: number[] = [];
+    const precision: number[] = [];
+    let tp = 0;
+    let ap = 0;
+    let previousRecall = 0;
+    order.forEach((row, k) => {
+      tp += positive[row]!;
+      if (k + 1 < order.length && scores[order[k + 1]!] === scores[row]) return;
+      recall.push(tp / positives);
+      precision.push(tp / (k + 1));
+      ap += (tp / positives - previousRecall) * (tp / (k + 1));
+      previousRecall = tp / positives;
+    });
+    return { ap, recall, precision };
+  };
+  const rng = new Rng(9, 'pr-curve');
+  for (const levels of [3, 20, 0]) {
+    // Scores on a few levels tie often (0: continuous scores, no ties); the top and the bottom rows can be either class.
+    const scores = Array.from({ length: 500 }, () => (levels ? Math.floor(rng.next() * levels) / levels : rng.next()));
+    const positive = scores.map((s) => (rng.next() < 0.2 + s * 0.5 ? 1 : 0));
+    assert.deepEqual(curve(scores, positive), byRows(scores, positive), `${levels} levels`);
+    assert.deepEqual(curve(Float32Array.from(scores), positive), byRows(Array.from(Float32Array.from(scores)), positive), `${levels} levels, float32`);
+  }
+  assert.deepEqual(curve([0.3, 0.3, 0.3], [1, 1, 1]), { ap: 1, recall: [1], precision: [1] }, 'every row positive, one threshold');
+  assert.ok(Number.isNaN(curve([0.1, 0.2], [0, 0]).ap), 'no positive row: undefined');
+});
+
 test('average precision equals scikit-learn\'s example and, without ties, the mean precision at each positive\'s rank', async () => {
   const { averagePrecision, precisionRecall } = await import('../pipeline/metrics/precision-recall.js');
   // scikit-learn's average_precision_score docstring: y_true [0, 0, 1, 1], scores [0.1, 0.4, 0.35, 0.8] -> 0.8333.

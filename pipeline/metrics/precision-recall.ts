@@ -16,24 +16,40 @@ export function averagePrecision(scores: ArrayLike<number>, positive: ArrayLike<
   return curve(scores, positive).ap;
 }
 
-/** The precision-recall curve's points (one per distinct score, highest first) and its average precision. */
+/**
+ * The precision-recall curve's points (one per distinct score, highest first) and its average precision.
+ *
+ * Only how many rows and how many positives share each distinct score matters (rows that tie are
+ * one threshold), so the positives' and the negatives' scores are sorted apart with the typed
+ * arrays' native sort and walked together from the top: the same sums, in the same order, as
+ * sorting row indices with a comparator, which took 3 s for evaluate's micro AP at the full data
+ * set's size (54,200 rows x 27 genres).
+ */
 export function curve(scores: ArrayLike<number>, positive: ArrayLike<number>): { ap: number; recall: number[]; precision: number[] } {
-  const order = Array.from({ length: scores.length }, (_, i) => i).sort((a, b) => scores[b]! - scores[a]! || a - b);
   let positives = 0;
   for (let i = 0; i < positive.length; i++) positives += positive[i] ? 1 : 0;
   if (!positives) return { ap: NaN, recall: [], precision: [] };
+  const hits = new Float64Array(positives);
+  const misses = new Float64Array(scores.length - positives);
+  for (let i = 0, h = 0, m = 0; i < scores.length; i++) {
+    if (positive[i]) hits[h++] = scores[i]!;
+    else misses[m++] = scores[i]!;
+  }
+  hits.sort();
+  misses.sort();
   const recall: number[] = [];
   const precision: number[] = [];
+  let h = hits.length - 1;
+  let m = misses.length - 1;
   let tp = 0;
   let seen = 0;
   let ap = 0;
   let previousRecall = 0;
-  for (let k = 0; k < order.length; k++) {
-    const row = order[k]!;
-    seen++;
-    if (positive[row]) tp++;
-    // A threshold is a distinct score: rows that tie are taken together.
-    if (k + 1 < order.length && scores[order[k + 1]!] === scores[row]) continue;
+  while (h >= 0 || m >= 0) {
+    // The next threshold down: the highest score not yet taken, with every row that has it.
+    const threshold = h < 0 ? misses[m]! : m < 0 ? hits[h]! : Math.max(hits[h]!, misses[m]!);
+    while (h >= 0 && hits[h] === threshold) h--, tp++, seen++;
+    while (m >= 0 && misses[m] === threshold) m--, seen++;
     const r = tp / positives;
     const p = tp / seen;
     ap += (r - previousRecall) * p;
