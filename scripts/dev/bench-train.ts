@@ -71,7 +71,12 @@ runMain(async () => {
       ...runs,
       pipeline_over_pytorch: runs.pytorch ? round(runs.pipeline.rows_per_second / runs.pytorch.rows_per_second) : 'pytorch not found',
       pipeline_tfjs_over_pytorch: runs.pytorch ? round(runs.pipeline_tfjs.rows_per_second / runs.pytorch.rows_per_second) : 'pytorch not found',
+      // Relative differences of the final validation loss. For the default net the pipeline's run
+      // is itself the dense one, so the engines are compared too: TF.js (the same seed and loop)
+      // and PyTorch (its own initialization and shuffling).
       pipeline_val_loss_vs_dense_run: round(runs.pipeline.final_val_loss / dense!.final_val_loss - 1, 6),
+      pipeline_val_loss_vs_tfjs: round(runs.pipeline.final_val_loss / runs.pipeline_tfjs.final_val_loss - 1, 6),
+      pipeline_val_loss_vs_pytorch: runs.pytorch ? round(runs.pipeline.final_val_loss / runs.pytorch.final_val_loss - 1, 6) : 'pytorch not found',
       onnxruntime_step: await onnxStep(shape),
       tfjs_profile: await profileStep(shape),
     };
