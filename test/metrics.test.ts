@@ -119,6 +119,21 @@ test('the precision-recall curve equals the one from sorting rows by score, ties
   }
   assert.deepEqual(curve([0.3, 0.3, 0.3], [1, 1, 1]), { ap: 1, recall: [1], precision: [1] }, 'every row positive, one threshold');
   assert.ok(Number.isNaN(curve([0.1, 0.2], [0, 0]).ap), 'no positive row: undefined');
+  // A NaN score matches no threshold: refused, not walked forever.
+  assert.throws(() => curve([0.4, NaN, 0.1], [1, 0, 0]), /row 1 is NaN/);
+  assert.throws(() => curve(Float32Array.from([NaN, NaN]), [1, 1]), /row 0 is NaN/);
+});
+
+test('evaluate refuses a model whose probabilities are not finite, naming the split and the rows', async () => {
+  const { finiteProbabilities } = await import('../pipeline/evaluate/evaluate.js');
+  const { UserError } = await import('../pipeline/errors.js');
+  const fine = Float32Array.from([0.25, 0.75, 1, 0]);
+  assert.equal(finiteProbabilities(fine, 2, 'test'), fine);
+  const diverged = Float32Array.from([0.5, 0.5, NaN, NaN, 0.5, Infinity, 1, 0]);
+  assert.throws(
+    () => finiteProbabilities(diverged, 2, 'validation'),
+    (error: unknown) => error instanceof UserError && /not finite for 2 validation row\(s\) \(the first: row 1\).*train\.optimizer\.lr/.test(error.message),
+  );
 });
 
 test('average precision equals scikit-learn\'s example and, without ties, the mean precision at each positive\'s rank', async () => {

@@ -1,4 +1,5 @@
 import { info } from '../log.js';
+import { UserError } from '../errors.js';
 import { selectBackend } from '../mlp/backend.js';
 import type { ManifestBody } from '../artifacts/store.js';
 import { rowFileOf, type Genres, type Movies } from '../ingest/artifact.js';
@@ -30,20 +31,20 @@ export async function evaluate(run: EvaluateRun): Promise<ManifestBody> {
     average_precision: precisionRecall(y, probs, labels),
     intervals: bootstrapIntervals(rowFacts(y, probs, labels.length, k)),
   });
-  const probabilities = (part: SplitFeatures) => classifier.predict(part.x, dim);
+  const probabilities = async (part: SplitFeatures, split: string) => finiteProbabilities(await classifier.predict(part.x, dim), labels.length, split);
   const hasGenres = (part: SplitFeatures) => part.y.every((y) => y >= 0);
 
   const metrics: MetricsFile = {};
   // The training rows are scored too (metrics only, no predictions): train against validation
   // and test is the first overfitting check a reader makes.
   const train = features.splits.train;
-  if (train?.rows.length && hasGenres(train)) metrics.train = scored(train.y, await probabilities(train));
+  if (train?.rows.length && hasGenres(train)) metrics.train = scored(train.y, await probabilities(train, 'train'));
   const predictions: PredictionRow[] = [];
   let submission: string[] | undefined;
   for (const split of ['validation', 'test'] as const) {
     const part = features.splits[split];
     if (!part?.rows.length) continue;
-    const probs = await probabilities(part);
+    const probs = await probabilities(part, split);
     if (hasGenres(part)) metrics[split] = scored(part.y, probs);
     const rows = await predictionRows(movies, split, part, probs, labels, k);
     predictions.push(...rows);
@@ -63,6 +64,22 @@ export async function evaluate(run: EvaluateRun): Promise<ManifestBody> {
       intervals: `95%, percentile bootstrap over each split's rows, ${BOOTSTRAP_SAMPLES} resamples, seed 0`,
     },
   };
+}
+
+/**
+ * The probabilities as scored, refused with one message when any is not finite: a model whose
+ * training diverged gives NaN, and neither its metrics nor its predictions would mean anything.
+ */
+export function finiteProbabilities(probs: Float32Array, genres: number, split: string): Float32Array {
+  const rows = new Set<number>();
+  for (let i = 0; i < probs.length; i++) if (!Number.isFinite(probs[i])) rows.add(Math.floor(i / genres));
+  if (rows.size) {
+    throw new UserError(
+      `evaluate: the model's probabilities are not finite for ${rows.size} ${split} row(s) (the first: row ${rows.values().next().value}): ` +
+        'its training diverged; retrain with a lower train.optimizer.lr (or train.standardize: true)',
+    );
+  }
+  return probs;
 }
 
 /** The most frequent genre of the training rows: what the majority baseline answers. */

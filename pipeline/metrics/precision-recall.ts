@@ -29,6 +29,8 @@ export function curve(scores: ArrayLike<number>, positive: ArrayLike<number>): {
   let positives = 0;
   for (let i = 0; i < positive.length; i++) positives += positive[i] ? 1 : 0;
   if (!positives) return { ap: NaN, recall: [], precision: [] };
+  // A NaN score would stop the walk below (NaN equals no threshold) and has no rank anyway.
+  for (let i = 0; i < scores.length; i++) if (Number.isNaN(scores[i])) throw new RangeError(`precision-recall: score of row ${i} is NaN`);
   const hits = new Float64Array(positives);
   const misses = new Float64Array(scores.length - positives);
   for (let i = 0, h = 0, m = 0; i < scores.length; i++) {
